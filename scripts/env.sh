@@ -1,0 +1,45 @@
+# shellcheck shell=bash
+# Local defaults shared by every script and test (DESIGN §6, §7).
+#
+#   source scripts/env.sh          # in a shell, or from another script
+#   eval "$(scripts/services env)" # the same, printed as export lines
+#
+# A variable that is already set wins over the default here.
+# The same values work with the native services and with docker-compose.yml
+# (the native PostgreSQL trusts 127.0.0.1, so the password is simply ignored there).
+
+_env_repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+: "${REPO_ROOT:=${_env_repo_root}}"
+: "${TOOLS_DIR:=${REPO_ROOT}/.tools}"
+: "${STATE_DIR:=${REPO_ROOT}/.state}"
+
+: "${DATABASE_URL:=postgres://postgres:postgres@127.0.0.1:5432/orders}"
+: "${KAFKA_BOOTSTRAP_SERVERS:=127.0.0.1:9092}"
+: "${KAFKA_SECURITY:=plaintext}"
+: "${SMTP_HOST:=127.0.0.1}"
+: "${SMTP_PORT:=1025}"
+: "${SMTP_TLS:=none}"
+: "${MAIL_FROM:=orders@example.com}"
+: "${MAILDEV_API_URL:=http://127.0.0.1:1080}"
+: "${AWS_ENDPOINT_URL:=http://127.0.0.1:4566}"
+: "${AWS_REGION:=us-east-1}"
+: "${AWS_ACCESS_KEY_ID:=test}"
+: "${AWS_SECRET_ACCESS_KEY:=test}"
+: "${TANSU_BIN:=${TOOLS_DIR}/bin/tansu}"
+: "${MAILDEV_BIN:=${TOOLS_DIR}/node/node_modules/.bin/maildev}"
+
+export REPO_ROOT TOOLS_DIR STATE_DIR \
+    DATABASE_URL KAFKA_BOOTSTRAP_SERVERS KAFKA_SECURITY \
+    SMTP_HOST SMTP_PORT SMTP_TLS MAIL_FROM MAILDEV_API_URL \
+    AWS_ENDPOINT_URL AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY \
+    TANSU_BIN MAILDEV_BIN
+
+# The variables above, in the order `scripts/services env` prints them.
+# shellcheck disable=SC2034
+ENV_VARS=(DATABASE_URL KAFKA_BOOTSTRAP_SERVERS KAFKA_SECURITY
+    SMTP_HOST SMTP_PORT SMTP_TLS MAIL_FROM MAILDEV_API_URL
+    AWS_ENDPOINT_URL AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+    TANSU_BIN MAILDEV_BIN TOOLS_DIR STATE_DIR REPO_ROOT)
+
+unset _env_repo_root
