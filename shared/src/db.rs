@@ -1,0 +1,111 @@
+//! The PostgreSQL pool, the embedded migrations and how database errors are classified.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+use sqlx::{PgPool, migrate::Migrator};
+
+use crate::config::{Credentials, DatabaseSettings, Secrets};
+
+/// Every migration in `migrations/`, compiled in so that a function can apply them itself.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// How long a request waits for a pooled connection before the database counts as unavailable.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The server-side bound on any one statement.
+pub const STATEMENT_TIMEOUT: &str = "10s";
+
+/// Builds connect options, fetching RDS credentials from Secrets Manager when configured.
+pub async fn connect_options(
+    settings: &DatabaseSettings,
+    secrets: &Secrets,
+) -> anyhow::Result<PgConnectOptions> {
+    let options = match settings {
+        DatabaseSettings::Url(url) => url.expose_secret().parse::<PgConnectOptions>()?,
+        DatabaseSettings::Rds {
+            host,
+            port,
+            name,
+            secret_arn,
+        } => {
+            let credentials: Credentials = secrets.json(secret_arn).await?;
+            PgConnectOptions::new()
+                .host(host)
+                .port(*port)
+                .database(name)
+                .username(&credentials.username)
+                .password(credentials.password.expose_secret())
+                .ssl_mode(PgSslMode::Require)
+        }
+    };
+    Ok(options.options([("statement_timeout", STATEMENT_TIMEOUT)]))
+}
+
+/// A lazily connecting pool: cold start does no network I/O, and a database that is down at
+/// start-up does not stop the function from answering `503` until it returns.
+pub async fn pool(
+    settings: &DatabaseSettings,
+    secrets: &Secrets,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
+    let options = connect_options(settings, secrets).await?;
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_lazy_with(options))
+}
+
+/// After an authentication failure, fetches the secret again (it may have been rotated) and
+/// points the pool at the new credentials. Returns whether anything was refreshed.
+pub async fn refresh_credentials_after(
+    err: &sqlx::Error,
+    pool: &PgPool,
+    settings: &DatabaseSettings,
+    secrets: &Secrets,
+) -> anyhow::Result<bool> {
+    let DatabaseSettings::Rds { secret_arn, .. } = settings else {
+        return Ok(false);
+    };
+    if !is_auth_failure(err) {
+        return Ok(false);
+    }
+    secrets.forget(secret_arn).await;
+    pool.set_connect_options(connect_options(settings, secrets).await?);
+    Ok(true)
+}
+
+/// Errors worth retrying: the database is unreachable, overloaded, restarting or timed out.
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception, 53: insufficient resources, 57P0x: shutdown,
+            // 57014: statement timeout, 40001/40P01: serialization failure / deadlock.
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P0")
+                || code == "57014"
+                || code == "40001"
+                || code == "40P01"
+        }),
+        _ => false,
+    }
+}
+
+/// The server refused our credentials (invalid password or authorization).
+pub fn is_auth_failure(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|code| code == "28P01" || code == "28000"))
+}
+
+/// Whether an `anyhow` chain holds a transient database error anywhere.
+pub fn chain_is_transient(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|cause| cause.downcast_ref::<sqlx::Error>())
+        .any(is_transient)
+}

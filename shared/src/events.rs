@@ -1,0 +1,325 @@
+//! The Kafka contract of DESIGN §4: topics, the CloudEvents 1.0 envelope and the order payloads.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::{NewOrder, RejectionReason, new_id};
+
+/// Topic names; `order-placed` is keyed by product name, the others by order id.
+pub mod topics {
+    pub const ORDER_PLACED: &str = "order-placed";
+    pub const ORDER_CONFIRMED: &str = "order-confirmed";
+    pub const ORDER_REJECTED: &str = "order-rejected";
+    /// Every topic the system publishes to, for the migrator that creates them.
+    pub const ALL: [&str; 3] = [ORDER_PLACED, ORDER_CONFIRMED, ORDER_REJECTED];
+}
+
+/// The Kafka `content-type` header carried by every record.
+pub const CONTENT_TYPE_HEADER: &str = "content-type";
+pub const CLOUDEVENTS_CONTENT_TYPE: &str = "application/cloudevents+json; charset=UTF-8";
+
+/// The three kinds of event, each bound to one topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "order.placed")]
+    OrderPlaced,
+    #[serde(rename = "order.confirmed")]
+    OrderConfirmed,
+    #[serde(rename = "order.rejected")]
+    OrderRejected,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OrderPlaced => "order.placed",
+            Self::OrderConfirmed => "order.confirmed",
+            Self::OrderRejected => "order.rejected",
+        }
+    }
+
+    pub fn topic(self) -> &'static str {
+        match self {
+            Self::OrderPlaced => topics::ORDER_PLACED,
+            Self::OrderConfirmed => topics::ORDER_CONFIRMED,
+            Self::OrderRejected => topics::ORDER_REJECTED,
+        }
+    }
+
+    /// The `source` attribute: which function emits this kind.
+    pub fn source(self) -> &'static str {
+        match self {
+            Self::OrderPlaced => "order-api",
+            Self::OrderConfirmed | Self::OrderRejected => "inventory",
+        }
+    }
+
+    fn from_type_attribute(raw: &str) -> Option<Self> {
+        [Self::OrderPlaced, Self::OrderConfirmed, Self::OrderRejected]
+            .into_iter()
+            .find(|kind| kind.as_str() == raw)
+    }
+}
+
+/// `data` of every order event. `reason` is present only on `order.rejected`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderEventData {
+    pub order_id: Uuid,
+    pub customer_name: String,
+    #[serde(default)]
+    pub customer_email: Option<String>,
+    pub product_name: String,
+    pub quantity: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RejectionReason>,
+}
+
+impl OrderEventData {
+    pub fn from_new_order(order_id: Uuid, order: &NewOrder) -> Self {
+        Self {
+            order_id,
+            customer_name: order.customer_name.to_string(),
+            customer_email: order.customer_email.as_ref().map(ToString::to_string),
+            product_name: order.product_name.to_string(),
+            quantity: order.quantity.get(),
+            reason: None,
+        }
+    }
+}
+
+/// A CloudEvents 1.0 structured-mode envelope around order data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderEvent {
+    pub specversion: String,
+    pub id: Uuid,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub time: DateTime<Utc>,
+    pub subject: String,
+    pub datacontenttype: String,
+    pub data: OrderEventData,
+}
+
+impl OrderEvent {
+    /// A new event with a fresh UUIDv7 id, stamped now.
+    pub fn new(event_type: EventType, data: OrderEventData) -> Self {
+        Self {
+            specversion: "1.0".to_owned(),
+            id: new_id(),
+            source: event_type.source().to_owned(),
+            event_type,
+            time: Utc::now(),
+            subject: data.order_id.to_string(),
+            datacontenttype: "application/json".to_owned(),
+            data,
+        }
+    }
+
+    pub fn placed(data: OrderEventData) -> Self {
+        Self::new(
+            EventType::OrderPlaced,
+            OrderEventData {
+                reason: None,
+                ..data
+            },
+        )
+    }
+
+    pub fn confirmed(data: OrderEventData) -> Self {
+        Self::new(
+            EventType::OrderConfirmed,
+            OrderEventData {
+                reason: None,
+                ..data
+            },
+        )
+    }
+
+    pub fn rejected(data: OrderEventData, reason: RejectionReason) -> Self {
+        Self::new(
+            EventType::OrderRejected,
+            OrderEventData {
+                reason: Some(reason),
+                ..data
+            },
+        )
+    }
+
+    pub fn topic(&self) -> &'static str {
+        self.event_type.topic()
+    }
+
+    /// The partition key DESIGN §4 fixes: product name for placed orders, else the order id.
+    pub fn key(&self) -> String {
+        match self.event_type {
+            EventType::OrderPlaced => self.data.product_name.clone(),
+            EventType::OrderConfirmed | EventType::OrderRejected => self.data.order_id.to_string(),
+        }
+    }
+
+    /// Decodes a record value read from `topic`, enforcing the poison-record rules of §4:
+    /// valid JSON, a type that belongs to that topic, and every required field.
+    pub fn decode(topic: &str, value: &[u8]) -> Result<Self, DecodeError> {
+        let envelope: RawEnvelope =
+            serde_json::from_slice(value).map_err(|err| DecodeError::NotJson(err.to_string()))?;
+        if envelope.specversion.as_deref() != Some("1.0") {
+            return Err(DecodeError::Envelope(format!(
+                "specversion must be \"1.0\", got {:?}",
+                envelope.specversion
+            )));
+        }
+        let raw_type = envelope
+            .event_type
+            .ok_or_else(|| DecodeError::Envelope("missing attribute `type`".to_owned()))?;
+        let event_type = EventType::from_type_attribute(&raw_type)
+            .filter(|kind| kind.topic() == topic)
+            .ok_or_else(|| DecodeError::UnexpectedType {
+                event_type: raw_type.clone(),
+                topic: topic.to_owned(),
+            })?;
+        let id = envelope
+            .id
+            .ok_or_else(|| DecodeError::Envelope("missing attribute `id`".to_owned()))?;
+        let id = Uuid::parse_str(&id)
+            .map_err(|_| DecodeError::Envelope(format!("attribute `id` is not a UUID: {id:?}")))?;
+        let data = envelope
+            .data
+            .ok_or_else(|| DecodeError::Envelope("missing attribute `data`".to_owned()))?;
+        let data: OrderEventData =
+            serde_json::from_value(data).map_err(|err| DecodeError::Data(err.to_string()))?;
+        if data.quantity <= 0 {
+            return Err(DecodeError::Data(format!(
+                "quantity must be positive, got {}",
+                data.quantity
+            )));
+        }
+        if event_type == EventType::OrderRejected && data.reason.is_none() {
+            return Err(DecodeError::Data("missing field `reason`".to_owned()));
+        }
+        Ok(Self {
+            specversion: "1.0".to_owned(),
+            id,
+            source: envelope.source.unwrap_or_default(),
+            event_type,
+            time: envelope.time.unwrap_or_else(Utc::now),
+            subject: envelope
+                .subject
+                .unwrap_or_else(|| data.order_id.to_string()),
+            datacontenttype: envelope
+                .datacontenttype
+                .unwrap_or_else(|| "application/json".to_owned()),
+            data,
+        })
+    }
+}
+
+/// The envelope as read, every attribute optional, so that a missing one gets a precise error.
+#[derive(Deserialize)]
+struct RawEnvelope {
+    specversion: Option<String>,
+    id: Option<String>,
+    source: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    time: Option<DateTime<Utc>>,
+    subject: Option<String>,
+    datacontenttype: Option<String>,
+    data: Option<serde_json::Value>,
+}
+
+/// Why a record is poison; the text goes into `dead_letters.error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("value is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("invalid CloudEvents envelope: {0}")]
+    Envelope(String),
+    #[error("event type {event_type:?} is not expected on topic {topic:?}")]
+    UnexpectedType { event_type: String, topic: String },
+    #[error("invalid event data: {0}")]
+    Data(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CustomerName, ProductName, Quantity};
+
+    fn sample_data() -> OrderEventData {
+        let order = NewOrder {
+            customer_name: CustomerName::parse("Ada").unwrap(),
+            customer_email: None,
+            product_name: ProductName::parse("Laptop").unwrap(),
+            quantity: Quantity::new(2).unwrap(),
+        };
+        OrderEventData::from_new_order(new_id(), &order)
+    }
+
+    #[test]
+    fn placed_event_serialises_to_the_cloudevents_contract() {
+        let event = OrderEvent::placed(sample_data());
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["specversion"], "1.0");
+        assert_eq!(json["type"], "order.placed");
+        assert_eq!(json["source"], "order-api");
+        assert_eq!(json["datacontenttype"], "application/json");
+        assert_eq!(json["subject"], json["data"]["orderId"]);
+        assert_eq!(json["data"]["customerEmail"], serde_json::Value::Null);
+        assert!(json["data"].get("reason").is_none());
+        assert_eq!(event.key(), "Laptop");
+        assert_eq!(event.topic(), "order-placed");
+    }
+
+    #[test]
+    fn events_round_trip_through_decode() {
+        let event = OrderEvent::rejected(sample_data(), RejectionReason::OutOfStock);
+        let bytes = serde_json::to_vec(&event).unwrap();
+        assert_eq!(OrderEvent::decode("order-rejected", &bytes).unwrap(), event);
+        assert_eq!(event.key(), event.data.order_id.to_string());
+    }
+
+    #[test]
+    fn unknown_data_fields_are_ignored() {
+        let mut json = serde_json::to_value(OrderEvent::placed(sample_data())).unwrap();
+        json["data"]["loyaltyTier"] = "gold".into();
+        json["extension"] = "x".into();
+        let bytes = serde_json::to_vec(&json).unwrap();
+        assert!(OrderEvent::decode("order-placed", &bytes).is_ok());
+    }
+
+    #[test]
+    fn poison_values_are_refused_with_a_reason() {
+        let good = serde_json::to_value(OrderEvent::placed(sample_data())).unwrap();
+        assert!(matches!(
+            OrderEvent::decode("order-placed", b"{not json"),
+            Err(DecodeError::NotJson(_))
+        ));
+        assert!(matches!(
+            OrderEvent::decode("order-rejected", &serde_json::to_vec(&good).unwrap()),
+            Err(DecodeError::UnexpectedType { .. })
+        ));
+        let mut unknown = good.clone();
+        unknown["type"] = "order.shipped".into();
+        assert!(matches!(
+            OrderEvent::decode("order-placed", &serde_json::to_vec(&unknown).unwrap()),
+            Err(DecodeError::UnexpectedType { .. })
+        ));
+        let mut missing = good.clone();
+        missing["data"].as_object_mut().unwrap().remove("orderId");
+        let err =
+            OrderEvent::decode("order-placed", &serde_json::to_vec(&missing).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("orderId"), "{err}");
+        let mut rejected_without_reason = good;
+        rejected_without_reason["type"] = "order.rejected".into();
+        assert!(matches!(
+            OrderEvent::decode(
+                "order-rejected",
+                &serde_json::to_vec(&rejected_without_reason).unwrap()
+            ),
+            Err(DecodeError::Data(_))
+        ));
+    }
+}

@@ -1,0 +1,274 @@
+//! The Lambda MSK event, both ways: decoding a delivered batch into events and poison
+//! records (the consumer functions), and building one exactly as Lambda does (the local
+//! trigger emulator and tests).
+
+use std::collections::HashMap;
+
+use aws_lambda_events::encodings::MillisecondTimestamp;
+use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use crate::events::{CLOUDEVENTS_CONTENT_TYPE, CONTENT_TYPE_HEADER, OrderEvent};
+
+/// Where a record sits in its topic.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A record that decoded into an order event.
+#[derive(Debug, Clone)]
+pub struct DecodedRecord {
+    pub position: Position,
+    pub event: OrderEvent,
+}
+
+/// A record that cannot be processed; it goes to `dead_letters` and the batch goes on.
+#[derive(Debug, Clone)]
+pub struct PoisonRecord {
+    pub position: Position,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub error: String,
+}
+
+/// A batch split into good records, in offset order per partition, and poison records.
+#[derive(Debug, Default)]
+pub struct DecodedBatch {
+    pub records: Vec<DecodedRecord>,
+    pub poison: Vec<PoisonRecord>,
+}
+
+/// Decodes every record of a Lambda MSK event. Never fails: a record that cannot be decoded
+/// becomes a [`PoisonRecord`] carrying the reason.
+pub fn decode_batch(event: &KafkaEvent) -> DecodedBatch {
+    let mut batch = DecodedBatch::default();
+    for (group_key, records) in &event.records {
+        for record in records {
+            match decode_record(group_key, record) {
+                Ok(decoded) => batch.records.push(decoded),
+                Err(poison) => batch.poison.push(*poison),
+            }
+        }
+    }
+    batch.records.sort_by(|a, b| a.position.cmp(&b.position));
+    batch.poison.sort_by(|a, b| a.position.cmp(&b.position));
+    batch
+}
+
+fn decode_record(
+    group_key: &str,
+    record: &KafkaRecord,
+) -> Result<DecodedRecord, Box<PoisonRecord>> {
+    // Lambda names each group `topic-partition`; the record's own topic wins when present.
+    let topic = record.topic.clone().unwrap_or_else(|| {
+        group_key
+            .rsplit_once('-')
+            .map_or(group_key, |(topic, _)| topic)
+            .to_owned()
+    });
+    let position = Position {
+        topic,
+        partition: i32::try_from(record.partition).unwrap_or(i32::MAX),
+        offset: record.offset,
+    };
+    let raw_key = record.key.as_deref().map(decode_or_raw);
+    let raw_value = record.value.as_deref().map(decode_or_raw);
+    let poison = |error: String| {
+        Box::new(PoisonRecord {
+            position: position.clone(),
+            key: raw_key.clone().map(|(bytes, _)| bytes),
+            value: raw_value.clone().map(|(bytes, _)| bytes),
+            error,
+        })
+    };
+    let value = match &raw_value {
+        None => return Err(poison("record has no value".to_owned())),
+        Some((_, false)) => return Err(poison("value is not valid base64".to_owned())),
+        Some((bytes, true)) => bytes,
+    };
+    let event =
+        OrderEvent::decode(&position.topic, value).map_err(|err| poison(err.to_string()))?;
+    Ok(DecodedRecord { position, event })
+}
+
+/// Base64-decodes a field; if it is not base64, keeps the raw text so the dead letter holds
+/// exactly what arrived. The flag says whether decoding worked.
+fn decode_or_raw(field: &str) -> (Vec<u8>, bool) {
+    match BASE64.decode(field) {
+        Ok(bytes) => (bytes, true),
+        Err(_) => (field.as_bytes().to_vec(), false),
+    }
+}
+
+/// Stores poison records in one statement. A redelivered record is stored once.
+pub async fn store_dead_letters(
+    conn: &mut PgConnection,
+    consumer: &str,
+    poison: &[PoisonRecord],
+) -> sqlx::Result<u64> {
+    if poison.is_empty() {
+        return Ok(0);
+    }
+    let topics: Vec<&str> = poison.iter().map(|p| p.position.topic.as_str()).collect();
+    let partitions: Vec<i32> = poison.iter().map(|p| p.position.partition).collect();
+    let offsets: Vec<i64> = poison.iter().map(|p| p.position.offset).collect();
+    let keys: Vec<Option<&[u8]>> = poison.iter().map(|p| p.key.as_deref()).collect();
+    let values: Vec<Option<&[u8]>> = poison.iter().map(|p| p.value.as_deref()).collect();
+    let errors: Vec<&str> = poison.iter().map(|p| p.error.as_str()).collect();
+    let result = sqlx::query(
+        r#"INSERT INTO dead_letters (consumer, topic, "partition", "offset", key, value, error)
+           SELECT $1, * FROM UNNEST($2::text[], $3::int[], $4::bigint[], $5::bytea[], $6::bytea[], $7::text[])
+           ON CONFLICT (consumer, topic, "partition", "offset") DO NOTHING"#,
+    )
+    .bind(consumer)
+    .bind(&topics)
+    .bind(&partitions)
+    .bind(&offsets)
+    .bind(&keys)
+    .bind(&values)
+    .bind(&errors)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// A record as read from Kafka, before Lambda's encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: DateTime<Utc>,
+    /// `CREATE_TIME` or `LOG_APPEND_TIME`, as Lambda spells them.
+    pub timestamp_type: String,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl BrokerRecord {
+    /// A record carrying `event` as our publisher writes it (tests and fixtures).
+    pub fn from_event(event: &OrderEvent, partition: i32, offset: i64) -> Self {
+        Self {
+            topic: event.topic().to_owned(),
+            partition,
+            offset,
+            timestamp: event.time,
+            timestamp_type: "CREATE_TIME".to_owned(),
+            key: Some(event.key().into_bytes()),
+            value: Some(serde_json::to_vec(event).expect("events always serialise")),
+            headers: vec![(
+                CONTENT_TYPE_HEADER.to_owned(),
+                CLOUDEVENTS_CONTENT_TYPE.as_bytes().to_vec(),
+            )],
+        }
+    }
+}
+
+/// Builds the event Lambda's MSK trigger delivers: records grouped under `topic-partition`,
+/// base64 keys and values, headers as signed bytes.
+pub fn kafka_event(
+    event_source_arn: &str,
+    bootstrap_servers: &str,
+    records: impl IntoIterator<Item = BrokerRecord>,
+) -> KafkaEvent {
+    let mut groups: HashMap<String, Vec<KafkaRecord>> = HashMap::new();
+    for record in records {
+        let mut lambda_record = KafkaRecord::default();
+        lambda_record.topic = Some(record.topic.clone());
+        lambda_record.partition = i64::from(record.partition);
+        lambda_record.offset = record.offset;
+        lambda_record.timestamp = MillisecondTimestamp(record.timestamp);
+        lambda_record.timestamp_type = Some(record.timestamp_type);
+        lambda_record.key = record.key.map(|key| BASE64.encode(key));
+        lambda_record.value = record.value.map(|value| BASE64.encode(value));
+        lambda_record.headers = record
+            .headers
+            .into_iter()
+            .map(|(name, value)| {
+                HashMap::from([(name, value.into_iter().map(|byte| byte as i8).collect())])
+            })
+            .collect();
+        groups
+            .entry(format!("{}-{}", record.topic, record.partition))
+            .or_default()
+            .push(lambda_record);
+    }
+    let mut event = KafkaEvent::default();
+    event.event_source = Some("aws:kafka".to_owned());
+    event.event_source_arn = Some(event_source_arn.to_owned());
+    event.bootstrap_servers = Some(bootstrap_servers.to_owned());
+    event.records = groups;
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CustomerName, NewOrder, ProductName, Quantity, new_id};
+    use crate::events::OrderEventData;
+
+    fn placed() -> OrderEvent {
+        let order = NewOrder {
+            customer_name: CustomerName::parse("Ada").unwrap(),
+            customer_email: None,
+            product_name: ProductName::parse("Laptop").unwrap(),
+            quantity: Quantity::new(1).unwrap(),
+        };
+        OrderEvent::placed(OrderEventData::from_new_order(new_id(), &order))
+    }
+
+    #[test]
+    fn built_events_decode_back_in_offset_order() {
+        let (first, second) = (placed(), placed());
+        let event = kafka_event(
+            "arn:aws:kafka:local",
+            "127.0.0.1:9092",
+            [
+                BrokerRecord::from_event(&second, 0, 8),
+                BrokerRecord::from_event(&first, 0, 7),
+            ],
+        );
+        let group = &event.records["order-placed-0"];
+        assert_eq!(
+            group[0].headers[0]["content-type"].len(),
+            CLOUDEVENTS_CONTENT_TYPE.len()
+        );
+        let batch = decode_batch(&event);
+        assert!(batch.poison.is_empty());
+        let ids: Vec<_> = batch.records.iter().map(|r| r.event.id).collect();
+        assert_eq!(ids, [first.id, second.id]);
+    }
+
+    #[test]
+    fn undecodable_records_become_poison_with_their_raw_bytes() {
+        let mut event = kafka_event("arn", "b", [BrokerRecord::from_event(&placed(), 2, 40)]);
+        let group = event.records.get_mut("order-placed-2").unwrap();
+        let mut not_base64 = group[0].clone();
+        not_base64.offset = 41;
+        not_base64.value = Some("%%% not base64 %%%".to_owned());
+        let mut no_value = group[0].clone();
+        no_value.offset = 42;
+        no_value.value = None;
+        group.push(not_base64);
+        group.push(no_value);
+
+        let batch = decode_batch(&event);
+        assert_eq!(batch.records.len(), 1);
+        assert_eq!(batch.poison.len(), 2);
+        assert_eq!(batch.poison[0].position.offset, 41);
+        assert_eq!(batch.poison[0].error, "value is not valid base64");
+        assert_eq!(
+            batch.poison[0].value.as_deref(),
+            Some(&b"%%% not base64 %%%"[..])
+        );
+        assert_eq!(batch.poison[1].error, "record has no value");
+        assert_eq!(batch.poison[1].key.as_deref(), Some(&b"Laptop"[..]));
+    }
+}
