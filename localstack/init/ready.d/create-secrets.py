@@ -32,7 +32,7 @@ def main() -> int:
         aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
     )
     for name, value in SECRETS.items():
-        body = json.dumps(value)
+        body = json.dumps(value, separators=(",", ":"))
         try:
             client.create_secret(Name=name, SecretString=body)
             print(f"secret {name}: created")
