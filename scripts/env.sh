@@ -10,7 +10,8 @@
 
 _env_repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-: "${REPO_ROOT:=${_env_repo_root}}"
+# Always this checkout, whatever the caller's environment says.
+REPO_ROOT="${_env_repo_root}"
 : "${TOOLS_DIR:=${REPO_ROOT}/.tools}"
 : "${STATE_DIR:=${REPO_ROOT}/.state}"
 
@@ -26,8 +27,15 @@ _env_repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${AWS_REGION:=us-east-1}"
 : "${AWS_ACCESS_KEY_ID:=test}"
 : "${AWS_SECRET_ACCESS_KEY:=test}"
-: "${TANSU_BIN:=${TOOLS_DIR}/bin/tansu}"
-: "${MAILDEV_BIN:=${TOOLS_DIR}/node/node_modules/.bin/maildev}"
+# The copies installed into TOOLS_DIR, or else ones already on PATH.
+if [[ -z "${TANSU_BIN:-}" ]]; then
+    TANSU_BIN="${TOOLS_DIR}/bin/tansu"
+    [[ -x "${TANSU_BIN}" ]] || TANSU_BIN="$(command -v tansu || echo "${TANSU_BIN}")"
+fi
+if [[ -z "${MAILDEV_BIN:-}" ]]; then
+    MAILDEV_BIN="${TOOLS_DIR}/node/node_modules/.bin/maildev"
+    [[ -x "${MAILDEV_BIN}" ]] || MAILDEV_BIN="$(command -v maildev || echo "${MAILDEV_BIN}")"
+fi
 
 export REPO_ROOT TOOLS_DIR STATE_DIR \
     DATABASE_URL KAFKA_BOOTSTRAP_SERVERS KAFKA_SECURITY \
@@ -40,6 +48,6 @@ export REPO_ROOT TOOLS_DIR STATE_DIR \
 ENV_VARS=(DATABASE_URL KAFKA_BOOTSTRAP_SERVERS KAFKA_SECURITY
     SMTP_HOST SMTP_PORT SMTP_TLS MAIL_FROM MAILDEV_API_URL
     AWS_ENDPOINT_URL AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
-    TANSU_BIN MAILDEV_BIN TOOLS_DIR STATE_DIR REPO_ROOT)
+    TANSU_BIN MAILDEV_BIN TOOLS_DIR STATE_DIR)
 
 unset _env_repo_root
