@@ -1,0 +1,153 @@
+//! Reading topics back the way any Kafka client would.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The shared local broker (`KAFKA_BOOTSTRAP_SERVERS`).
+pub fn bootstrap() -> String {
+    crate::env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+}
+
+/// A record as a consumer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl ReceivedRecord {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_slice())
+    }
+
+    pub fn key_str(&self) -> Option<&str> {
+        self.key
+            .as_deref()
+            .and_then(|key| std::str::from_utf8(key).ok())
+    }
+
+    /// The value as JSON, or `Null` when it is absent or not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        self.value
+            .as_deref()
+            .and_then(|value| serde_json::from_slice(value).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// Reads `topic` from the beginning (no group, no commits) and returns the records that
+/// `matches`. Once `expected` of them arrived it goes on to the end of every partition, so
+/// that a duplicate would be seen too. Gives up after `timeout` with what it has.
+pub async fn read_records(
+    bootstrap: &str,
+    topic: &str,
+    matches: impl Fn(&ReceivedRecord) -> bool,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<ReceivedRecord> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set(
+            "group.id",
+            format!("testkit-reader-{}", uuid::Uuid::now_v7()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("a Kafka consumer can be configured");
+    let partitions = partition_count(bootstrap, topic).await;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .expect("valid partition");
+    }
+    consumer
+        .assign(&assignment)
+        .expect("partitions can be assigned");
+
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut found = Vec::new();
+    let mut at_end: HashSet<i32> = HashSet::new();
+    loop {
+        if found.len() >= expected && at_end.len() == partitions as usize {
+            return found;
+        }
+        let next = tokio::time::timeout_at(deadline, consumer.recv()).await;
+        match next {
+            Err(_elapsed) => return found,
+            Ok(Err(KafkaError::PartitionEOF(partition))) => {
+                at_end.insert(partition);
+            }
+            Ok(Err(err)) => {
+                tracing::debug!(error = %err, "transient consumer error while reading back");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(Ok(message)) => {
+                at_end.remove(&message.partition());
+                let record = ReceivedRecord {
+                    topic: message.topic().to_owned(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().map(<[u8]>::to_vec),
+                    headers: message
+                        .headers()
+                        .map(|headers| {
+                            headers
+                                .iter()
+                                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                };
+                if matches(&record) {
+                    found.push(record);
+                }
+            }
+        }
+    }
+}
+
+/// How many partitions `topic` has, waiting briefly for a broker that is just starting.
+pub async fn partition_count(bootstrap: &str, topic: &str) -> i32 {
+    let bootstrap = bootstrap.to_owned();
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .expect("a Kafka client can be configured");
+        for _ in 0..50 {
+            match consumer.fetch_metadata(Some(&topic), Duration::from_secs(2)) {
+                Ok(metadata) => {
+                    if let Some(found) = metadata.topics().iter().find(|t| t.name() == topic)
+                        && found.error().is_none()
+                        && !found.partitions().is_empty()
+                    {
+                        return found.partitions().len() as i32;
+                    }
+                }
+                Err(KafkaError::MetadataFetch(RDKafkaErrorCode::BrokerTransportFailure)) => {}
+                Err(err) => tracing::debug!(error = %err, "metadata not ready"),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("topic {topic} does not exist on {bootstrap}");
+    })
+    .await
+    .expect("metadata lookup does not panic")
+}
