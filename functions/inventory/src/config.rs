@@ -1,0 +1,92 @@
+//! Settings of the inventory function (DESIGN §6), read once per cold start.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use shared::config::{ConfigError, DatabaseSettings, KafkaSettings, from_source};
+
+/// Everything the function needs to build its pool and producer.
+#[derive(Clone)]
+pub struct InventoryConfig {
+    pub database: DatabaseSettings,
+    pub kafka: KafkaSettings,
+    /// Pool size (`DB_MAX_CONNECTIONS`); one invocation uses one connection at a time.
+    pub max_connections: u32,
+}
+
+#[derive(Deserialize)]
+struct RawInventorySettings {
+    db_max_connections: Option<u32>,
+}
+
+impl InventoryConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(None)
+    }
+
+    /// As [`Self::from_env`], from an explicit map of variables.
+    pub fn from_source(variables: Option<HashMap<String, String>>) -> Result<Self, ConfigError> {
+        let raw: RawInventorySettings = from_source(variables.clone())?;
+        let max_connections = raw.db_max_connections.unwrap_or(2);
+        if !(1..=50).contains(&max_connections) {
+            return Err(ConfigError::new(
+                "DB_MAX_CONNECTIONS",
+                "must be between 1 and 50",
+            ));
+        }
+        Ok(Self {
+            database: DatabaseSettings::from_source(variables.clone())?,
+            kafka: KafkaSettings::from_source(variables)?,
+            max_connections,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn local_settings_are_read_with_defaults() {
+        let config = InventoryConfig::from_source(vars(&[
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orders"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        ]))
+        .unwrap();
+        assert!(matches!(config.database, DatabaseSettings::Url(_)));
+        assert_eq!(config.kafka.bootstrap_servers, "127.0.0.1:9092");
+        assert_eq!(config.max_connections, 2);
+    }
+
+    #[test]
+    fn a_missing_broker_is_named() {
+        let err = InventoryConfig::from_source(vars(&[(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/orders",
+        )]))
+        .err()
+        .unwrap();
+        assert_eq!(err.variable, "KAFKA_BOOTSTRAP_SERVERS");
+    }
+
+    #[test]
+    fn an_out_of_range_pool_size_is_named() {
+        let err = InventoryConfig::from_source(vars(&[
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orders"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            ("DB_MAX_CONNECTIONS", "0"),
+        ]))
+        .err()
+        .unwrap();
+        assert_eq!(err.variable, "DB_MAX_CONNECTIONS");
+    }
+}
