@@ -67,6 +67,16 @@ pub fn from_source<T: DeserializeOwned>(
         .map_err(ConfigError::from_config)
 }
 
+/// The environment variables a settings struct reads: its serde field names in upper case.
+/// Derived from the same struct the loader deserialises, so a renamed field renames the
+/// variable here too (the template contract test compares these with `template.yaml`).
+pub fn variables_of<T: DeserializeOwned>() -> Vec<String> {
+    serde_aux::serde_introspection::serde_introspect::<T>()
+        .iter()
+        .map(|field| field.to_uppercase())
+        .collect()
+}
+
 /// Where the database is and how to log in.
 #[derive(Clone)]
 pub enum DatabaseSettings {
@@ -93,6 +103,11 @@ struct RawDatabaseSettings {
 impl DatabaseSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_source(None)
+    }
+
+    /// Every variable [`DatabaseSettings::from_env`] reads.
+    pub fn variables() -> Vec<String> {
+        variables_of::<RawDatabaseSettings>()
     }
 
     pub fn from_source(variables: Option<HashMap<String, String>>) -> Result<Self, ConfigError> {
@@ -152,6 +167,11 @@ struct RawKafkaSettings {
 impl KafkaSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_source(None)
+    }
+
+    /// Every variable [`KafkaSettings::from_env`] reads.
+    pub fn variables() -> Vec<String> {
+        variables_of::<RawKafkaSettings>()
     }
 
     pub fn from_source(variables: Option<HashMap<String, String>>) -> Result<Self, ConfigError> {
@@ -225,6 +245,15 @@ pub enum SecretError {
 impl Secrets {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Uses `client` instead of one built from the environment (tests point it at the
+    /// local emulator explicitly).
+    pub fn from_client(client: aws_sdk_secretsmanager::Client) -> Self {
+        Self {
+            client: OnceCell::new_with(Some(client)),
+            cache: Mutex::default(),
+        }
     }
 
     async fn client(&self) -> &aws_sdk_secretsmanager::Client {
@@ -348,6 +377,21 @@ mod tests {
         assert_eq!(settings.delivery_timeout, Duration::from_millis(1500));
         assert_eq!(settings.security, KafkaSecurity::Plaintext);
         assert!(!settings.tls);
+    }
+
+    #[test]
+    fn variables_are_the_loaders_field_names_in_upper_case() {
+        assert_eq!(
+            DatabaseSettings::variables(),
+            [
+                "DATABASE_URL",
+                "DB_HOST",
+                "DB_PORT",
+                "DB_NAME",
+                "DB_SECRET_ARN"
+            ]
+        );
+        assert!(KafkaSettings::variables().contains(&"KAFKA_SECURITY".to_owned()));
     }
 
     #[test]

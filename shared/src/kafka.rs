@@ -1,12 +1,28 @@
 //! The Kafka producer every publishing function uses: idempotent, `acks=all`, each message
 //! bounded by a delivery timeout so that a broker outage never hangs a function.
+//!
+//! Every client (producer, admin client, local consumers) is built from [`client_config`] plus
+//! the [`KafkaContext`] of [`client_context`], which together implement the three
+//! `KAFKA_SECURITY` modes of DESIGN §6:
+//!
+//! - `plaintext`: no authentication (local brokers);
+//! - `sasl_scram`: SASL/SCRAM-SHA-512, over TLS unless `KAFKA_TLS=false`, with the `username`
+//!   and `password` of the `AmazonMSK_` secret named by `KAFKA_SECRET_ARN`;
+//! - `iam`: MSK IAM through SASL/OAUTHBEARER over TLS; librdkafka asks the context for a fresh
+//!   signed token at start and again before each one expires.
 
+use std::error::Error;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
+use aws_sdk_secretsmanager::config::{Region, SharedCredentialsProvider};
+use rdkafka::client::OAuthToken;
+use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, ClientContext};
 use secrecy::ExposeSecret;
 
 use crate::config::{Credentials, KafkaSecurity, KafkaSettings, Secrets};
@@ -20,6 +36,9 @@ pub enum PublishError {
 }
 
 /// librdkafka settings shared by the producer, the admin client and the local consumers.
+///
+/// Create clients with `create_with_context(client_context(settings).await?)`: with
+/// `KAFKA_SECURITY=iam` only that context can produce the OAUTHBEARER token.
 pub async fn client_config(
     settings: &KafkaSettings,
     secrets: &Secrets,
@@ -67,10 +86,126 @@ fn client_id() -> String {
     std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "order-system".to_owned())
 }
 
+/// The client context for `settings`: it carries the MSK IAM token source when
+/// `KAFKA_SECURITY=iam` (credentials and region from the default AWS chain), and is inert
+/// otherwise. Must be called inside the Tokio runtime that will outlive the client.
+pub async fn client_context(settings: &KafkaSettings) -> anyhow::Result<KafkaContext> {
+    Ok(match settings.security {
+        KafkaSecurity::Iam => KafkaContext::iam(MskIamTokens::from_env().await?),
+        KafkaSecurity::Plaintext | KafkaSecurity::SaslScram => KafkaContext::default(),
+    })
+}
+
+/// The rdkafka context of every client we create. librdkafka only asks it for a token when
+/// `sasl.mechanism=OAUTHBEARER`, so the same type serves all three security modes.
+#[derive(Clone, Default)]
+pub struct KafkaContext {
+    iam: Option<Arc<MskIamTokens>>,
+}
+
+impl KafkaContext {
+    /// A context that answers OAUTHBEARER refreshes with MSK IAM tokens from `tokens`.
+    pub fn iam(tokens: impl Into<Arc<MskIamTokens>>) -> Self {
+        Self {
+            iam: Some(tokens.into()),
+        }
+    }
+}
+
+impl ClientContext for KafkaContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn Error>> {
+        match &self.iam {
+            Some(tokens) => tokens.token().map_err(|err| format!("{err:#}").into()),
+            None => Err("OAUTHBEARER needs KAFKA_SECURITY=iam".into()),
+        }
+    }
+}
+
+impl ConsumerContext for KafkaContext {}
+
+/// Signs MSK IAM authentication tokens (`kafka-cluster:Connect`, valid 15 minutes) with the
+/// function's AWS credentials; the signer needs no network, only credentials and a region.
+pub struct MskIamTokens {
+    region: Region,
+    credentials: SharedCredentialsProvider,
+    runtime: tokio::runtime::Handle,
+    issued: AtomicU64,
+}
+
+/// How long one token generation (credential lookup and signing) may take.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl MskIamTokens {
+    /// Signs with `credentials` for `region`, resolving credentials on the current runtime.
+    pub fn new(region: Region, credentials: SharedCredentialsProvider) -> Self {
+        Self {
+            region,
+            credentials,
+            runtime: tokio::runtime::Handle::current(),
+            issued: AtomicU64::new(0),
+        }
+    }
+
+    /// Region and credentials from the default AWS chain (in Lambda: `AWS_REGION` and the
+    /// execution role's variables).
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let region = config
+            .region()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("KAFKA_SECURITY=iam needs AWS_REGION"))?;
+        let credentials = config
+            .credentials_provider()
+            .ok_or_else(|| anyhow::anyhow!("KAFKA_SECURITY=iam needs AWS credentials"))?;
+        Ok(Self::new(region, credentials))
+    }
+
+    /// A fresh token. librdkafka calls this from its own threads, some of which may be
+    /// runtime threads, so the async signer runs on a helper thread that blocks on the
+    /// runtime captured at construction.
+    pub fn token(&self) -> anyhow::Result<OAuthToken> {
+        let (region, credentials) = (self.region.clone(), self.credentials.clone());
+        let runtime = self.runtime.clone();
+        let (token, lifetime_ms) = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                tokio::time::timeout(
+                    TOKEN_TIMEOUT,
+                    aws_msk_iam_sasl_signer::generate_auth_token_from_credentials_provider(
+                        region,
+                        credentials,
+                    ),
+                )
+                .await
+            })
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the MSK IAM signer panicked"))?
+        .map_err(|_| anyhow::anyhow!("the MSK IAM signer timed out after {TOKEN_TIMEOUT:?}"))?
+        .map_err(|err| anyhow::anyhow!("could not sign an MSK IAM token: {err}"))?;
+        self.issued.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(lifetime_ms, "signed a new MSK IAM token");
+        Ok(OAuthToken {
+            token,
+            principal_name: String::new(),
+            lifetime_ms,
+        })
+    }
+
+    /// How many tokens this source has signed (observability and tests).
+    pub fn issued(&self) -> u64 {
+        self.issued.load(Ordering::Relaxed)
+    }
+}
+
 /// Publishes CloudEvents records; one per cold start, shared by every invocation.
 #[derive(Clone)]
 pub struct KafkaPublisher {
-    producer: FutureProducer,
+    producer: FutureProducer<KafkaContext>,
 }
 
 impl KafkaPublisher {
@@ -83,7 +218,7 @@ impl KafkaPublisher {
             .set("message.timeout.ms", &timeout_ms)
             .set("request.timeout.ms", &timeout_ms)
             .set("linger.ms", "2")
-            .create()?;
+            .create_with_context(client_context(settings).await?)?;
         Ok(Self { producer })
     }
 
@@ -126,5 +261,281 @@ impl KafkaPublisher {
     pub fn flush(&self, timeout: Duration) {
         use rdkafka::producer::Producer;
         let _ = self.producer.flush(timeout);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::TcpListener;
+    use std::path::PathBuf;
+    use std::process::Stdio;
+
+    use aws_sdk_secretsmanager::config::Credentials as AwsCredentials;
+    use base64::Engine;
+    use tokio::process::{Child, Command};
+
+    use super::*;
+
+    fn static_tokens() -> MskIamTokens {
+        let credentials = AwsCredentials::new("AKIDTESTKAFKA", "secret", None, None, "test");
+        MskIamTokens::new(
+            Region::from_static("eu-west-1"),
+            SharedCredentialsProvider::new(credentials),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_iam_token_is_a_signed_connect_request_valid_for_fifteen_minutes() {
+        let tokens = static_tokens();
+        let before = chrono::Utc::now().timestamp_millis();
+        let token = tokens.token().unwrap();
+
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&token.token)
+            .unwrap();
+        let url = url::Url::parse(std::str::from_utf8(&url).unwrap()).unwrap();
+        assert_eq!(url.host_str(), Some("kafka.eu-west-1.amazonaws.com"));
+        let query: HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(query["Action"], "kafka-cluster:Connect");
+        assert_eq!(query["X-Amz-Expires"], "900");
+        assert!(query["X-Amz-Credential"].starts_with("AKIDTESTKAFKA/"));
+        assert!(query["X-Amz-Credential"].contains("/eu-west-1/kafka-cluster/"));
+        // The lifetime is absolute (ms since the epoch): signing time plus 15 minutes.
+        let fifteen_minutes = 15 * 60 * 1000;
+        assert!(token.lifetime_ms >= before - 1000 + fifteen_minutes);
+        assert!(token.lifetime_ms <= chrono::Utc::now().timestamp_millis() + fifteen_minutes);
+        assert_eq!(tokens.issued(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_context_refuses_oauthbearer_outside_iam_mode() {
+        let Err(err) = KafkaContext::default().generate_oauth_token(None) else {
+            panic!("a token without IAM");
+        };
+        assert!(err.to_string().contains("KAFKA_SECURITY=iam"));
+        let token = KafkaContext::iam(static_tokens())
+            .generate_oauth_token(None)
+            .unwrap();
+        assert!(!token.token.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_iam_producer_asks_its_context_for_a_token_when_it_starts() {
+        // librdkafka requests the first OAUTHBEARER token as soon as the client exists,
+        // before it connects anywhere, so a closed port is enough to see the wiring.
+        let settings = KafkaSettings {
+            security: KafkaSecurity::Iam,
+            tls: false,
+            ..KafkaSettings::plaintext(format!("127.0.0.1:{}", free_port()))
+        };
+        let tokens = Arc::new(static_tokens());
+        let context = KafkaContext::iam(tokens.clone());
+        let _producer: FutureProducer<KafkaContext> = client_config(&settings, &Secrets::new())
+            .await
+            .unwrap()
+            .create_with_context(context)
+            .unwrap();
+        let issued = || tokens.issued();
+        for _ in 0..100 {
+            if issued() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            issued() > 0,
+            "librdkafka never asked the context for a token"
+        );
+    }
+
+    #[tokio::test]
+    async fn iam_settings_select_oauthbearer_over_tls() {
+        let settings = KafkaSettings {
+            security: KafkaSecurity::Iam,
+            tls: true,
+            ..KafkaSettings::plaintext("b-1.msk:9098")
+        };
+        let config = client_config(&settings, &Secrets::new()).await.unwrap();
+        assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(config.get("sasl.mechanism"), Some("OAUTHBEARER"));
+    }
+
+    // ---- SASL/SCRAM against a private tansu broker that requires authentication ----
+
+    fn env(name: &str, default: &str) -> String {
+        std::env::var(name).unwrap_or_else(|_| default.to_owned())
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// A tansu broker on its own port and sqlite store, killed when dropped.
+    struct AuthBroker {
+        port: u16,
+        dir: PathBuf,
+        child: Option<Child>,
+    }
+
+    impl AuthBroker {
+        fn tansu() -> String {
+            env("TANSU_BIN", "tansu")
+        }
+
+        fn url(&self) -> String {
+            format!("tcp://127.0.0.1:{}", self.port)
+        }
+
+        async fn start(&mut self, authentication: bool) {
+            let mut command = Command::new(Self::tansu());
+            command
+                .current_dir(&self.dir)
+                .args(["broker", "--listener-url", &self.url()])
+                .args(["--advertised-listener-url", &self.url()])
+                .args(["--storage-engine", "sqlite://tansu.db"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true);
+            if authentication {
+                command.arg("--authentication");
+            }
+            self.child = Some(command.spawn().expect("TANSU_BIN must point at tansu"));
+            for _ in 0..200 {
+                if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("tansu did not listen on {}", self.port);
+        }
+
+        async fn stop(&mut self) {
+            if let Some(mut child) = self.child.take() {
+                child.kill().await.unwrap();
+            }
+        }
+
+        async fn cli(&self, args: &[&str]) {
+            let output = Command::new(Self::tansu())
+                .args(args)
+                .args(["--broker", &self.url()])
+                .output()
+                .await
+                .unwrap();
+            assert!(output.status.success(), "tansu {args:?}: {output:?}");
+        }
+
+        /// Creates a user and a topic on an open broker, then restarts it requiring SCRAM.
+        async fn with_user(user: &str, password: &str, topic: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("scram-{}", uuid::Uuid::now_v7()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut broker = Self {
+                port: free_port(),
+                dir,
+                child: None,
+            };
+            broker.start(false).await;
+            broker
+                .cli(&["topic", "create", topic, "--partitions", "1"])
+                .await;
+            broker.cli(&["user", "create", user, password]).await;
+            broker.stop().await;
+            broker.start(true).await;
+            broker
+        }
+    }
+
+    impl Drop for AuthBroker {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    async fn local_secrets() -> (Secrets, aws_sdk_secretsmanager::Client) {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(env("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"))
+            .region(Region::new(env("AWS_REGION", "us-east-1")))
+            .credentials_provider(AwsCredentials::new(
+                env("AWS_ACCESS_KEY_ID", "test"),
+                env("AWS_SECRET_ACCESS_KEY", "test"),
+                None,
+                None,
+                "test",
+            ))
+            .load()
+            .await;
+        let client = aws_sdk_secretsmanager::Client::new(&config);
+        (Secrets::from_client(client.clone()), client)
+    }
+
+    /// Stores an `AmazonMSK_` secret in the emulator and returns its ARN.
+    async fn msk_secret(client: &aws_sdk_secretsmanager::Client, user: &str, pw: &str) -> String {
+        let name = format!("AmazonMSK_test-{}", uuid::Uuid::now_v7());
+        let value = serde_json::json!({ "username": user, "password": pw }).to_string();
+        let created = client
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("the Secrets Manager emulator must run (scripts/services up)");
+        created.arn().unwrap().to_owned()
+    }
+
+    fn scram(broker: &AuthBroker, secret_arn: Option<String>) -> KafkaSettings {
+        KafkaSettings {
+            security: if secret_arn.is_some() {
+                KafkaSecurity::SaslScram
+            } else {
+                KafkaSecurity::Plaintext
+            },
+            secret_arn,
+            tls: false,
+            delivery_timeout: Duration::from_secs(3),
+            ..KafkaSettings::plaintext(format!("127.0.0.1:{}", broker.port))
+        }
+    }
+
+    async fn publish_one(settings: &KafkaSettings, secrets: &Secrets, topic: &str) -> bool {
+        let publisher = KafkaPublisher::new(settings, secrets).await.unwrap();
+        let results = publisher
+            .publish_all([(topic, "key", b"{}".as_slice())])
+            .await;
+        results.into_iter().all(|result| result.is_ok())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scram_publishing_works_only_with_the_right_password() {
+        let topic = "scram-test";
+        let broker = AuthBroker::with_user("orders", "s3cret-pw", topic).await;
+        let (secrets, client) = local_secrets().await;
+
+        let right = msk_secret(&client, "orders", "s3cret-pw").await;
+        let settings = scram(&broker, Some(right));
+        assert!(
+            publish_one(&settings, &secrets, topic).await,
+            "SCRAM publish failed"
+        );
+
+        let wrong = msk_secret(&client, "orders", "not-the-password").await;
+        let settings = scram(&broker, Some(wrong));
+        assert!(
+            !publish_one(&settings, &secrets, topic).await,
+            "a wrong password was accepted"
+        );
+
+        let settings = scram(&broker, None);
+        assert!(
+            !publish_one(&settings, &secrets, topic).await,
+            "no authentication was accepted"
+        );
     }
 }
