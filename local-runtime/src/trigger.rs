@@ -1,0 +1,189 @@
+//! An emulator of Lambda's MSK event source mapping: it polls a consumer group, batches
+//! records by size and batching window, hands the handler a `KafkaEvent` shaped exactly as
+//! Lambda's, commits offsets only after the handler succeeds, and retries a failed batch with
+//! capped exponential backoff while its partitions wait.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use aws_lambda_events::event::kafka::KafkaEvent;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::{DateTime, Utc};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{ClientConfig, Offset, Timestamp, TopicPartitionList};
+use shared::msk::{BrokerRecord, kafka_event};
+use tokio_util::sync::CancellationToken;
+
+/// Where a new consumer group starts reading (`StartingPosition` in the template).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartingPosition {
+    TrimHorizon,
+    Latest,
+}
+
+/// One MSK trigger, as `template.yaml` declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerSpec {
+    /// The function's logical id, for logs.
+    pub function: String,
+    pub topics: Vec<String>,
+    pub batch_size: usize,
+    pub batching_window: Duration,
+    pub starting_position: StartingPosition,
+    pub consumer_group: String,
+}
+
+/// How long a failed batch waits before its next try: 100 ms doubling up to 30 s, as
+/// Lambda backs off, and never giving up (the partition waits, nothing is skipped).
+fn retry_delays() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// With a zero batching window, how long to wait for records already on their way, so
+/// that a burst still arrives as one batch.
+const DRAIN_WAIT: Duration = Duration::from_millis(5);
+
+/// Runs one trigger until `shutdown` is cancelled. A batch in flight is finished and
+/// committed before it returns.
+pub async fn run<H, F, E>(
+    spec: TriggerSpec,
+    kafka: ClientConfig,
+    event_source_arn: String,
+    handler: H,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()>
+where
+    H: Fn(KafkaEvent) -> F,
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let bootstrap_servers = kafka
+        .get("bootstrap.servers")
+        .unwrap_or_default()
+        .to_owned();
+    let consumer: StreamConsumer = kafka
+        .clone()
+        .set("group.id", &spec.consumer_group)
+        .set("enable.auto.commit", "false")
+        .set(
+            "auto.offset.reset",
+            match spec.starting_position {
+                StartingPosition::TrimHorizon => "earliest",
+                StartingPosition::Latest => "latest",
+            },
+        )
+        // A batch may be retried for a long outage; stay in the group meanwhile.
+        .set("max.poll.interval.ms", "3600000")
+        .create()?;
+    let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+    tracing::info!(function = %spec.function, topics = ?spec.topics, group = %spec.consumer_group, "MSK trigger emulator started");
+
+    loop {
+        let batch = tokio::select! {
+            () = shutdown.cancelled() => break,
+            batch = next_batch(&consumer, &spec) => batch?,
+        };
+        let event = kafka_event(&event_source_arn, &bootstrap_servers, batch.iter().cloned());
+        let mut delays = retry_delays();
+        let mut attempt = 1;
+        loop {
+            match handler(event.clone()).await {
+                Ok(()) => {
+                    commit(&consumer, &batch)?;
+                    tracing::debug!(function = %spec.function, records = batch.len(), "batch committed");
+                    break;
+                }
+                Err(err) => {
+                    let delay = delays.next().unwrap_or(Duration::from_secs(30));
+                    tracing::warn!(
+                        function = %spec.function,
+                        attempt,
+                        records = batch.len(),
+                        retry_in_ms = delay.as_millis() as u64,
+                        error = %err,
+                        "batch failed; it will be retried"
+                    );
+                    tokio::select! {
+                        // Not committed: the batch is delivered again on the next start.
+                        () = shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+    }
+    tracing::info!(function = %spec.function, "MSK trigger emulator stopped");
+    Ok(())
+}
+
+/// Waits for a first record, then gathers more until the batch is full or the batching
+/// window (counted from the first record, as Lambda does) has passed.
+async fn next_batch(
+    consumer: &StreamConsumer,
+    spec: &TriggerSpec,
+) -> anyhow::Result<Vec<BrokerRecord>> {
+    let first = consumer.recv().await?;
+    let mut batch = vec![to_broker_record(&first)];
+    drop(first);
+    let window = spec.batching_window.max(DRAIN_WAIT);
+    let deadline = tokio::time::Instant::now() + window;
+    while batch.len() < spec.batch_size {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Err(_window_closed) => break,
+            Ok(message) => batch.push(to_broker_record(&message?)),
+        }
+    }
+    Ok(batch)
+}
+
+fn to_broker_record(message: &BorrowedMessage<'_>) -> BrokerRecord {
+    let (millis, timestamp_type) = match message.timestamp() {
+        Timestamp::CreateTime(ms) => (ms, "CREATE_TIME"),
+        Timestamp::LogAppendTime(ms) => (ms, "LOG_APPEND_TIME"),
+        Timestamp::NotAvailable => (Utc::now().timestamp_millis(), "CREATE_TIME"),
+    };
+    BrokerRecord {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp: DateTime::from_timestamp_millis(millis).unwrap_or_else(Utc::now),
+        timestamp_type: timestamp_type.to_owned(),
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        headers: message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Commits the offset after the last record of each partition in the batch.
+fn commit(consumer: &StreamConsumer, batch: &[BrokerRecord]) -> anyhow::Result<()> {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for record in batch {
+        let entry = next
+            .entry((record.topic.as_str(), record.partition))
+            .or_insert(0);
+        *entry = (*entry).max(record.offset + 1);
+    }
+    let mut offsets = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        offsets.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    }
+    consumer.commit(&offsets, CommitMode::Sync)?;
+    Ok(())
+}
