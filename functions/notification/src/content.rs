@@ -1,0 +1,348 @@
+//! What a notification says: which events become which mail, and the mail itself
+//! (multipart text + HTML from askama templates, subject, `Message-ID`, `X-Order-Id`).
+
+use askama::Template;
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{Address, Message};
+use shared::domain::RejectionReason;
+use shared::events::{EventType, OrderEvent};
+use uuid::Uuid;
+
+/// The `notifications.kind` of a mail: at most one of each is sent per order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NoticeKind {
+    /// `order.placed`: "we received your order".
+    OrderReceived,
+    /// `order.rejected`: "we could not fulfil your order".
+    OrderRejected,
+}
+
+impl NoticeKind {
+    /// The value stored in `notifications.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OrderReceived => "ORDER_RECEIVED",
+            Self::OrderRejected => "ORDER_REJECTED",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "ORDER_RECEIVED" => Some(Self::OrderReceived),
+            "ORDER_REJECTED" => Some(Self::OrderRejected),
+            _ => None,
+        }
+    }
+
+    /// The mail an event calls for; `order.confirmed` calls for none.
+    pub fn for_event(event_type: EventType) -> Option<Self> {
+        match event_type {
+            EventType::OrderPlaced => Some(Self::OrderReceived),
+            EventType::OrderRejected => Some(Self::OrderRejected),
+            EventType::OrderConfirmed => None,
+        }
+    }
+}
+
+/// One mail to send, taken from one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    pub event_id: Uuid,
+    pub order_id: Uuid,
+    pub customer_name: String,
+    pub customer_email: Option<String>,
+    pub product_name: String,
+    pub quantity: i32,
+    pub reason: Option<RejectionReason>,
+}
+
+impl Notice {
+    /// The notice an event calls for, if any.
+    pub fn from_event(event: &OrderEvent) -> Option<Self> {
+        let kind = NoticeKind::for_event(event.event_type)?;
+        let data = &event.data;
+        Some(Self {
+            kind,
+            event_id: event.id,
+            order_id: data.order_id,
+            customer_name: data.customer_name.clone(),
+            customer_email: data
+                .customer_email
+                .as_deref()
+                .map(str::trim)
+                .filter(|email| !email.is_empty())
+                .map(str::to_owned),
+            product_name: data.product_name.clone(),
+            quantity: data.quantity,
+            reason: data.reason,
+        })
+    }
+
+    /// The subject line; it names the order.
+    pub fn subject(&self) -> String {
+        match self.kind {
+            NoticeKind::OrderReceived => format!("We received your order {}", self.order_id),
+            NoticeKind::OrderRejected => {
+                format!("We could not fulfil your order {}", self.order_id)
+            }
+        }
+    }
+
+    /// The stable `Message-ID`: the same event always yields the same id, so a receiver can
+    /// drop the copy a retry sends after a crash between sending and bookkeeping.
+    pub fn message_id(&self, domain: &str) -> String {
+        format!("<{}@{}>", self.event_id, domain)
+    }
+}
+
+/// Why an order was rejected, in the customer's language.
+pub fn reason_text(reason: Option<RejectionReason>) -> &'static str {
+    match reason {
+        Some(RejectionReason::OutOfStock) => {
+            "we do not have enough of this product in stock right now"
+        }
+        Some(RejectionReason::UnknownProduct) => "we do not sell a product by that name",
+        None => "of a problem on our side",
+    }
+}
+
+/// The values every template shows. Customer-supplied strings are escaped by askama in the
+/// `.html` templates and left as they are in the `.txt` ones.
+struct MailView<'a> {
+    subject: &'a str,
+    customer_name: &'a str,
+    order_id: &'a Uuid,
+    product_name: &'a str,
+    quantity: i32,
+    reason: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "order_received.txt")]
+struct ReceivedText<'a> {
+    mail: &'a MailView<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "order_received.html")]
+struct ReceivedHtml<'a> {
+    mail: &'a MailView<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "order_rejected.txt")]
+struct RejectedText<'a> {
+    mail: &'a MailView<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "order_rejected.html")]
+struct RejectedHtml<'a> {
+    mail: &'a MailView<'a>,
+}
+
+/// The rendered bodies of one mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Renders the text and HTML bodies of a notice.
+pub fn render(notice: &Notice) -> Result<Rendered, askama::Error> {
+    let subject = notice.subject();
+    let mail = &MailView {
+        subject: &subject,
+        customer_name: &notice.customer_name,
+        order_id: &notice.order_id,
+        product_name: &notice.product_name,
+        quantity: notice.quantity,
+        reason: reason_text(notice.reason),
+    };
+    let (text, html) = match notice.kind {
+        NoticeKind::OrderReceived => (
+            ReceivedText { mail }.render()?,
+            ReceivedHtml { mail }.render()?,
+        ),
+        NoticeKind::OrderRejected => (
+            RejectedText { mail }.render()?,
+            RejectedHtml { mail }.render()?,
+        ),
+    };
+    Ok(Rendered {
+        subject,
+        text,
+        html,
+    })
+}
+
+/// The `X-Order-Id` header, so that support can find every mail about an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XOrderId(pub String);
+
+impl Header for XOrderId {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-Order-Id")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// Why a mail could not be built; retrying cannot help.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("invalid recipient address {address:?}: {reason}")]
+    Recipient { address: String, reason: String },
+    #[error("could not render the mail: {0}")]
+    Render(#[from] askama::Error),
+    #[error("could not build the mail: {0}")]
+    Build(#[from] lettre::error::Error),
+}
+
+/// Builds the complete mail for `notice`, addressed to `recipient`.
+pub fn compose(
+    notice: &Notice,
+    from: &Mailbox,
+    recipient: &str,
+    message_id_domain: &str,
+) -> Result<Message, ComposeError> {
+    let to: Address = recipient
+        .parse()
+        .map_err(
+            |err: lettre::address::AddressError| ComposeError::Recipient {
+                address: recipient.to_owned(),
+                reason: err.to_string(),
+            },
+        )?;
+    let rendered = render(notice)?;
+    Ok(Message::builder()
+        .from(from.clone())
+        .to(Mailbox::new(None, to))
+        .subject(rendered.subject)
+        .message_id(Some(notice.message_id(message_id_domain)))
+        .header(XOrderId(notice.order_id.to_string()))
+        .multipart(MultiPart::alternative_plain_html(
+            rendered.text,
+            rendered.html,
+        ))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::new_id;
+
+    fn notice(kind: NoticeKind, name: &str) -> Notice {
+        Notice {
+            kind,
+            event_id: new_id(),
+            order_id: new_id(),
+            customer_name: name.to_owned(),
+            customer_email: Some("ada@example.com".to_owned()),
+            product_name: "Laptop <Pro> & Co".to_owned(),
+            quantity: 3,
+            reason: (kind == NoticeKind::OrderRejected).then_some(RejectionReason::OutOfStock),
+        }
+    }
+
+    #[test]
+    fn html_escapes_customer_supplied_text_and_text_keeps_it() {
+        let notice = notice(NoticeKind::OrderReceived, "<script>alert(1)</script>");
+        let rendered = render(&notice).unwrap();
+        assert!(!rendered.html.contains("<script>"), "{}", rendered.html);
+        assert!(
+            rendered
+                .html
+                .contains("Hello &#60;script&#62;alert(1)&#60;/script&#62;,")
+        );
+        assert!(rendered.html.contains("Laptop &#60;Pro&#62; &#38; Co"));
+        assert!(rendered.text.contains("Hello <script>alert(1)</script>,"));
+        assert!(rendered.text.contains(&notice.order_id.to_string()));
+        assert!(rendered.text.contains("Quantity: 3"));
+    }
+
+    #[test]
+    fn rejections_give_the_reason_in_customer_language() {
+        let mut notice = notice(NoticeKind::OrderRejected, "Ada");
+        let rendered = render(&notice).unwrap();
+        assert!(
+            rendered
+                .subject
+                .starts_with("We could not fulfil your order")
+        );
+        assert!(
+            rendered
+                .text
+                .contains("not have enough of this product in stock")
+        );
+        assert!(
+            rendered
+                .html
+                .contains("not have enough of this product in stock")
+        );
+        notice.reason = Some(RejectionReason::UnknownProduct);
+        let rendered = render(&notice).unwrap();
+        assert!(
+            rendered
+                .text
+                .contains("we do not sell a product by that name")
+        );
+        assert!(!rendered.text.contains("UNKNOWN_PRODUCT"));
+    }
+
+    #[test]
+    fn composed_mail_carries_stable_ids_and_both_parts() {
+        let notice = notice(NoticeKind::OrderReceived, "Ada");
+        let from: Mailbox = "Orders <orders@shop.example>".parse().unwrap();
+        let first = compose(&notice, &from, "ada@example.com", "shop.example").unwrap();
+        let second = compose(&notice, &from, "ada@example.com", "shop.example").unwrap();
+        let raw = String::from_utf8(first.formatted()).unwrap();
+        let message_id = format!("Message-ID: <{}@shop.example>", notice.event_id);
+        assert!(raw.contains(&message_id), "{raw}");
+        assert!(
+            String::from_utf8(second.formatted())
+                .unwrap()
+                .contains(&message_id)
+        );
+        assert!(raw.contains(&format!("X-Order-Id: {}", notice.order_id)));
+        assert!(raw.contains("multipart/alternative"));
+        assert!(raw.contains("text/plain") && raw.contains("text/html"));
+        assert!(raw.contains(&format!(
+            "Subject: We received your order {}",
+            notice.order_id
+        )));
+    }
+
+    #[test]
+    fn an_unusable_recipient_is_refused_before_sending() {
+        let notice = notice(NoticeKind::OrderReceived, "Ada");
+        let from: Mailbox = "orders@shop.example".parse().unwrap();
+        let err = compose(&notice, &from, "not an address", "shop.example").unwrap_err();
+        assert!(matches!(err, ComposeError::Recipient { .. }), "{err}");
+    }
+
+    #[test]
+    fn only_placed_and_rejected_events_call_for_mail() {
+        assert_eq!(
+            NoticeKind::for_event(EventType::OrderPlaced),
+            Some(NoticeKind::OrderReceived)
+        );
+        assert_eq!(
+            NoticeKind::for_event(EventType::OrderRejected),
+            Some(NoticeKind::OrderRejected)
+        );
+        assert_eq!(NoticeKind::for_event(EventType::OrderConfirmed), None);
+        for kind in [NoticeKind::OrderReceived, NoticeKind::OrderRejected] {
+            assert_eq!(NoticeKind::parse(kind.as_str()), Some(kind));
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The batch handler: decode the MSK batch, dead-letter poison, claim the rows, send the
+//! mails with bounded concurrency, record the outcomes, and fail the invocation only when a
+//! mail is still retryable.
+//!
+//! Delivery is at least once. If the function dies after a mail left but before its row is
+//! marked `SENT` (one statement at the end of the batch), the retried batch claims the
+//! `SENDING` row again and sends the mail a second time with the same `Message-ID`, which
+//! receivers use to drop the copy. The window is bounded: sends stop at the invocation's
+//! deadline (minus a margin for the bookkeeping), so a batch that runs long records what it
+//! did instead of being killed mid-way.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_lambda_events::event::kafka::KafkaEvent;
+use chrono::Utc;
+use futures::{StreamExt, stream};
+use lettre::Address;
+use shared::msk::{decode_batch, store_dead_letters};
+use sqlx::PgPool;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::config::MailSettings;
+use crate::content::{Notice, NoticeKind, compose};
+use crate::mailer::Mailer;
+use crate::store::{self, Claim, ClaimRequest, Outcome};
+
+/// The consumer name recorded in `dead_letters`.
+pub const CONSUMER: &str = "notification";
+
+/// Time kept back from the Lambda deadline for recording the batch's outcomes.
+pub const BOOKKEEPING_MARGIN: Duration = Duration::from_secs(5);
+
+/// What one invocation did; also the function's response.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BatchSummary {
+    /// Records in the batch, poison included.
+    pub records: usize,
+    /// Records stored in `dead_letters`.
+    pub poison: usize,
+    /// Events that call for no mail (`order.confirmed`) or repeat one earlier in the batch.
+    pub ignored: usize,
+    /// Mails already `SENT`, `FAILED` or `SKIPPED` by an earlier delivery.
+    pub already_done: usize,
+    pub sent: usize,
+    /// Rows marked `SKIPPED`: no customer email and no fallback.
+    pub skipped: usize,
+    /// Rows marked `FAILED`: a 5xx reply or a mail that cannot be built.
+    pub failed: usize,
+    /// Rows left retryable (4xx, connection, timeout, deadline).
+    pub retryable: usize,
+}
+
+/// Why an invocation failed. Every variant makes Lambda retry the batch, which is harmless:
+/// finished rows are skipped and retryable ones are claimed again.
+#[derive(Debug, thiserror::Error)]
+pub enum NotificationError {
+    #[error("the database is unavailable: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(
+        "{} mails of the batch are not sent yet and stay retryable; first error: {first_error}",
+        summary.retryable
+    )]
+    Delivery {
+        first_error: String,
+        summary: BatchSummary,
+    },
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl NotificationError {
+    /// The database error behind this failure, if any.
+    pub fn database_error(&self) -> Option<&sqlx::Error> {
+        match self {
+            Self::Database(err) => Some(err),
+            _ => None,
+        }
+    }
+
+    /// Whether a retry can succeed without anyone changing anything (an outage, not a bug).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(err) => shared::db::is_transient(err),
+            Self::Delivery { .. } => true,
+            Self::Unexpected(_) => false,
+        }
+    }
+}
+
+impl From<NotificationError> for lambda_runtime::Diagnostic {
+    fn from(err: NotificationError) -> Self {
+        let error_type = match &err {
+            NotificationError::Database(_) => "DatabaseUnavailable",
+            NotificationError::Delivery { .. } => "MailNotDelivered",
+            NotificationError::Unexpected(_) => "Unexpected",
+        };
+        Self {
+            error_type: error_type.to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+/// The notification function's dependencies, built once per cold start.
+pub struct Notifier {
+    pool: PgPool,
+    mailer: Arc<Mailer>,
+    mail: MailSettings,
+    concurrency: usize,
+}
+
+impl Notifier {
+    /// `concurrency` bounds the mails in flight within one batch.
+    pub fn new(pool: PgPool, mailer: Arc<Mailer>, mail: MailSettings, concurrency: usize) -> Self {
+        Self {
+            pool,
+            mailer,
+            mail,
+            concurrency: concurrency.max(1),
+        }
+    }
+
+    /// The database pool, for refreshing its credentials after a login failure.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Handles one batch with no deadline beyond the per-mail SMTP timeout.
+    pub async fn handle(&self, event: KafkaEvent) -> Result<BatchSummary, NotificationError> {
+        self.handle_until(event, None).await
+    }
+
+    /// Handles one batch, starting no SMTP conversation after `deadline` and cutting
+    /// conversations short at it; mails not sent by then stay retryable.
+    #[tracing::instrument(skip_all, err(level = "warn"))]
+    pub async fn handle_until(
+        &self,
+        event: KafkaEvent,
+        deadline: Option<Instant>,
+    ) -> Result<BatchSummary, NotificationError> {
+        let batch = decode_batch(&event);
+        let mut summary = BatchSummary {
+            records: batch.records.len() + batch.poison.len(),
+            poison: batch.poison.len(),
+            ..BatchSummary::default()
+        };
+        for poison in &batch.poison {
+            tracing::warn!(
+                topic = %poison.position.topic,
+                partition = poison.position.partition,
+                offset = poison.position.offset,
+                error = %poison.error,
+                "poison record goes to dead_letters"
+            );
+        }
+
+        let mut seen = HashSet::new();
+        let mut notices = Vec::with_capacity(batch.records.len());
+        for record in &batch.records {
+            match Notice::from_event(&record.event) {
+                Some(notice) if seen.insert((notice.order_id, notice.kind)) => notices.push(notice),
+                _ => summary.ignored += 1,
+            }
+        }
+        let requests: Vec<ClaimRequest> = notices
+            .iter()
+            .map(|notice| ClaimRequest {
+                order_id: notice.order_id,
+                kind: notice.kind,
+                recipient: self.recipient(notice),
+            })
+            .collect();
+
+        let claims = {
+            let mut conn = self.pool.acquire().await?;
+            store_dead_letters(&mut conn, CONSUMER, &batch.poison).await?;
+            store::claim(&mut *conn, &requests).await?
+        };
+
+        let mut to_send = Vec::new();
+        for ((notice, request), claim) in notices.iter().zip(requests).zip(claims) {
+            match (claim, request.recipient) {
+                (Claim::Send, Some(recipient)) => to_send.push((notice, recipient)),
+                (Claim::Skipped, _) => {
+                    summary.skipped += 1;
+                    tracing::info!(
+                        order_id = %notice.order_id,
+                        event_id = %notice.event_id,
+                        kind = notice.kind.as_str(),
+                        "no customer email and no fallback: notification skipped"
+                    );
+                }
+                _ => summary.already_done += 1,
+            }
+        }
+
+        let outcomes: Vec<(Uuid, NoticeKind, Outcome)> = stream::iter(to_send)
+            .map(|(notice, recipient)| self.deliver(notice, recipient, deadline))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        store::record(&self.pool, &outcomes).await?;
+
+        let mut first_error = None;
+        for (_, _, outcome) in &outcomes {
+            match outcome {
+                Outcome::Sent { .. } => summary.sent += 1,
+                Outcome::Failed { .. } => summary.failed += 1,
+                Outcome::Retryable { error } => {
+                    summary.retryable += 1;
+                    first_error.get_or_insert_with(|| error.clone());
+                }
+            }
+        }
+        tracing::info!(?summary, "notification batch done");
+        match first_error {
+            Some(first_error) => Err(NotificationError::Delivery {
+                first_error,
+                summary,
+            }),
+            None => Ok(summary),
+        }
+    }
+
+    /// The customer's address, else the fallback, else nobody.
+    fn recipient(&self, notice: &Notice) -> Option<String> {
+        notice
+            .customer_email
+            .clone()
+            .or_else(|| self.mail.fallback_to.as_ref().map(Address::to_string))
+    }
+
+    /// Sends one claimed mail and says how its row ends.
+    async fn deliver(
+        &self,
+        notice: &Notice,
+        recipient: String,
+        deadline: Option<Instant>,
+    ) -> (Uuid, NoticeKind, Outcome) {
+        let span = tracing::info_span!(
+            "notification",
+            order_id = %notice.order_id,
+            event_id = %notice.event_id,
+            kind = notice.kind.as_str(),
+        );
+        let outcome = self
+            .attempt(notice, &recipient, deadline)
+            .instrument(span)
+            .await;
+        (notice.order_id, notice.kind, outcome)
+    }
+
+    async fn attempt(
+        &self,
+        notice: &Notice,
+        recipient: &str,
+        deadline: Option<Instant>,
+    ) -> Outcome {
+        let message = match compose(
+            notice,
+            &self.mail.from,
+            recipient,
+            self.mail.message_id_domain(),
+        ) {
+            Ok(message) => message,
+            Err(err) => {
+                tracing::error!(error = %err, "notification cannot be built: marked FAILED");
+                return Outcome::Failed {
+                    error: err.to_string(),
+                };
+            }
+        };
+        let budget = deadline.map_or(self.mailer.timeout(), |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        });
+        if budget.is_zero() {
+            return Outcome::Retryable {
+                error: "not attempted: the invocation's deadline was reached".to_owned(),
+            };
+        }
+        match self.mailer.send(&message, budget).await {
+            Ok(()) => {
+                tracing::info!("notification sent");
+                Outcome::Sent { at: Utc::now() }
+            }
+            Err(err) if err.is_permanent() => {
+                tracing::warn!(error = %err, "SMTP server refused the notification: marked FAILED");
+                Outcome::Failed {
+                    error: err.to_string(),
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "notification not sent: stays retryable");
+                Outcome::Retryable {
+                    error: err.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// The point by which a Lambda invocation must stop sending: its deadline minus
+/// [`BOOKKEEPING_MARGIN`].
+pub fn send_deadline(lambda_deadline: SystemTime) -> Instant {
+    let remaining = lambda_deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    Instant::now() + remaining.saturating_sub(BOOKKEEPING_MARGIN)
+}

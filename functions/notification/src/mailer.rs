@@ -1,0 +1,215 @@
+//! The SMTP side: one pooled lettre transport per cold start, every send bounded by a
+//! timeout, and each failure classified as permanent (5xx: never retry) or retryable
+//! (4xx, connection, timeout, authentication).
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use lettre::transport::smtp::authentication::Credentials as SmtpCredentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::{Error as SmtpError, PoolConfig};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+use shared::config::{Credentials, SecretError, Secrets};
+
+use crate::config::{SmtpAuth, SmtpSettings, SmtpTls};
+
+/// The lettre transport this function uses.
+pub type Transport = AsyncSmtpTransport<Tokio1Executor>;
+
+/// SMTP replies that mean "your login is wrong or missing" rather than "this mail is bad":
+/// 530 authentication required, 534 mechanism too weak, 535 credentials invalid,
+/// 538 encryption required for the mechanism.
+const AUTH_REPLY_CODES: [&str; 4] = ["530", "534", "535", "538"];
+
+/// Why the transport could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    #[error("could not read the SMTP credentials: {0}")]
+    Secret(#[from] SecretError),
+    #[error("invalid SMTP TLS settings: {0}")]
+    Tls(#[source] SmtpError),
+}
+
+/// Why one mail was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// A 5xx reply to the mail itself: retrying cannot help, the row becomes `FAILED`.
+    #[error("{reply}")]
+    Rejected { reply: String },
+    /// A 4xx reply: the server asks us to try again later.
+    #[error("{reply}")]
+    Deferred { reply: String },
+    /// The server refused our login; the credentials are fetched again before the retry.
+    #[error("SMTP authentication failed: {reply}")]
+    Authentication { reply: String },
+    /// The conversation did not finish in time; the pooled connections are replaced.
+    #[error("SMTP timed out after {0:?}")]
+    Timeout(Duration),
+    /// The server could not be reached, or the connection broke.
+    #[error("SMTP unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl SendError {
+    /// Whether the row is done for good (`FAILED`) rather than left for the next attempt.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Rejected { .. })
+    }
+
+    fn classify(err: &SmtpError) -> Self {
+        let detail = std::error::Error::source(err)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let Some(code) = err.status() else {
+            return Self::Unavailable(err.to_string());
+        };
+        let code = code.to_string();
+        let reply = format!("{code} {detail}").trim_end().to_owned();
+        if AUTH_REPLY_CODES.contains(&code.as_str()) {
+            Self::Authentication { reply }
+        } else if err.is_permanent() {
+            Self::Rejected { reply }
+        } else {
+            Self::Deferred { reply }
+        }
+    }
+}
+
+/// Sends mails through one pooled transport. The transport is built once per cold start and
+/// replaced only after a fault that leaves its pool suspect: a timed-out conversation (the
+/// connection may be mid-command) or refused credentials (they are fetched again).
+pub struct Mailer {
+    settings: SmtpSettings,
+    pool_size: u32,
+    secrets: Arc<Secrets>,
+    transport: RwLock<Arc<Transport>>,
+}
+
+impl Mailer {
+    /// Builds the pooled transport, fetching credentials from Secrets Manager if configured.
+    /// No connection is opened until the first mail.
+    pub async fn new(
+        settings: SmtpSettings,
+        pool_size: usize,
+        secrets: Arc<Secrets>,
+    ) -> Result<Self, MailerError> {
+        let pool_size = u32::try_from(pool_size.max(1)).unwrap_or(u32::MAX);
+        let transport = build_transport(&settings, pool_size, &secrets).await?;
+        Ok(Self {
+            settings,
+            pool_size,
+            secrets,
+            transport: RwLock::new(Arc::new(transport)),
+        })
+    }
+
+    /// The per-mail bound configured by `SMTP_TIMEOUT_MS`.
+    pub fn timeout(&self) -> Duration {
+        self.settings.timeout
+    }
+
+    fn current(&self) -> Arc<Transport> {
+        Arc::clone(&self.transport.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Sends one mail within `timeout` (capped at the configured SMTP timeout).
+    pub async fn send(&self, message: &Message, timeout: Duration) -> Result<(), SendError> {
+        let timeout = timeout.min(self.settings.timeout);
+        let transport = self.current();
+        let result = match tokio::time::timeout(timeout, transport.send(message.clone())).await {
+            Ok(Ok(_response)) => Ok(()),
+            Ok(Err(err)) => Err(SendError::classify(&err)),
+            Err(_elapsed) => Err(SendError::Timeout(timeout)),
+        };
+        match &result {
+            Err(SendError::Timeout(_)) => self.replace(&transport, false).await,
+            Err(SendError::Authentication { .. }) => self.replace(&transport, true).await,
+            _ => {}
+        }
+        result
+    }
+
+    /// Swaps in a fresh transport unless another task already replaced `failed`.
+    async fn replace(&self, failed: &Arc<Transport>, refetch_credentials: bool) {
+        if !Arc::ptr_eq(failed, &self.current()) {
+            return;
+        }
+        if refetch_credentials && let SmtpAuth::Secret { arn } = &self.settings.auth {
+            self.secrets.forget(arn).await;
+        }
+        match build_transport(&self.settings, self.pool_size, &self.secrets).await {
+            Ok(fresh) => {
+                let mut slot = self.transport.write().unwrap_or_else(|e| e.into_inner());
+                if Arc::ptr_eq(failed, &slot) {
+                    *slot = Arc::new(fresh);
+                    tracing::info!(refetch_credentials, "replaced the SMTP transport");
+                }
+            }
+            // The old transport stays; the next attempt tries again.
+            Err(err) => tracing::warn!(error = %err, "could not rebuild the SMTP transport"),
+        }
+    }
+}
+
+/// Builds the pooled transport of `settings`: TLS mode, port, credentials, timeouts.
+pub async fn build_transport(
+    settings: &SmtpSettings,
+    pool_size: u32,
+    secrets: &Secrets,
+) -> Result<Transport, MailerError> {
+    let tls_parameters = || TlsParameters::new(settings.host.clone()).map_err(MailerError::Tls);
+    let tls = match settings.tls {
+        SmtpTls::None => Tls::None,
+        SmtpTls::Starttls => Tls::Required(tls_parameters()?),
+        SmtpTls::Tls => Tls::Wrapper(tls_parameters()?),
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
+        .port(settings.port)
+        .tls(tls)
+        // lettre bounds the TCP connect with this; the whole conversation is bounded by
+        // `Mailer::send`.
+        .timeout(Some(settings.timeout))
+        .pool_config(
+            PoolConfig::new()
+                .max_size(pool_size)
+                .idle_timeout(Duration::from_secs(50)),
+        );
+    let credentials = match &settings.auth {
+        SmtpAuth::None => None,
+        SmtpAuth::Local(credentials) => Some(credentials.clone()),
+        SmtpAuth::Secret { arn } => Some(secrets.json::<Credentials>(arn).await?),
+    };
+    if let Some(credentials) = credentials {
+        builder = builder.credentials(SmtpCredentials::new(
+            credentials.username,
+            credentials.password.expose_secret().to_owned(),
+        ));
+    }
+    Ok(builder.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_five_hundreds_about_the_mail_are_permanent() {
+        let rejected = SendError::Rejected {
+            reply: "550 5.1.1 no such user".into(),
+        };
+        assert!(rejected.is_permanent());
+        for retryable in [
+            SendError::Deferred {
+                reply: "451 try later".into(),
+            },
+            SendError::Authentication {
+                reply: "535 bad credentials".into(),
+            },
+            SendError::Timeout(Duration::from_secs(1)),
+            SendError::Unavailable("connection refused".into()),
+        ] {
+            assert!(!retryable.is_permanent(), "{retryable}");
+        }
+    }
+}
