@@ -1,0 +1,124 @@
+//! Settings of the migrate function (DESIGN §6): the shared database and Kafka settings plus
+//! the layout of the topics it creates.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use shared::config::{ConfigError, DatabaseSettings, KafkaSettings, from_source, variables_of};
+
+/// How the topics are laid out when they are created (existing topics are left alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicLayout {
+    pub partitions: i32,
+    /// `-1` lets the broker choose (its `default.replication.factor`; MSK Serverless fixes 3).
+    pub replication_factor: i32,
+}
+
+impl Default for TopicLayout {
+    fn default() -> Self {
+        Self {
+            partitions: 3,
+            replication_factor: -1,
+        }
+    }
+}
+
+/// Everything the function reads at start-up.
+#[derive(Clone)]
+pub struct MigrateConfig {
+    pub database: DatabaseSettings,
+    pub kafka: KafkaSettings,
+    pub topics: TopicLayout,
+}
+
+#[derive(Deserialize)]
+struct RawTopicSettings {
+    topic_partitions: Option<i32>,
+    topic_replication_factor: Option<i32>,
+}
+
+impl MigrateConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(None)
+    }
+
+    /// As [`MigrateConfig::from_env`], from an explicit map of variables.
+    pub fn from_source(variables: Option<HashMap<String, String>>) -> Result<Self, ConfigError> {
+        let raw: RawTopicSettings = from_source(variables.clone())?;
+        let defaults = TopicLayout::default();
+        let partitions = raw.topic_partitions.unwrap_or(defaults.partitions);
+        if !(1..=1000).contains(&partitions) {
+            return Err(ConfigError::new(
+                "TOPIC_PARTITIONS",
+                "must be between 1 and 1000",
+            ));
+        }
+        let replication_factor = raw
+            .topic_replication_factor
+            .unwrap_or(defaults.replication_factor);
+        if replication_factor == 0 || replication_factor < -1 {
+            return Err(ConfigError::new(
+                "TOPIC_REPLICATION_FACTOR",
+                "must be -1 (the broker's default) or at least 1",
+            ));
+        }
+        Ok(Self {
+            database: DatabaseSettings::from_source(variables.clone())?,
+            kafka: KafkaSettings::from_source(variables)?,
+            topics: TopicLayout {
+                partitions,
+                replication_factor,
+            },
+        })
+    }
+
+    /// Every environment variable [`MigrateConfig::from_env`] reads (for the template
+    /// contract test).
+    pub fn variables() -> Vec<String> {
+        let mut names = DatabaseSettings::variables();
+        names.extend(KafkaSettings::variables());
+        names.extend(variables_of::<RawTopicSettings>());
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    const BASE: [(&str, &str); 2] = [
+        ("DATABASE_URL", "postgres://x@127.0.0.1/db"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+    ];
+
+    #[test]
+    fn topics_default_to_three_partitions_and_the_brokers_replication() {
+        let config = MigrateConfig::from_source(vars(&BASE)).unwrap();
+        assert_eq!(config.topics, TopicLayout::default());
+    }
+
+    #[test]
+    fn a_zero_replication_factor_is_refused_by_name() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TOPIC_REPLICATION_FACTOR", "0"));
+        let err = MigrateConfig::from_source(vars(&pairs)).err().unwrap();
+        assert_eq!(err.variable, "TOPIC_REPLICATION_FACTOR");
+    }
+
+    #[test]
+    fn variables_cover_database_kafka_and_topics() {
+        let names = MigrateConfig::variables();
+        for name in ["DB_SECRET_ARN", "KAFKA_SECURITY", "TOPIC_PARTITIONS"] {
+            assert!(names.iter().any(|n| n == name), "{name} missing: {names:?}");
+        }
+    }
+}

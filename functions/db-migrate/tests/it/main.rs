@@ -1,0 +1,5 @@
+//! db-migrate against real PostgreSQL (a fresh, empty database per test), a private tansu
+//! broker, and a local HTTP server playing CloudFormation's pre-signed response URL.
+
+mod helpers;
+mod resource;
