@@ -1,0 +1,282 @@
+//! A typed view of the SAM template (`template.yaml`): each function's binary, `CodeUri`,
+//! environment variable names and event sources. The local runtime emulates the MSK triggers
+//! it finds here, and the contract tests hold the template against the code, so that local
+//! and cloud wiring cannot drift apart.
+//!
+//! CloudFormation intrinsics (`!Ref`, `!GetAtt`, `!Sub`, ...) are kept as opaque values: only
+//! literal settings are read.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_norway::Value;
+
+/// Why the template could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("template is not valid YAML: {0}")]
+    Yaml(#[from] serde_norway::Error),
+    #[error("{0}")]
+    Shape(String),
+}
+
+/// The template's serverless functions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pub functions: Vec<Function>,
+}
+
+/// One `AWS::Serverless::Function`, with `Globals` applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Function {
+    pub logical_id: String,
+    pub code_uri: Option<String>,
+    /// `Metadata.BuildProperties.Binary`: which workspace binary cargo-lambda builds.
+    pub binary: Option<String>,
+    /// Names of the environment variables set (function and `Globals`).
+    pub environment: BTreeSet<String>,
+    pub events: Vec<Event>,
+}
+
+/// One entry of a function's `Events`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub name: String,
+    pub source: EventSource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventSource {
+    Msk(MskEvent),
+    Schedule {
+        expression: String,
+    },
+    HttpApi {
+        method: String,
+        path: String,
+    },
+    /// Any other event type, by its `Type`.
+    Other(String),
+}
+
+/// The literal settings of an MSK event source mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MskEvent {
+    pub topics: Vec<String>,
+    pub batch_size: Option<u64>,
+    pub maximum_batching_window_secs: Option<u64>,
+    /// `TRIM_HORIZON` or `LATEST`.
+    pub starting_position: Option<String>,
+    pub consumer_group_id: Option<String>,
+}
+
+impl Template {
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, TemplateError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let root: Value = serde_norway::from_str(text)?;
+        let globals = &root["Globals"]["Function"];
+        let global_env = variable_names(&globals["Environment"]["Variables"]);
+        let resources = root["Resources"]
+            .as_mapping()
+            .ok_or_else(|| TemplateError::Shape("the template has no Resources".to_owned()))?;
+        let mut functions = Vec::new();
+        for (id, resource) in resources {
+            if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+                continue;
+            }
+            let logical_id = id.as_str().unwrap_or_default().to_owned();
+            let properties = &resource["Properties"];
+            let mut environment = global_env.clone();
+            environment.extend(variable_names(&properties["Environment"]["Variables"]));
+            let events = properties["Events"]
+                .as_mapping()
+                .into_iter()
+                .flatten()
+                .map(|(name, event)| Event {
+                    name: name.as_str().unwrap_or_default().to_owned(),
+                    source: event_source(event),
+                })
+                .collect();
+            functions.push(Function {
+                code_uri: properties["CodeUri"]
+                    .as_str()
+                    .or_else(|| globals["CodeUri"].as_str())
+                    .map(str::to_owned),
+                binary: resource["Metadata"]["BuildProperties"]["Binary"]
+                    .as_str()
+                    .map(str::to_owned),
+                logical_id,
+                environment,
+                events,
+            });
+        }
+        Ok(Self { functions })
+    }
+
+    pub fn function(&self, logical_id: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.logical_id == logical_id)
+    }
+}
+
+impl Function {
+    /// The function's MSK triggers, in template order.
+    pub fn msk_events(&self) -> impl Iterator<Item = (&str, &MskEvent)> {
+        self.events.iter().filter_map(|event| match &event.source {
+            EventSource::Msk(msk) => Some((event.name.as_str(), msk)),
+            _ => None,
+        })
+    }
+
+    /// The function's schedule expressions, such as `rate(1 minute)`.
+    pub fn schedules(&self) -> impl Iterator<Item = &str> {
+        self.events.iter().filter_map(|event| match &event.source {
+            EventSource::Schedule { expression } => Some(expression.as_str()),
+            _ => None,
+        })
+    }
+}
+
+fn variable_names(variables: &Value) -> BTreeSet<String> {
+    variables
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, _)| name.as_str().map(str::to_owned))
+        .collect()
+}
+
+fn event_source(event: &Value) -> EventSource {
+    let properties = &event["Properties"];
+    let kind = event["Type"].as_str().unwrap_or_default();
+    match kind {
+        "MSK" => EventSource::Msk(MskEvent {
+            topics: properties["Topics"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .filter_map(|topic| topic.as_str().map(str::to_owned))
+                .collect(),
+            batch_size: properties["BatchSize"].as_u64(),
+            maximum_batching_window_secs: properties["MaximumBatchingWindowInSeconds"].as_u64(),
+            starting_position: properties["StartingPosition"].as_str().map(str::to_owned),
+            consumer_group_id: properties["ConsumerGroupId"]
+                .as_str()
+                .or_else(|| {
+                    properties["AmazonManagedKafkaEventSourceConfig"]["ConsumerGroupId"].as_str()
+                })
+                .map(str::to_owned),
+        }),
+        "Schedule" | "ScheduleV2" => EventSource::Schedule {
+            expression: properties["Schedule"]
+                .as_str()
+                .or_else(|| properties["ScheduleExpression"].as_str())
+                .unwrap_or_default()
+                .to_owned(),
+        },
+        "HttpApi" => EventSource::HttpApi {
+            method: properties["Method"].as_str().unwrap_or_default().to_owned(),
+            path: properties["Path"].as_str().unwrap_or_default().to_owned(),
+        },
+        other => EventSource::Other(other.to_owned()),
+    }
+}
+
+/// The period of a `rate(N unit)` schedule expression, in seconds.
+pub fn rate_in_seconds(expression: &str) -> Option<u64> {
+    let inner = expression.strip_prefix("rate(")?.strip_suffix(')')?;
+    let (amount, unit) = inner.trim().split_once(' ')?;
+    let amount: u64 = amount.parse().ok()?;
+    let unit_secs = match unit.trim().trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        _ => return None,
+    };
+    Some(amount * unit_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+Globals:
+  Function:
+    Environment:
+      Variables:
+        DB_HOST: !GetAtt Database.Endpoint.Address
+Resources:
+  Database:
+    Type: AWS::RDS::DBInstance
+  InventoryFunction:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildMethod: rust-cargolambda
+      BuildProperties:
+        Binary: inventory
+    Properties:
+      CodeUri: .
+      Environment:
+        Variables:
+          KAFKA_BOOTSTRAP_SERVERS: !Ref Brokers
+      Events:
+        OrderPlaced:
+          Type: MSK
+          Properties:
+            Stream: !Ref Cluster
+            Topics: [order-placed]
+            BatchSize: 100
+            MaximumBatchingWindowInSeconds: 1
+            StartingPosition: TRIM_HORIZON
+            ConsumerGroupId: inventory
+  RelayFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        EveryMinute:
+          Type: Schedule
+          Properties:
+            Schedule: rate(1 minute)
+"#;
+
+    #[test]
+    fn functions_carry_binaries_environment_and_triggers() {
+        let template = Template::parse(SAMPLE).unwrap();
+        let inventory = template.function("InventoryFunction").unwrap();
+        assert_eq!(inventory.binary.as_deref(), Some("inventory"));
+        assert_eq!(inventory.code_uri.as_deref(), Some("."));
+        assert_eq!(
+            inventory.environment.iter().collect::<Vec<_>>(),
+            ["DB_HOST", "KAFKA_BOOTSTRAP_SERVERS"]
+        );
+        let (name, msk) = inventory.msk_events().next().unwrap();
+        assert_eq!(name, "OrderPlaced");
+        assert_eq!(msk.topics, ["order-placed"]);
+        assert_eq!(msk.batch_size, Some(100));
+        assert_eq!(msk.maximum_batching_window_secs, Some(1));
+        assert_eq!(msk.consumer_group_id.as_deref(), Some("inventory"));
+        let relay = template.function("RelayFunction").unwrap();
+        assert_eq!(relay.schedules().collect::<Vec<_>>(), ["rate(1 minute)"]);
+    }
+
+    #[test]
+    fn rates_convert_to_seconds() {
+        assert_eq!(rate_in_seconds("rate(1 minute)"), Some(60));
+        assert_eq!(rate_in_seconds("rate(5 minutes)"), Some(300));
+        assert_eq!(rate_in_seconds("cron(0 * * * ? *)"), None);
+    }
+}
