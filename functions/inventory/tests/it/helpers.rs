@@ -1,0 +1,192 @@
+//! Building batches, seeding the database and reading it back.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::event::kafka::KafkaEvent;
+use inventory::Inventory;
+use shared::config::{KafkaSettings, Secrets};
+use shared::events::{OrderEvent, OrderEventData};
+use shared::kafka::KafkaPublisher;
+use shared::msk::{BrokerRecord, kafka_event};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub const ARN: &str = "arn:aws:kafka:us-east-1:123456789012:cluster/orders-local/test";
+
+/// The sample events under `events/`, the same files `cargo lambda invoke` uses.
+pub fn sample(name: &str) -> KafkaEvent {
+    let text = match name {
+        "inventory-order-placed" => include_str!("../../../../events/inventory-order-placed.json"),
+        "inventory-mixed-batch" => include_str!("../../../../events/inventory-mixed-batch.json"),
+        "inventory-poison-records" => {
+            include_str!("../../../../events/inventory-poison-records.json")
+        }
+        other => panic!("no sample event {other}"),
+    };
+    serde_json::from_str(text).expect("samples are Lambda MSK events")
+}
+
+/// The orders the samples refer to, as `events/inventory-orders.sql` inserts them.
+pub async fn seed_sample_orders(pool: &PgPool) {
+    sqlx::raw_sql(include_str!("../../../../events/inventory-orders.sql"))
+        .execute(pool)
+        .await
+        .expect("the sample orders insert");
+}
+
+/// A producer on the shared local broker.
+pub async fn shared_publisher() -> KafkaPublisher {
+    publisher(&testkit::kafka::bootstrap()).await
+}
+
+pub async fn publisher(bootstrap: &str) -> KafkaPublisher {
+    let mut settings = KafkaSettings::plaintext(bootstrap);
+    settings.delivery_timeout = std::time::Duration::from_secs(3);
+    KafkaPublisher::new(&settings, &Secrets::new())
+        .await
+        .expect("a producer can be configured")
+}
+
+pub async fn inventory(pool: &PgPool) -> Inventory {
+    testkit::init_tracing();
+    Inventory::new(pool.clone(), shared_publisher().await)
+}
+
+pub async fn set_stock(pool: &PgPool, levels: &[(&str, i32)]) {
+    for (product, quantity) in levels {
+        sqlx::query(
+            "INSERT INTO stock (product_name, quantity) VALUES ($1, $2)
+             ON CONFLICT (product_name) DO UPDATE SET quantity = EXCLUDED.quantity",
+        )
+        .bind(product)
+        .bind(quantity)
+        .execute(pool)
+        .await
+        .expect("stock can be set");
+    }
+}
+
+/// Inserts a PLACED order and returns the `order.placed` event the API would have published.
+pub async fn place_order(pool: &PgPool, product: &str, quantity: i32) -> OrderEvent {
+    let event = OrderEvent::placed(OrderEventData {
+        order_id: shared::domain::new_id(),
+        customer_name: "Ada Lovelace".to_owned(),
+        customer_email: Some("ada@example.com".to_owned()),
+        product_name: product.to_owned(),
+        quantity,
+        reason: None,
+    });
+    insert_order(pool, &event).await;
+    event
+}
+
+pub async fn insert_order(pool: &PgPool, event: &OrderEvent) {
+    sqlx::query(
+        "INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status)
+         VALUES ($1, $2, $3, $4, $5, 'PLACED')",
+    )
+    .bind(event.data.order_id)
+    .bind(&event.data.customer_name)
+    .bind(&event.data.customer_email)
+    .bind(&event.data.product_name)
+    .bind(event.data.quantity)
+    .execute(pool)
+    .await
+    .expect("orders can be inserted");
+}
+
+/// A batch carrying `events` on one partition, at consecutive offsets from `first_offset`.
+pub fn batch(events: &[OrderEvent], partition: i32, first_offset: i64) -> KafkaEvent {
+    kafka_event(
+        ARN,
+        "127.0.0.1:9092",
+        records(events, partition, first_offset),
+    )
+}
+
+pub fn records(events: &[OrderEvent], partition: i32, first_offset: i64) -> Vec<BrokerRecord> {
+    events
+        .iter()
+        .zip(first_offset..)
+        .map(|(event, offset)| BrokerRecord::from_event(event, partition, offset))
+        .collect()
+}
+
+pub async fn stock(pool: &PgPool, product: &str) -> Option<i32> {
+    sqlx::query_scalar("SELECT quantity FROM stock WHERE product_name = $1")
+        .bind(product)
+        .fetch_optional(pool)
+        .await
+        .expect("stock can be read")
+}
+
+/// `(status, rejection_reason)` of an order.
+pub async fn order_state(pool: &PgPool, id: Uuid) -> (String, Option<String>) {
+    sqlx::query_as("SELECT status, rejection_reason FROM orders WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("the order exists")
+}
+
+pub async fn count(pool: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(pool)
+        .await
+        .expect("tables can be counted")
+}
+
+/// The events in the outbox, oldest first.
+pub async fn outbox_events(pool: &PgPool) -> Vec<OrderEvent> {
+    let payloads: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT payload FROM outbox ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .expect("the outbox can be read");
+    payloads
+        .into_iter()
+        .map(|payload| serde_json::from_value(payload).expect("outbox rows hold order events"))
+        .collect()
+}
+
+/// `(status, rejection_reason)` by order id.
+pub type OrderStates = BTreeMap<Uuid, (String, Option<String>)>;
+
+/// Everything a batch could change, to show that a second delivery changes nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    stock: BTreeMap<String, i32>,
+    orders: OrderStates,
+    outbox: i64,
+    processed: i64,
+    dead_letters: i64,
+}
+
+impl Snapshot {
+    /// Only the business state, without the bookkeeping tables.
+    pub fn stock_and_orders(&self) -> (&BTreeMap<String, i32>, &OrderStates) {
+        (&self.stock, &self.orders)
+    }
+}
+
+pub async fn snapshot(pool: &PgPool) -> Snapshot {
+    let stock: Vec<(String, i32)> = sqlx::query_as("SELECT product_name, quantity FROM stock")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let orders: Vec<(Uuid, String, Option<String>)> =
+        sqlx::query_as("SELECT id, status, rejection_reason FROM orders")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    Snapshot {
+        stock: stock.into_iter().collect(),
+        orders: orders
+            .into_iter()
+            .map(|(id, status, reason)| (id, (status, reason)))
+            .collect(),
+        outbox: count(pool, "outbox").await,
+        processed: count(pool, "processed_events").await,
+        dead_letters: count(pool, "dead_letters").await,
+    }
+}
