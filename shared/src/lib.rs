@@ -6,6 +6,7 @@
 //! - [`db`]: the PostgreSQL pool, embedded migrations, error classification.
 //! - [`kafka`]: the idempotent producer.
 //! - [`outbox`]: enqueue in a transaction, publish after commit, relay stragglers.
+//! - [`orders`]: the orders and stock repository, with idempotent order placement.
 //! - [`msk`]: decoding and building the Lambda MSK event, and dead-lettering poison records.
 
 pub mod config;
@@ -14,4 +15,5 @@ pub mod domain;
 pub mod events;
 pub mod kafka;
 pub mod msk;
+pub mod orders;
 pub mod outbox;

@@ -1,0 +1,400 @@
+//! The order routes: place one (idempotently, with its event), read one, list them.
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shared::domain::{
+    CustomerName, EmailAddress, NewOrder, OrderStatus, ProductName, Quantity, RejectionReason,
+    new_id,
+};
+use shared::orders::{
+    self as repo, Cursor, IdempotencyKey, Order, OrderQuery, PageLimit, PlaceOrderError, Placement,
+};
+use shared::outbox;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::extract::{JsonObject, field};
+use crate::problem::{ApiError, FieldError, Problem};
+use crate::record_order_id;
+use crate::state::AppState;
+
+/// The message the original system answered with; clients may match on it.
+pub const ORDER_PLACED_MESSAGE: &str = "Order placed successfully!";
+/// Makes a retried POST return the first order instead of placing another.
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// Set on a response that repeats an earlier one for the same `Idempotency-Key`.
+pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// The body of `POST /api/orders`. Unknown fields are ignored, so the original system's
+/// body works unchanged. Values are read leniently and checked all together.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "customerName": "Ada Lovelace",
+    "customerEmail": "ada@example.com",
+    "productName": "Laptop",
+    "quantity": 1
+}))]
+pub struct PlaceOrderRequest {
+    /// 1–255 characters after trimming.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
+    pub customer_name: Option<Value>,
+    /// Where order mails go; optional.
+    #[schema(value_type = Option<String>, format = Email, max_length = 254)]
+    pub customer_email: Option<Value>,
+    /// 1–255 characters after trimming.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
+    pub product_name: Option<Value>,
+    /// Units ordered: a JSON integer from 1 to 10,000.
+    #[schema(value_type = i32, required = true, minimum = 1, maximum = 10000)]
+    pub quantity: Option<Value>,
+}
+
+/// Collects field errors while parsing, so that one response lists all of them.
+#[derive(Default)]
+pub(crate) struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    pub(crate) fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result
+            .map_err(|message| self.0.push(FieldError::new(field, message)))
+            .ok()
+    }
+
+    pub(crate) fn extend(&mut self, errors: impl IntoIterator<Item = FieldError>) {
+        self.0.extend(errors);
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<FieldError> {
+        self.0
+    }
+}
+
+impl TryFrom<&PlaceOrderRequest> for NewOrder {
+    type Error = Vec<FieldError>;
+
+    fn try_from(body: &PlaceOrderRequest) -> Result<Self, Vec<FieldError>> {
+        let mut errors = FieldErrors::default();
+        let customer_name = errors.check(
+            "customerName",
+            field::string(body.customer_name.as_ref())
+                .and_then(|raw| CustomerName::parse(raw).map_err(|err| err.0)),
+        );
+        let customer_email = errors.check(
+            "customerEmail",
+            field::optional_string(body.customer_email.as_ref()).and_then(|raw| {
+                raw.map(EmailAddress::parse)
+                    .transpose()
+                    .map_err(|err| err.0)
+            }),
+        );
+        let product_name = errors.check(
+            "productName",
+            field::string(body.product_name.as_ref())
+                .and_then(|raw| ProductName::parse(raw).map_err(|err| err.0)),
+        );
+        let quantity = errors.check(
+            "quantity",
+            field::integer(body.quantity.as_ref())
+                .and_then(|raw| Quantity::new(raw).map_err(|err| err.0)),
+        );
+        match (customer_name, customer_email, product_name, quantity) {
+            (Some(customer_name), Some(customer_email), Some(product_name), Some(quantity)) => {
+                Ok(Self {
+                    customer_name,
+                    customer_email,
+                    product_name,
+                    quantity,
+                })
+            }
+            _ => Err(errors.into_vec()),
+        }
+    }
+}
+
+/// The answer to a placed order (the original system's shape, plus the status).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPlaced {
+    #[schema(example = "Order placed successfully!")]
+    pub message: String,
+    pub order_id: Uuid,
+    pub status: OrderStatus,
+}
+
+/// An order as the API shows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    pub order_id: Uuid,
+    pub customer_name: String,
+    pub customer_email: Option<String>,
+    pub product_name: String,
+    pub quantity: i32,
+    pub status: OrderStatus,
+    /// Set once inventory rejected the order.
+    pub rejection_reason: Option<RejectionReason>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Order> for OrderView {
+    fn from(order: Order) -> Self {
+        Self {
+            order_id: order.id,
+            customer_name: order.customer_name,
+            customer_email: order.customer_email,
+            product_name: order.product_name,
+            quantity: order.quantity,
+            status: order.status,
+            rejection_reason: order.rejection_reason,
+            created_at: order.created_at,
+            updated_at: order.updated_at,
+        }
+    }
+}
+
+/// One page of orders, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPageView {
+    pub items: Vec<OrderView>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Filters and position for `GET /api/orders`; every value is checked, all at once.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListOrdersParams {
+    /// Only orders placed with this email address.
+    #[param(value_type = Option<String>, format = Email)]
+    pub customer_email: Option<String>,
+    /// Only orders in this status.
+    #[param(value_type = Option<OrderStatus>)]
+    pub status: Option<String>,
+    /// Orders per page, 1–100.
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 100, default = 20)]
+    pub limit: Option<String>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl TryFrom<&ListOrdersParams> for OrderQuery {
+    type Error = Vec<FieldError>;
+
+    fn try_from(params: &ListOrdersParams) -> Result<Self, Vec<FieldError>> {
+        let mut errors = FieldErrors::default();
+        let customer_email = errors.check(
+            "customerEmail",
+            params
+                .customer_email
+                .as_deref()
+                .map(EmailAddress::parse)
+                .transpose()
+                .map_err(|err| err.0),
+        );
+        let status = errors.check(
+            "status",
+            params
+                .status
+                .as_deref()
+                .map(OrderStatus::parse)
+                .transpose()
+                .map_err(|err| err.0),
+        );
+        let limit = errors.check(
+            "limit",
+            match params.limit.as_deref() {
+                None => Ok(PageLimit::default()),
+                Some(raw) => raw
+                    .parse::<i64>()
+                    .map_err(|_| format!("must be an integer, got {raw:?}"))
+                    .and_then(|n| PageLimit::new(n).map_err(|err| err.0)),
+            },
+        );
+        let after = errors.check(
+            "cursor",
+            params
+                .cursor
+                .as_deref()
+                .map(Cursor::decode)
+                .transpose()
+                .map_err(|err| err.0),
+        );
+        match (customer_email, status, limit, after) {
+            (Some(customer_email), Some(status), Some(limit), Some(after)) => Ok(Self {
+                customer_email,
+                status,
+                limit,
+                after,
+            }),
+            _ => Err(errors.into_vec()),
+        }
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, String> {
+    headers
+        .get(IDEMPOTENCY_KEY)
+        .map(|value| {
+            let raw = value
+                .to_str()
+                .map_err(|_| "must be visible ASCII characters".to_owned())?;
+            IdempotencyKey::parse(raw).map_err(|err| err.0)
+        })
+        .transpose()
+}
+
+/// Places an order: the order and its `order.placed` event are committed together, then the
+/// event is published. A broker that is down does not fail the order; the outbox relay
+/// publishes the event later.
+#[utoipa::path(
+    post,
+    path = "/api/orders",
+    tag = "orders",
+    request_body(content = PlaceOrderRequest, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+         description = "1–255 characters. Repeating a request with the same key and body returns the first order and creates nothing; the same key with another body is 422."),
+    ),
+    responses(
+        (status = 201, description = "Order placed (or replayed for a repeated Idempotency-Key)", body = OrderPlaced,
+         headers(("Location" = String, description = "/api/orders/{orderId}"))),
+        (status = 400, description = "Malformed JSON or not a JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (all listed), or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable; see Retry-After", body = Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn place_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonObject(body): JsonObject<PlaceOrderRequest>,
+) -> Result<Response, ApiError> {
+    let (order, key) = match (NewOrder::try_from(&body), idempotency_key(&headers)) {
+        (Ok(order), Ok(key)) => (order, key),
+        (order, key) => {
+            let mut errors = order.err().unwrap_or_default();
+            if let Err(message) = key {
+                errors.push(FieldError::new("Idempotency-Key", message));
+            }
+            return Err(ApiError::Validation(errors));
+        }
+    };
+
+    let id = new_id();
+    record_order_id(id);
+    let placement = match repo::place_order(state.pool(), id, &order, key.as_ref()).await {
+        Ok(placement) => placement,
+        Err(PlaceOrderError::Store(err)) => return Err(state.fail(err).await),
+        Err(err) => return Err(err.into()),
+    };
+    let replayed = match &placement {
+        Placement::Created { outbox: rows, .. } => {
+            tracing::info!(product = %order.product_name, quantity = order.quantity.get(), "order placed");
+            match outbox::publish(state.pool(), state.publisher(), rows).await {
+                Ok(report) if report.all_published() => tracing::debug!("order.placed published"),
+                Ok(_) => tracing::warn!("order.placed left for the outbox relay"),
+                Err(err) => tracing::warn!(
+                    error = %err,
+                    "order.placed sent but not marked published; the relay will send it again"
+                ),
+            }
+            false
+        }
+        Placement::Replayed(first) => {
+            record_order_id(first.id);
+            tracing::info!("repeated Idempotency-Key: returning the first order");
+            true
+        }
+    };
+    let order = placement.order();
+    let location = HeaderValue::try_from(format!("/api/orders/{}", order.id))
+        .expect("a UUID path is a valid header value");
+    let mut response = (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(OrderPlaced {
+            message: ORDER_PLACED_MESSAGE.to_owned(),
+            order_id: order.id,
+            status: order.status,
+        }),
+    )
+        .into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// One order by id.
+#[utoipa::path(
+    get,
+    path = "/api/orders/{id}",
+    tag = "orders",
+    params(("id" = Uuid, Path, description = "The order id returned when it was placed")),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn get_order(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<OrderView>, ApiError> {
+    let Path(raw) = path.map_err(|_| ApiError::bad_request("The order id could not be read"))?;
+    let id = Uuid::parse_str(&raw).map_err(|_| ApiError::BadRequest {
+        detail: "The order id must be a UUID".to_owned(),
+        errors: vec![FieldError::new("id", "must be a UUID")],
+    })?;
+    record_order_id(id);
+    state
+        .check(repo::get_order(state.pool(), id).await)
+        .await?
+        .map(|order| Json(order.into()))
+        .ok_or_else(|| ApiError::NotFound(format!("No order has the id {id}")))
+}
+
+/// Orders, newest first, optionally filtered, with keyset pagination.
+#[utoipa::path(
+    get,
+    path = "/api/orders",
+    tag = "orders",
+    params(ListOrdersParams),
+    responses(
+        (status = 200, description = "One page of orders", body = OrderPageView),
+        (status = 400, description = "The query string could not be read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filters, limit or cursor (all listed)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    query: Result<Query<ListOrdersParams>, QueryRejection>,
+) -> Result<Json<OrderPageView>, ApiError> {
+    let Query(params) =
+        query.map_err(|_| ApiError::bad_request("The query string could not be read"))?;
+    let query = OrderQuery::try_from(&params).map_err(ApiError::Validation)?;
+    let page = state
+        .check(repo::list_orders(state.pool(), &query).await)
+        .await?;
+    Ok(Json(OrderPageView {
+        items: page.items.into_iter().map(OrderView::from).collect(),
+        next_cursor: page.next.map(|cursor| cursor.encode()),
+    }))
+}

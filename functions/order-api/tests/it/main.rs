@@ -1,0 +1,11 @@
+//! The order API against real PostgreSQL (a fresh database per test) and real Kafka brokers.
+
+mod bad_input;
+mod configuration;
+mod idempotency;
+mod openapi;
+mod outages;
+mod placing;
+mod reading;
+mod stock;
+mod support;

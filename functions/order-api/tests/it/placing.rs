@@ -1,0 +1,169 @@
+//! Placing orders: the response, the row, and the event on `order-placed`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use order_api::AppState;
+use shared::events::{CLOUDEVENTS_CONTENT_TYPE, CONTENT_TYPE_HEADER, OrderEvent, topics};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::support::{
+    SEED_BODY, call, get, order_body, placed_records, post_json, publisher, spawn_app, test_app,
+};
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_seed_request_places_an_order_and_publishes_one_cloudevent(pool: PgPool) {
+    let bootstrap = testkit::kafka::bootstrap();
+    let state = AppState::new(
+        pool.clone(),
+        publisher(&bootstrap, Duration::from_secs(10)).await,
+    );
+    let api = spawn_app(state).await;
+
+    let response = api.post_order(SEED_BODY).await;
+
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["message"], "Order placed successfully!");
+    assert_eq!(body["status"], "PLACED");
+    let id: Uuid = body["orderId"].as_str().unwrap().parse().unwrap();
+    assert_eq!(location, format!("/api/orders/{id}"));
+
+    let (name, product, quantity, status): (String, String, i32, String) = sqlx::query_as(
+        "SELECT customer_name, product_name, quantity, status FROM orders WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (name.as_str(), product.as_str(), quantity, status.as_str()),
+        ("Jane Doe", "Laptop", 1, "PLACED")
+    );
+    let read_back = api.get(&location).await;
+    assert_eq!(read_back.status(), StatusCode::OK);
+
+    let records = placed_records(&bootstrap, &HashSet::from([id]), Duration::from_secs(30)).await;
+    assert_eq!(records.len(), 1, "exactly one event for the order");
+    let record = &records[0];
+    assert_eq!(record.key_str(), Some("Laptop"));
+    assert_eq!(
+        record.header(CONTENT_TYPE_HEADER),
+        Some(CLOUDEVENTS_CONTENT_TYPE.as_bytes())
+    );
+    let event = OrderEvent::decode(topics::ORDER_PLACED, record.value.as_deref().unwrap())
+        .expect("a valid CloudEvents record");
+    assert_eq!(event.source, "order-api");
+    assert_eq!(event.subject, id.to_string());
+    assert_eq!(event.data.order_id, id);
+    assert_eq!(event.data.customer_name, "Jane Doe");
+    assert_eq!(event.data.customer_email, None);
+    assert_eq!(event.data.product_name, "Laptop");
+    assert_eq!(event.data.quantity, 1);
+    let published: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT published_at FROM outbox WHERE payload->>'subject' = $1")
+            .bind(id.to_string())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(published.is_some(), "the outbox row is marked published");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn sql_metacharacters_and_unicode_are_stored_and_returned_unchanged(pool: PgPool) {
+    let app = test_app(&pool).await;
+    let customer = "Robert'); DROP TABLE orders;-- \"Bobby\" \\ Ünïcødé 東京 🚀";
+    let product = "Laptop' OR '1'='1 -- %_ ñ 💻";
+    let body = serde_json::json!({
+        "customerName": customer,
+        "productName": product,
+        "quantity": 2,
+        "customerEmail": "o'brien+orders@example.com"
+    });
+
+    let reply = call(&app, post_json("/api/orders", body.to_string())).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let id = reply.json()["orderId"].as_str().unwrap().to_owned();
+
+    let (stored_customer, stored_product): (String, String) =
+        sqlx::query_as("SELECT customer_name, product_name FROM orders WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored_customer, customer);
+    assert_eq!(stored_product, product);
+    let order = call(&app, get(&format!("/api/orders/{id}"))).await.json();
+    assert_eq!(order["customerName"], customer);
+    assert_eq!(order["productName"], product);
+    assert_eq!(order["customerEmail"], "o'brien+orders@example.com");
+    let listed = call(
+        &app,
+        get("/api/orders?customerEmail=o%27brien%2Borders%40example.com"),
+    )
+    .await
+    .json();
+    assert_eq!(listed["items"][0]["customerName"], customer);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn names_are_trimmed_and_unknown_fields_ignored(pool: PgPool) {
+    let app = test_app(&pool).await;
+    let body = r#"{"customerName": "  Ada  ", "productName": " Mouse ", "quantity": 3,
+                   "giftWrap": true, "customerEmail": null}"#;
+    let reply = call(&app, post_json("/api/orders", body)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let id = reply.json()["orderId"].as_str().unwrap().to_owned();
+    let order = call(&app, get(&format!("/api/orders/{id}"))).await.json();
+    assert_eq!(order["customerName"], "Ada");
+    assert_eq!(order["productName"], "Mouse");
+    assert_eq!(order["customerEmail"], serde_json::Value::Null);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_hundred_concurrent_posts_create_a_hundred_orders_and_as_many_distinct_events(
+    pool: PgPool,
+) {
+    let bootstrap = testkit::kafka::bootstrap();
+    let state = AppState::new(
+        pool.clone(),
+        publisher(&bootstrap, Duration::from_secs(10)).await,
+    );
+    let api = spawn_app(state).await;
+
+    let responses = futures::future::join_all((0..100).map(|n| {
+        let body = order_body(&format!("Customer {n}"), &format!("Product {}", n % 5), 1);
+        let api = &api;
+        async move { api.post_order(&body.to_string()).await }
+    }))
+    .await;
+
+    let mut ids = HashSet::new();
+    for response in responses {
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: serde_json::Value = response.json().await.unwrap();
+        ids.insert(body["orderId"].as_str().unwrap().parse::<Uuid>().unwrap());
+    }
+    assert_eq!(ids.len(), 100);
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(orders, 100);
+
+    let records = placed_records(&bootstrap, &ids, Duration::from_secs(60)).await;
+    let event_ids: HashSet<String> = records
+        .iter()
+        .map(|record| record.json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    let subjects: HashSet<String> = records
+        .iter()
+        .map(|record| record.json()["subject"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(records.len(), 100, "one record per order, no duplicates");
+    assert_eq!(event_ids.len(), 100);
+    assert_eq!(subjects.len(), 100);
+}

@@ -1,0 +1,498 @@
+//! The PostgreSQL repository for orders and stock levels (DESIGN §3).
+//!
+//! Placing an order writes the order and its `order.placed` outbox row in one transaction;
+//! an `Idempotency-Key` makes a retried request return the first order instead of a second
+//! one, race-free because the key is unique and claimed with `ON CONFLICT DO NOTHING`.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use crate::db;
+use crate::domain::{
+    EmailAddress, Invalid, NewOrder, OrderStatus, ProductName, RejectionReason, StockLevel,
+};
+use crate::events::{OrderEvent, OrderEventData};
+use crate::outbox::{self, OutboxRow};
+
+/// A failed repository call, classified so that callers can answer "retry later" or "bug".
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Transient: the database is unreachable, overloaded, timed out, or refused credentials
+    /// that may have been rotated. Retrying later can succeed.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Permanent: anything else (a bug or a broken invariant).
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl StoreError {
+    fn from_sqlx(err: sqlx::Error, context: &'static str) -> Self {
+        if db::is_transient(&err) || db::is_auth_failure(&err) {
+            Self::Unavailable(err)
+        } else {
+            Self::Unexpected(anyhow::Error::new(err).context(context))
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Why an order could not be placed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceOrderError {
+    /// The `Idempotency-Key` was first used with a different request; nothing was written.
+    #[error("the idempotency key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A client-chosen key (1–255 characters) that makes retrying a POST safe.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MAX_CHARS: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let chars = raw.chars().count();
+        if chars == 0 {
+            return Err(Invalid("must not be empty".to_owned()));
+        }
+        if chars > Self::MAX_CHARS {
+            return Err(Invalid(format!(
+                "must be at most {} characters, got {chars}",
+                Self::MAX_CHARS
+            )));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An order as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: Uuid,
+    pub customer_name: String,
+    pub customer_email: Option<String>,
+    pub product_name: String,
+    pub quantity: i32,
+    pub status: OrderStatus,
+    pub rejection_reason: Option<RejectionReason>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: Uuid,
+    customer_name: String,
+    customer_email: Option<String>,
+    product_name: String,
+    quantity: i32,
+    status: String,
+    rejection_reason: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<OrderRow> for Order {
+    type Error = StoreError;
+
+    fn try_from(row: OrderRow) -> Result<Self, StoreError> {
+        let broken = |column: &str, err: Invalid| {
+            StoreError::Unexpected(anyhow::anyhow!(
+                "order {} has an invalid {column}: {err}",
+                row.id
+            ))
+        };
+        Ok(Self {
+            status: OrderStatus::parse(&row.status).map_err(|err| broken("status", err))?,
+            rejection_reason: row
+                .rejection_reason
+                .as_deref()
+                .map(RejectionReason::parse)
+                .transpose()
+                .map_err(|err| broken("rejection_reason", err))?,
+            id: row.id,
+            customer_name: row.customer_name,
+            customer_email: row.customer_email,
+            product_name: row.product_name,
+            quantity: row.quantity,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+const ORDER_COLUMNS: &str = "id, customer_name, customer_email, product_name, quantity, status, \
+     rejection_reason, created_at, updated_at";
+
+/// The outcome of [`place_order`].
+#[derive(Debug)]
+pub enum Placement {
+    /// A new order, committed with its outbox rows, which the caller should now publish.
+    Created {
+        order: Order,
+        outbox: Vec<OutboxRow>,
+    },
+    /// The same `Idempotency-Key` and request were seen before: the first order, unchanged.
+    Replayed(Order),
+}
+
+impl Placement {
+    pub fn order(&self) -> &Order {
+        match self {
+            Self::Created { order, .. } | Self::Replayed(order) => order,
+        }
+    }
+}
+
+/// SHA-256 of the canonical form of a validated request, so that a reused key with another
+/// body is detected. Field order is fixed by the struct, values are already normalised.
+pub fn request_fingerprint(order: &NewOrder) -> [u8; 32] {
+    #[derive(serde::Serialize)]
+    struct Canonical<'a> {
+        customer_email: Option<&'a str>,
+        customer_name: &'a str,
+        product_name: &'a str,
+        quantity: i32,
+    }
+    let canonical = Canonical {
+        customer_email: order.customer_email.as_ref().map(EmailAddress::as_str),
+        customer_name: order.customer_name.as_str(),
+        product_name: order.product_name.as_str(),
+        quantity: order.quantity.get(),
+    };
+    let bytes = serde_json::to_vec(&canonical).expect("plain structs always serialise");
+    Sha256::digest(bytes).into()
+}
+
+/// Inserts order `id` as `PLACED` together with its `order.placed` outbox row, in one
+/// transaction. With an idempotency key, a request already seen returns the first order and
+/// writes nothing; concurrent requests sharing a key create exactly one order.
+#[tracing::instrument(skip_all, fields(order_id = %id), err(Debug))]
+pub async fn place_order(
+    pool: &PgPool,
+    id: Uuid,
+    order: &NewOrder,
+    idempotency_key: Option<&IdempotencyKey>,
+) -> Result<Placement, PlaceOrderError> {
+    let fingerprint = idempotency_key.map(|_| request_fingerprint(order));
+    let db_err =
+        |context: &'static str| move |err: sqlx::Error| StoreError::from_sqlx(err, context);
+
+    let mut tx = pool.begin().await.map_err(db_err("begin transaction"))?;
+    // With a key, a concurrent insert of the same key makes this wait for the other
+    // transaction; if it committed, nothing is inserted and no row comes back.
+    let inserted = sqlx::query_as::<_, OrderRow>(&format!(
+        "INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status,
+                             idempotency_key, request_fingerprint)
+         VALUES ($1, $2, $3, $4, $5, 'PLACED', $6, $7)
+         ON CONFLICT (idempotency_key) DO NOTHING
+         RETURNING {ORDER_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(order.customer_name.as_str())
+    .bind(order.customer_email.as_ref().map(EmailAddress::as_str))
+    .bind(order.product_name.as_str())
+    .bind(order.quantity.get())
+    .bind(idempotency_key.map(IdempotencyKey::as_str))
+    .bind(fingerprint.as_ref().map(<[u8; 32]>::as_slice))
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_err("insert order"))?;
+
+    let Some(row) = inserted else {
+        tx.rollback().await.map_err(db_err("roll back"))?;
+        let key = idempotency_key.expect("only a keyed insert can conflict");
+        return replay(pool, key, fingerprint.as_ref()).await;
+    };
+    let created = Order::try_from(row)?;
+    let event = OrderEvent::placed(OrderEventData::from_new_order(id, order));
+    let outbox = outbox::enqueue(&mut tx, std::slice::from_ref(&event))
+        .await
+        .map_err(db_err("enqueue order.placed"))?;
+    tx.commit().await.map_err(db_err("commit order"))?;
+    Ok(Placement::Created {
+        order: created,
+        outbox,
+    })
+}
+
+/// Reads the order that won `key` (committed, since the conflicting insert waited for it).
+async fn replay(
+    pool: &PgPool,
+    key: &IdempotencyKey,
+    fingerprint: Option<&[u8; 32]>,
+) -> Result<Placement, PlaceOrderError> {
+    #[derive(sqlx::FromRow)]
+    struct KeyedRow {
+        #[sqlx(flatten)]
+        order: OrderRow,
+        request_fingerprint: Option<Vec<u8>>,
+    }
+    let winner = sqlx::query_as::<_, KeyedRow>(&format!(
+        "SELECT {ORDER_COLUMNS}, request_fingerprint FROM orders WHERE idempotency_key = $1"
+    ))
+    .bind(key.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(|err| StoreError::from_sqlx(err, "read the order of an idempotency key"))?
+    .ok_or_else(|| {
+        StoreError::Unexpected(anyhow::anyhow!(
+            "idempotency key conflicted but no order holds it"
+        ))
+    })?;
+    if winner.request_fingerprint.as_deref() != fingerprint.map(<[u8; 32]>::as_slice) {
+        return Err(PlaceOrderError::IdempotencyKeyReused);
+    }
+    Ok(Placement::Replayed(Order::try_from(winner.order)?))
+}
+
+/// One order by id, if it exists.
+pub async fn get_order(pool: &PgPool, id: Uuid) -> Result<Option<Order>, StoreError> {
+    sqlx::query_as::<_, OrderRow>(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(|err| StoreError::from_sqlx(err, "read order"))?
+        .map(Order::try_from)
+        .transpose()
+}
+
+/// A position in the newest-first order list; opaque to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    created_at: DateTime<Utc>,
+    id: Uuid,
+}
+
+impl Cursor {
+    /// The position just after `order`.
+    pub fn after(order: &Order) -> Self {
+        Self {
+            created_at: order.created_at,
+            id: order.id,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!(
+            "{}|{}",
+            self.created_at.timestamp_micros(),
+            self.id
+        ))
+    }
+
+    pub fn decode(raw: &str) -> Result<Self, Invalid> {
+        let not_a_cursor = || Invalid("is not a cursor returned by this API".to_owned());
+        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| not_a_cursor())?;
+        let text = String::from_utf8(bytes).map_err(|_| not_a_cursor())?;
+        let (micros, id) = text.split_once('|').ok_or_else(not_a_cursor)?;
+        let micros: i64 = micros.parse().map_err(|_| not_a_cursor())?;
+        Ok(Self {
+            created_at: DateTime::from_timestamp_micros(micros).ok_or_else(not_a_cursor)?,
+            id: Uuid::parse_str(id).map_err(|_| not_a_cursor())?,
+        })
+    }
+}
+
+/// How many orders one page holds: 1 to 100, 20 by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimit(u8);
+
+impl PageLimit {
+    pub const MAX: i64 = 100;
+
+    pub fn new(value: i64) -> Result<Self, Invalid> {
+        if (1..=Self::MAX).contains(&value) {
+            Ok(Self(value as u8))
+        } else {
+            Err(Invalid(format!(
+                "must be between 1 and {}, got {value}",
+                Self::MAX
+            )))
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        i64::from(self.0)
+    }
+}
+
+impl Default for PageLimit {
+    fn default() -> Self {
+        Self(20)
+    }
+}
+
+/// Which orders to list, and from where.
+#[derive(Debug, Clone, Default)]
+pub struct OrderQuery {
+    pub customer_email: Option<EmailAddress>,
+    pub status: Option<OrderStatus>,
+    pub limit: PageLimit,
+    pub after: Option<Cursor>,
+}
+
+/// One page of orders, newest first, and the cursor of the next page if there is one.
+#[derive(Debug, Clone)]
+pub struct OrderPage {
+    pub items: Vec<Order>,
+    pub next: Option<Cursor>,
+}
+
+/// Keyset pagination over `(created_at, id)` descending, which the indexes serve directly.
+pub async fn list_orders(pool: &PgPool, query: &OrderQuery) -> Result<OrderPage, StoreError> {
+    let mut sql =
+        QueryBuilder::<Postgres>::new(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE TRUE"));
+    if let Some(email) = &query.customer_email {
+        sql.push(" AND customer_email = ").push_bind(email.as_str());
+    }
+    if let Some(status) = query.status {
+        sql.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(cursor) = query.after {
+        sql.push(" AND (created_at, id) < (")
+            .push_bind(cursor.created_at)
+            .push(", ")
+            .push_bind(cursor.id)
+            .push(")");
+    }
+    // One extra row tells whether another page follows.
+    sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(query.limit.get() + 1);
+    let rows = sql
+        .build_query_as::<OrderRow>()
+        .fetch_all(pool)
+        .await
+        .map_err(|err| StoreError::from_sqlx(err, "list orders"))?;
+    let mut items = rows
+        .into_iter()
+        .map(Order::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = if items.len() as i64 > query.limit.get() {
+        items.truncate(query.limit.0.into());
+        items.last().map(Cursor::after)
+    } else {
+        None
+    };
+    Ok(OrderPage { items, next })
+}
+
+/// A product's stock level.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StockItem {
+    pub product_name: String,
+    pub quantity: i32,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One product's stock level, if the product is known.
+pub async fn get_stock(
+    pool: &PgPool,
+    product: &ProductName,
+) -> Result<Option<StockItem>, StoreError> {
+    sqlx::query_as::<_, StockItem>(
+        "SELECT product_name, quantity, updated_at FROM stock WHERE product_name = $1",
+    )
+    .bind(product.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(|err| StoreError::from_sqlx(err, "read stock"))
+}
+
+/// Every product's stock level, by product name.
+pub async fn list_stock(pool: &PgPool) -> Result<Vec<StockItem>, StoreError> {
+    sqlx::query_as::<_, StockItem>(
+        "SELECT product_name, quantity, updated_at FROM stock ORDER BY product_name",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|err| StoreError::from_sqlx(err, "list stock"))
+}
+
+/// Sets a product's stock level, creating the product if it is new.
+pub async fn set_stock(
+    pool: &PgPool,
+    product: &ProductName,
+    level: StockLevel,
+) -> Result<StockItem, StoreError> {
+    sqlx::query_as::<_, StockItem>(
+        "INSERT INTO stock (product_name, quantity) VALUES ($1, $2)
+         ON CONFLICT (product_name) DO UPDATE SET quantity = EXCLUDED.quantity, updated_at = now()
+         RETURNING product_name, quantity, updated_at",
+    )
+    .bind(product.as_str())
+    .bind(level.get())
+    .fetch_one(pool)
+    .await
+    .map_err(|err| StoreError::from_sqlx(err, "set stock"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CustomerName, Quantity};
+
+    fn order(name: &str, quantity: i64) -> NewOrder {
+        NewOrder {
+            customer_name: CustomerName::parse(name).unwrap(),
+            customer_email: None,
+            product_name: ProductName::parse("Laptop").unwrap(),
+            quantity: Quantity::new(quantity).unwrap(),
+        }
+    }
+
+    #[test]
+    fn fingerprints_depend_on_every_field_and_only_on_validated_values() {
+        assert_eq!(
+            request_fingerprint(&order("Ada", 1)),
+            request_fingerprint(&order("  Ada ", 1))
+        );
+        assert_ne!(
+            request_fingerprint(&order("Ada", 1)),
+            request_fingerprint(&order("Ada", 2))
+        );
+        let mut with_email = order("Ada", 1);
+        with_email.customer_email = Some(EmailAddress::parse("ada@example.com").unwrap());
+        assert_ne!(
+            request_fingerprint(&order("Ada", 1)),
+            request_fingerprint(&with_email)
+        );
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        let cursor = Cursor {
+            created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
+            id: crate::domain::new_id(),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
+        assert!(Cursor::decode("not a cursor").is_err());
+        assert!(Cursor::decode(&URL_SAFE_NO_PAD.encode("12|not-a-uuid")).is_err());
+    }
+
+    #[test]
+    fn page_limits_and_idempotency_keys_are_bounded() {
+        assert!(PageLimit::new(0).is_err());
+        assert_eq!(PageLimit::new(100).unwrap().get(), 100);
+        assert!(PageLimit::new(101).is_err());
+        assert_eq!(PageLimit::default().get(), 20);
+        assert!(IdempotencyKey::parse("").is_err());
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
+    }
+}
