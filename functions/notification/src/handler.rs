@@ -183,7 +183,7 @@ impl Notifier {
         let mut to_send = Vec::new();
         for ((notice, request), claim) in notices.iter().zip(requests).zip(claims) {
             match (claim, request.recipient) {
-                (Claim::Send, Some(recipient)) => to_send.push((notice, recipient)),
+                (Claim::Send, Some(recipient)) => to_send.push((notice.clone(), recipient)),
                 (Claim::Skipped, _) => {
                     summary.skipped += 1;
                     tracing::info!(
@@ -197,11 +197,15 @@ impl Notifier {
             }
         }
 
-        let outcomes: Vec<(Uuid, NoticeKind, Outcome)> = stream::iter(to_send)
-            .map(|(notice, recipient)| self.deliver(notice, recipient, deadline))
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
+        let outcomes: Vec<(Uuid, NoticeKind, Outcome)> =
+            stream::iter(to_send)
+                // Owned notices: a closure over borrowed ones makes the future lose `Send`.
+                .map(|(notice, recipient)| async move {
+                    self.deliver(&notice, recipient, deadline).await
+                })
+                .buffer_unordered(self.concurrency)
+                .collect()
+                .await;
         store::record(&self.pool, &outcomes).await?;
 
         let mut first_error = None;

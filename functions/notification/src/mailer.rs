@@ -2,7 +2,7 @@
 //! timeout, and each failure classified as permanent (5xx: never retry) or retryable
 //! (4xx, connection, timeout, authentication).
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::Credentials as SmtpCredentials;
@@ -11,6 +11,7 @@ use lettre::transport::smtp::{Error as SmtpError, PoolConfig};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use shared::config::{Credentials, SecretError, Secrets};
+use tokio::sync::Mutex;
 
 use crate::config::{SmtpAuth, SmtpSettings, SmtpTls};
 
@@ -77,13 +78,14 @@ impl SendError {
 }
 
 /// Sends mails through one pooled transport. The transport is built once per cold start and
-/// replaced only after a fault that leaves its pool suspect: a timed-out conversation (the
-/// connection may be mid-command) or refused credentials (they are fetched again).
+/// dropped only after a fault that leaves it suspect: a timed-out conversation (a pooled
+/// connection may be stuck mid-command) or refused credentials. The next send then builds a
+/// fresh one, fetching the credentials again (DESIGN §6: after an authentication failure).
 pub struct Mailer {
     settings: SmtpSettings,
     pool_size: u32,
     secrets: Arc<Secrets>,
-    transport: RwLock<Arc<Transport>>,
+    transport: Mutex<Option<Arc<Transport>>>,
 }
 
 impl Mailer {
@@ -100,7 +102,7 @@ impl Mailer {
             settings,
             pool_size,
             secrets,
-            transport: RwLock::new(Arc::new(transport)),
+            transport: Mutex::new(Some(Arc::new(transport))),
         })
     }
 
@@ -109,46 +111,45 @@ impl Mailer {
         self.settings.timeout
     }
 
-    fn current(&self) -> Arc<Transport> {
-        Arc::clone(&self.transport.read().unwrap_or_else(|e| e.into_inner()))
+    /// The live transport, or a fresh one if the last was dropped after a fault.
+    async fn current(&self) -> Result<Arc<Transport>, SendError> {
+        let mut slot = self.transport.lock().await;
+        if let Some(transport) = slot.as_ref() {
+            return Ok(Arc::clone(transport));
+        }
+        let fresh = build_transport(&self.settings, self.pool_size, &self.secrets)
+            .await
+            .map_err(|err| SendError::Unavailable(err.to_string()))?;
+        tracing::info!("built a fresh SMTP transport");
+        Ok(Arc::clone(slot.insert(Arc::new(fresh))))
+    }
+
+    /// Drops `failed` (unless another task already did), so that the next send rebuilds it.
+    async fn discard(&self, failed: &Arc<Transport>, forget_credentials: bool) {
+        let mut slot = self.transport.lock().await;
+        if slot.as_ref().is_some_and(|live| Arc::ptr_eq(live, failed)) {
+            *slot = None;
+        }
+        if forget_credentials && let SmtpAuth::Secret { arn } = &self.settings.auth {
+            self.secrets.forget(arn).await;
+        }
     }
 
     /// Sends one mail within `timeout` (capped at the configured SMTP timeout).
     pub async fn send(&self, message: &Message, timeout: Duration) -> Result<(), SendError> {
         let timeout = timeout.min(self.settings.timeout);
-        let transport = self.current();
+        let transport = self.current().await?;
         let result = match tokio::time::timeout(timeout, transport.send(message.clone())).await {
             Ok(Ok(_response)) => Ok(()),
             Ok(Err(err)) => Err(SendError::classify(&err)),
             Err(_elapsed) => Err(SendError::Timeout(timeout)),
         };
         match &result {
-            Err(SendError::Timeout(_)) => self.replace(&transport, false).await,
-            Err(SendError::Authentication { .. }) => self.replace(&transport, true).await,
+            Err(SendError::Timeout(_)) => self.discard(&transport, false).await,
+            Err(SendError::Authentication { .. }) => self.discard(&transport, true).await,
             _ => {}
         }
         result
-    }
-
-    /// Swaps in a fresh transport unless another task already replaced `failed`.
-    async fn replace(&self, failed: &Arc<Transport>, refetch_credentials: bool) {
-        if !Arc::ptr_eq(failed, &self.current()) {
-            return;
-        }
-        if refetch_credentials && let SmtpAuth::Secret { arn } = &self.settings.auth {
-            self.secrets.forget(arn).await;
-        }
-        match build_transport(&self.settings, self.pool_size, &self.secrets).await {
-            Ok(fresh) => {
-                let mut slot = self.transport.write().unwrap_or_else(|e| e.into_inner());
-                if Arc::ptr_eq(failed, &slot) {
-                    *slot = Arc::new(fresh);
-                    tracing::info!(refetch_credentials, "replaced the SMTP transport");
-                }
-            }
-            // The old transport stays; the next attempt tries again.
-            Err(err) => tracing::warn!(error = %err, "could not rebuild the SMTP transport"),
-        }
     }
 }
 
