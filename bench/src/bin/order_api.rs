@@ -1,0 +1,231 @@
+//! `POST /api/orders` throughput and latency against the real router (served on a local
+//! listener, driven over HTTP), a real database and a real broker, next to pgbench running
+//! the same INSERT order + INSERT outbox transaction with as many clients, then the ratio.
+//!
+//! ```text
+//! cargo run --release -p bench --bin order_api
+//! ```
+//!
+//! Settings: `BENCH_CLIENTS` (16), `BENCH_DURATION_SECS` (20), `BENCH_WARMUP_SECS` (3),
+//! `BENCH_PGBENCH_THREADS` (2), `DATABASE_URL` (the server to use; a scratch database is
+//! created on it and dropped afterwards), `BENCH_KAFKA_BOOTSTRAP` (default: a private broker
+//! started for the run, so the shared topics stay clean), `KAFKA_DELIVERY_TIMEOUT_MS`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use bench::load::{LoadOptions, LoadReport, closed_loop};
+use bench::pgbench::{PgBench, PgBenchReport};
+use bench::scratch::ScratchDatabase;
+use bench::settings::{env, env_number, env_secs};
+use bench::stats::ms;
+use order_api::{AppState, OrderApiConfig, app};
+use shared::domain::{CustomerName, NewOrder, ProductName, Quantity, new_id};
+use shared::events::{OrderEvent, OrderEventData, topics};
+use testkit::tansu::Tansu;
+
+/// The products the load spreads over (the key of `order-placed`).
+const PRODUCTS: [&str; 5] = ["Laptop", "Monitor", "Keyboard", "Mouse", "Headphones"];
+
+struct Settings {
+    clients: usize,
+    warmup: Duration,
+    duration: Duration,
+    pgbench_threads: u32,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings {
+        clients: env_number("BENCH_CLIENTS", 16)?,
+        warmup: env_secs("BENCH_WARMUP_SECS", 3)?,
+        duration: env_secs("BENCH_DURATION_SECS", 20)?,
+        pgbench_threads: env_number("BENCH_PGBENCH_THREADS", 2)?,
+    };
+    let base_url = env(
+        "DATABASE_URL",
+        "postgres://postgres:postgres@127.0.0.1:5432/orders",
+    );
+    let database = ScratchDatabase::create(&base_url, "bench_order_api").await?;
+    let outcome = run(&settings, &database).await;
+    database.drop_database().await?;
+    outcome
+}
+
+async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<()> {
+    let (_broker, bootstrap) = match std::env::var("BENCH_KAFKA_BOOTSTRAP") {
+        Ok(bootstrap) if !bootstrap.is_empty() => (None, bootstrap),
+        _ => {
+            let broker = Tansu::start().await;
+            let bootstrap = broker.bootstrap();
+            (Some(broker), bootstrap)
+        }
+    };
+
+    println!(
+        "order-api: POST /api/orders over HTTP, {} clients, {} s measured after {} s warm-up",
+        settings.clients,
+        settings.duration.as_secs(),
+        settings.warmup.as_secs()
+    );
+    let (api, delivery_timeout) = load_api(settings, database, &bootstrap).await?;
+    let (pending, total) = outbox_counts(database).await?;
+    println!("  requests   {} ok, {} failed", api.succeeded, api.failed);
+    println!("  throughput {:.1} orders/s", api.throughput());
+    if let Some(latency) = api.latency {
+        println!("  latency    {latency}");
+    }
+    println!(
+        "  events     {} of {total} published inline (delivery timeout {} ms), {pending} left for the relay",
+        total - pending,
+        delivery_timeout.as_millis()
+    );
+
+    sqlx::query("TRUNCATE orders, outbox")
+        .execute(&database.pool)
+        .await?;
+    let mut pgbench = PgBench::new(database.url.clone(), pgbench_script(database).await?);
+    pgbench.clients = u32::try_from(settings.clients)?;
+    pgbench.threads = settings.pgbench_threads;
+    pgbench.duration = settings.duration;
+    println!(
+        "pgbench: the same INSERT order + INSERT outbox transaction, {}",
+        pgbench.describe()
+    );
+    let baseline = tokio::task::spawn_blocking(move || pgbench.run()).await??;
+    println!(
+        "  transactions {} ok, {} failed",
+        baseline.transactions, baseline.failed
+    );
+    println!("  throughput {:.1} tps", baseline.tps);
+    if let Some(latency) = baseline.latency {
+        println!("  latency    {latency}");
+    }
+
+    print_ratio(&api, &baseline);
+    Ok(())
+}
+
+/// Serves the router on a free port and drives it with the closed-loop clients.
+async fn load_api(
+    settings: &Settings,
+    database: &ScratchDatabase,
+    bootstrap: &str,
+) -> anyhow::Result<(LoadReport, Duration)> {
+    let mut variables = HashMap::from([
+        ("DATABASE_URL".to_owned(), database.url.clone()),
+        ("KAFKA_BOOTSTRAP_SERVERS".to_owned(), bootstrap.to_owned()),
+        (
+            "DB_MAX_CONNECTIONS".to_owned(),
+            (settings.clients + 4).to_string(),
+        ),
+    ]);
+    if let Ok(timeout) = std::env::var("KAFKA_DELIVERY_TIMEOUT_MS") {
+        variables.insert("KAFKA_DELIVERY_TIMEOUT_MS".to_owned(), timeout);
+    }
+    let config = OrderApiConfig::from_source(Some(variables))?;
+    let state = AppState::from_config(&config).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/api/orders", listener.local_addr()?);
+    let server = tokio::spawn(serve(listener, state));
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(settings.clients)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let options = LoadOptions {
+        clients: settings.clients,
+        warmup: settings.warmup,
+        duration: settings.duration,
+    };
+    let report = closed_loop(options, move |client_no, sequence| {
+        let request = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({
+                    "customerName": format!("Bench customer {client_no}-{sequence}"),
+                    "productName": PRODUCTS[(sequence as usize + client_no) % PRODUCTS.len()],
+                    "quantity": 1 + sequence % 10,
+                })
+                .to_string(),
+            );
+        async move {
+            matches!(request.send().await, Ok(response) if response.status() == reqwest::StatusCode::CREATED)
+        }
+    })
+    .await;
+    server.abort();
+    Ok((report, config.kafka.delivery_timeout))
+}
+
+/// The same router the Lambda function and the local binary serve.
+async fn serve(listener: tokio::net::TcpListener, state: AppState) {
+    if let Err(err) = axum::serve(listener, app(state)).await {
+        eprintln!("the server failed: {err}");
+    }
+}
+
+/// Unpublished and total outbox rows.
+async fn outbox_counts(database: &ScratchDatabase) -> anyhow::Result<(i64, i64)> {
+    Ok(
+        sqlx::query_as("SELECT count(*) FILTER (WHERE published_at IS NULL), count(*) FROM outbox")
+            .fetch_one(&database.pool)
+            .await?,
+    )
+}
+
+/// The API's transaction in pgbench's language: one order row (a UUIDv7 id, as the API
+/// uses) and one outbox row holding a real `order.placed` envelope.
+async fn pgbench_script(database: &ScratchDatabase) -> anyhow::Result<String> {
+    // PostgreSQL 15 has no uuidv7(); this builds one from the clock and random bits.
+    sqlx::query(
+        "CREATE OR REPLACE FUNCTION bench_uuid_v7() RETURNS uuid LANGUAGE sql VOLATILE AS $$
+           SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+             PLACING substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+             FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid
+         $$",
+    )
+    .execute(&database.pool)
+    .await
+    .context("could not create bench_uuid_v7()")?;
+    let order = NewOrder {
+        customer_name: CustomerName::parse("Bench customer 12-345").expect("valid"),
+        customer_email: None,
+        product_name: ProductName::parse("Keyboard").expect("valid"),
+        quantity: Quantity::new(3).expect("valid"),
+    };
+    let event = OrderEvent::placed(OrderEventData::from_new_order(new_id(), &order));
+    let payload = serde_json::to_string(&event)?.replace('\'', "''");
+    Ok(format!(
+        "\\set n random(1, 1000000000)
+\\set q random(1, 10)
+BEGIN;
+INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status, idempotency_key, request_fingerprint)
+  VALUES (bench_uuid_v7(), 'Bench customer ' || :n, NULL, 'Keyboard', :q, 'PLACED', NULL, NULL);
+INSERT INTO outbox (topic, key, payload) VALUES ('{topic}', 'Keyboard', '{payload}'::jsonb);
+END;
+",
+        topic = topics::ORDER_PLACED
+    ))
+}
+
+fn print_ratio(api: &LoadReport, baseline: &PgBenchReport) {
+    let ratio = api.throughput() / baseline.tps;
+    println!(
+        "ratio: order-api / pgbench throughput = {:.1} / {:.1} = {ratio:.2}x (target >= 0.50x{})",
+        api.throughput(),
+        baseline.tps,
+        if ratio >= 0.5 { ", met" } else { ", NOT met" }
+    );
+    if let (Some(api), Some(db)) = (api.latency, baseline.latency) {
+        println!(
+            "latency: order-api p50 {} / p99 {}  vs  pgbench p50 {} / p99 {}",
+            ms(api.p50),
+            ms(api.p99),
+            ms(db.p50),
+            ms(db.p99)
+        );
+    }
+}
