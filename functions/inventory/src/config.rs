@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
-use shared::config::{ConfigError, DatabaseSettings, KafkaSettings, from_source};
+use shared::config::{ConfigError, DatabaseSettings, KafkaSettings, from_source, variables_of};
 
 /// Everything the function needs to build its pool and producer.
 #[derive(Clone)]
@@ -22,6 +22,15 @@ struct RawInventorySettings {
 impl InventoryConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_source(None)
+    }
+
+    /// Every variable [`Self::from_env`] reads (the template contract test compares them
+    /// with `template.yaml`).
+    pub fn variables() -> Vec<String> {
+        let mut names = DatabaseSettings::variables();
+        names.extend(KafkaSettings::variables());
+        names.extend(variables_of::<RawInventorySettings>());
+        names
     }
 
     /// As [`Self::from_env`], from an explicit map of variables.

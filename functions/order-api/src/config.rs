@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use shared::config::{ConfigError, DatabaseSettings, KafkaSettings, from_source};
+use shared::config::{ConfigError, DatabaseSettings, KafkaSettings, from_source, variables_of};
 
 /// Everything the order API needs to start.
 #[derive(Clone)]
@@ -29,6 +29,15 @@ impl OrderApiConfig {
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_source(None)
+    }
+
+    /// Every variable [`Self::from_env`] reads (the template contract test compares them
+    /// with `template.yaml`).
+    pub fn variables() -> Vec<String> {
+        let mut names = DatabaseSettings::variables();
+        names.extend(KafkaSettings::variables());
+        names.extend(variables_of::<RawApiSettings>());
+        names
     }
 
     /// As [`Self::from_env`], from explicit variables (`None` reads the environment).

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use shared::config::{ConfigError, DatabaseSettings, KafkaSettings, from_env};
+use shared::config::{ConfigError, DatabaseSettings, KafkaSettings, from_env, variables_of};
 use shared::kafka::KafkaPublisher;
 use shared::outbox::{self, RelayLimits, RelayReport};
 use sqlx::PgPool;
@@ -24,6 +24,15 @@ struct RawRelaySettings {
 }
 
 impl RelayConfig {
+    /// Every variable [`Self::from_env`] reads (the template contract test compares them
+    /// with `template.yaml`).
+    pub fn variables() -> Vec<String> {
+        let mut names = DatabaseSettings::variables();
+        names.extend(KafkaSettings::variables());
+        names.extend(variables_of::<RawRelaySettings>());
+        names
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         let raw: RawRelaySettings = from_env()?;
         let defaults = RelayLimits::default();
