@@ -3,8 +3,14 @@
 //! it finds here, and the contract tests hold the template against the code, so that local
 //! and cloud wiring cannot drift apart.
 //!
-//! CloudFormation intrinsics (`!Ref`, `!GetAtt`, `!Sub`, ...) are kept as opaque values: only
-//! literal settings are read.
+//! CloudFormation intrinsics (`!Ref`, `!GetAtt`, `!Sub`, ...) are kept readable but never
+//! resolved: only literal settings are read as values (see [`render`]).
+//!
+//! - [`Template`], [`Function`], [`Event`], [`EventSource`], [`MskEvent`]: the typed view.
+//! - [`contract`]: compares the view with what the code expects ([`contract::Expectation`])
+//!   and lists every [`contract::Drift`].
+
+pub mod contract;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -60,6 +66,8 @@ pub enum EventSource {
     HttpApi {
         method: String,
         path: String,
+        /// `Auth.Authorizer`, such as `AWS_IAM`; `None` for an open route.
+        authorizer: Option<String>,
     },
     /// Any other event type, by its `Type`.
     Other(String),
@@ -68,6 +76,8 @@ pub enum EventSource {
 /// The literal settings of an MSK event source mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MskEvent {
+    /// The cluster, as written (usually an intrinsic such as `!GetAtt KafkaCluster.ClusterArn`).
+    pub stream: Option<String>,
     pub topics: Vec<String>,
     pub batch_size: Option<u64>,
     pub maximum_batching_window_secs: Option<u64>,
@@ -141,6 +151,18 @@ impl Function {
         })
     }
 
+    /// The function's HTTP API routes as (method, path, authorizer).
+    pub fn http_routes(&self) -> impl Iterator<Item = (&str, &str, Option<&str>)> {
+        self.events.iter().filter_map(|event| match &event.source {
+            EventSource::HttpApi {
+                method,
+                path,
+                authorizer,
+            } => Some((method.as_str(), path.as_str(), authorizer.as_deref())),
+            _ => None,
+        })
+    }
+
     /// The function's schedule expressions, such as `rate(1 minute)`.
     pub fn schedules(&self) -> impl Iterator<Item = &str> {
         self.events.iter().filter_map(|event| match &event.source {
@@ -164,6 +186,10 @@ fn event_source(event: &Value) -> EventSource {
     let kind = event["Type"].as_str().unwrap_or_default();
     match kind {
         "MSK" => EventSource::Msk(MskEvent {
+            stream: match &properties["Stream"] {
+                Value::Null => None,
+                stream => Some(render(stream)),
+            },
             topics: properties["Topics"]
                 .as_sequence()
                 .into_iter()
@@ -190,8 +216,32 @@ fn event_source(event: &Value) -> EventSource {
         "HttpApi" => EventSource::HttpApi {
             method: properties["Method"].as_str().unwrap_or_default().to_owned(),
             path: properties["Path"].as_str().unwrap_or_default().to_owned(),
+            authorizer: properties["Auth"]["Authorizer"].as_str().map(str::to_owned),
         },
         other => EventSource::Other(other.to_owned()),
+    }
+}
+
+/// A property value as text: a scalar as itself, an intrinsic in its short form
+/// (`!GetAtt KafkaCluster.ClusterArn`, `!If [UseScram, ...]`), anything else as flow YAML.
+pub fn render(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Sequence(items) => {
+            let items: Vec<String> = items.iter().map(render).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Mapping(map) => {
+            let entries: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", render(k), render(v)))
+                .collect();
+            format!("{{{}}}", entries.join(", "))
+        }
+        Value::Tagged(tagged) => format!("{} {}", tagged.tag, render(&tagged.value)),
     }
 }
 

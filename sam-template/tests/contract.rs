@@ -1,0 +1,343 @@
+//! The template contract: `template.yaml` against what the code reads, handles and serves.
+//! Every expectation below is derived from the code (config loaders, consumers, the OpenAPI
+//! document generated from the API's routes), so renaming either side fails here.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sam_template::Template;
+use sam_template::contract::{Drift, Expectation, Workspace, check};
+use shared::events::{EventType, topics};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn template_text() -> String {
+    std::fs::read_to_string(repo_root().join("template.yaml")).expect("template.yaml exists")
+}
+
+/// Every binary target of the workspace, as cargo sees it.
+fn workspace() -> Workspace {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(repo_root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(output.status.success(), "cargo metadata: {output:?}");
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let binaries = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|package| package["targets"].as_array().unwrap())
+        .filter(|target| {
+            target["kind"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k == "bin")
+        })
+        .map(|target| target["name"].as_str().unwrap().to_owned())
+        .collect();
+    // cargo-lambda builds from the directory holding the workspace manifest.
+    let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("[workspace]"),
+        "template.yaml sits at the workspace root"
+    );
+    Workspace {
+        binaries,
+        workspace_code_uris: [".", "./"].map(str::to_owned).into(),
+        topics: topics::ALL.map(str::to_owned).into(),
+    }
+}
+
+/// (METHOD, path) of every operation in the committed OpenAPI document, which the order API
+/// generates from its routes (and its own test keeps in sync).
+fn api_routes() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo_root().join("openapi.json")).unwrap();
+    let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+    document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, operations)| {
+            operations
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| (method.to_uppercase(), path.clone()))
+        })
+        .collect()
+}
+
+/// The topics the notification function mails about: the events it has a mail for.
+fn notification_topics() -> Vec<String> {
+    [
+        EventType::OrderPlaced,
+        EventType::OrderConfirmed,
+        EventType::OrderRejected,
+    ]
+    .into_iter()
+    .filter(|kind| notification::content::NoticeKind::for_event(*kind).is_some())
+    .map(|kind| kind.topic().to_owned())
+    .collect()
+}
+
+/// The relay's period: DESIGN §1 runs it every minute.
+const RELAY_PERIOD: Duration = Duration::from_secs(60);
+
+fn expectations() -> Vec<Expectation> {
+    vec![
+        Expectation {
+            logical_id: "OrderApiFunction".into(),
+            binary: "order-api".into(),
+            reads: order_api::config::OrderApiConfig::variables(),
+            routes: api_routes(),
+            // DESIGN §2: the stock admin route is IAM-authorised in AWS.
+            iam_routes: vec![("PUT".into(), "/api/stock/{productName}".into())],
+            ..Expectation::default()
+        },
+        Expectation {
+            logical_id: "InventoryFunction".into(),
+            binary: "inventory".into(),
+            reads: inventory::InventoryConfig::variables(),
+            // The inventory decides placed orders (DESIGN §1); it publishes the other two.
+            consumes: vec![topics::ORDER_PLACED.into()],
+            ..Expectation::default()
+        },
+        Expectation {
+            logical_id: "NotificationFunction".into(),
+            binary: "notification".into(),
+            reads: notification::NotificationConfig::variables(),
+            consumes: notification_topics(),
+            ..Expectation::default()
+        },
+        Expectation {
+            logical_id: "OutboxRelayFunction".into(),
+            binary: "outbox-relay".into(),
+            reads: outbox_relay::RelayConfig::variables(),
+            schedule_secs: Some(RELAY_PERIOD.as_secs()),
+            ..Expectation::default()
+        },
+        Expectation {
+            logical_id: "DbMigrateFunction".into(),
+            binary: "db-migrate".into(),
+            reads: db_migrate::MigrateConfig::variables(),
+            ..Expectation::default()
+        },
+    ]
+}
+
+fn drifts_of(text: &str) -> Vec<Drift> {
+    let template = Template::parse(text).expect("the template parses");
+    check(&template, &expectations(), &workspace())
+}
+
+fn assert_reports(drifts: &[Drift], subject: &str, fragment: &str) {
+    assert!(
+        drifts
+            .iter()
+            .any(|d| d.subject == subject && d.problem.contains(fragment)),
+        "expected a drift for {subject} mentioning {fragment:?}, got: {drifts:#?}"
+    );
+}
+
+/// Applies one edit to the real template, failing if the text to replace is not there.
+fn edited(from: &str, to: &str) -> String {
+    let text = template_text();
+    assert!(
+        text.contains(from),
+        "template.yaml no longer contains {from:?}"
+    );
+    text.replacen(from, to, 1)
+}
+
+#[test]
+fn the_template_matches_the_code() {
+    let drifts = drifts_of(&template_text());
+    let listing: Vec<String> = drifts.iter().map(ToString::to_string).collect();
+    assert!(
+        drifts.is_empty(),
+        "template.yaml drifted:\n{}",
+        listing.join("\n")
+    );
+}
+
+#[test]
+fn a_renamed_environment_variable_is_reported_both_ways() {
+    let drifts = drifts_of(&edited("RELAY_BATCH_SIZE:", "RELAY_BATCHSIZE:"));
+    assert_reports(
+        &drifts,
+        "OutboxRelayFunction",
+        "sets RELAY_BATCHSIZE, which its code does not read",
+    );
+    assert_reports(
+        &drifts,
+        "OutboxRelayFunction",
+        "reads RELAY_BATCH_SIZE, which the template does not set",
+    );
+    assert_eq!(drifts.len(), 2, "{drifts:#?}");
+}
+
+#[test]
+fn a_variable_renamed_in_globals_is_reported_for_every_function() {
+    let drifts = drifts_of(&edited("DB_SECRET_ARN: !GetAtt", "DB_SECRET: !GetAtt"));
+    for function in [
+        "OrderApiFunction",
+        "InventoryFunction",
+        "NotificationFunction",
+        "OutboxRelayFunction",
+        "DbMigrateFunction",
+    ] {
+        assert_reports(&drifts, function, "reads DB_SECRET_ARN");
+    }
+}
+
+#[test]
+fn a_local_only_variable_in_the_template_is_reported() {
+    let drifts = drifts_of(&edited(
+        "          SMTP_TIMEOUT_MS: \"10000\"\n",
+        "          SMTP_TIMEOUT_MS: \"10000\"\n          SMTP_PASSWORD: hunter2\n",
+    ));
+    assert_reports(
+        &drifts,
+        "NotificationFunction",
+        "SMTP_PASSWORD, which is for local runs only",
+    );
+}
+
+#[test]
+fn a_topic_the_system_does_not_have_is_reported() {
+    let drifts = drifts_of(&edited(
+        "Topics: [order-rejected]",
+        "Topics: [order-cancelled]",
+    ));
+    assert_reports(
+        &drifts,
+        "NotificationFunction.OrderRejected",
+        "order-cancelled, which the system does not have",
+    );
+    assert_reports(
+        &drifts,
+        "NotificationFunction",
+        "handles order-rejected, but no MSK trigger delivers it",
+    );
+}
+
+#[test]
+fn a_trigger_for_a_topic_the_consumer_ignores_is_reported() {
+    let drifts = drifts_of(&edited(
+        "Topics: [order-placed]",
+        "Topics: [order-confirmed]",
+    ));
+    assert_reports(
+        &drifts,
+        "InventoryFunction",
+        "triggered by order-confirmed, which its code does not handle",
+    );
+}
+
+#[test]
+fn a_changed_schedule_is_reported() {
+    let drifts = drifts_of(&edited("rate(1 minute)", "rate(5 minutes)"));
+    assert_reports(&drifts, "OutboxRelayFunction", "expected every 60 s");
+}
+
+#[test]
+fn a_binary_that_is_not_in_the_workspace_is_reported() {
+    let drifts = drifts_of(&edited("Binary: inventory", "Binary: inventory-v2"));
+    assert_reports(
+        &drifts,
+        "InventoryFunction",
+        "binary inventory-v2 is not a workspace binary",
+    );
+}
+
+#[test]
+fn a_code_uri_outside_the_workspace_root_is_reported() {
+    let text = template_text().replacen(
+        "      CodeUri: .\n",
+        "      CodeUri: functions/db-migrate\n",
+        1,
+    );
+    assert_reports(
+        &drifts_of(&text),
+        "OrderApiFunction",
+        "is not the workspace root",
+    );
+}
+
+#[test]
+fn an_admin_route_without_iam_is_reported() {
+    let drifts = drifts_of(&edited(
+        "            Auth:\n              Authorizer: AWS_IAM\n",
+        "",
+    ));
+    assert_reports(
+        &drifts,
+        "OrderApiFunction",
+        "PUT /api/stock/{productName} must use AWS_IAM",
+    );
+}
+
+#[test]
+fn a_route_the_api_does_not_serve_is_reported() {
+    let drifts = drifts_of(&edited("Path: /api/health", "Path: /api/healthz"));
+    assert_reports(
+        &drifts,
+        "OrderApiFunction",
+        "routes GET /api/healthz, which the API does not serve",
+    );
+    assert_reports(
+        &drifts,
+        "OrderApiFunction",
+        "serves GET /api/health, which the template does not route",
+    );
+}
+
+#[test]
+fn a_renamed_function_is_reported() {
+    let text = template_text().replace("OutboxRelayFunction", "RelayFunction");
+    let drifts = drifts_of(&text);
+    assert_reports(&drifts, "RelayFunction", "no code expects it");
+    assert_reports(&drifts, "OutboxRelayFunction", "missing from the template");
+}
+
+#[test]
+fn msk_triggers_declare_every_setting_the_local_runtime_reads() {
+    let template = Template::parse(&template_text()).unwrap();
+    let mut groups = BTreeSet::new();
+    for function in &template.functions {
+        for (event, msk) in function.msk_events() {
+            assert_eq!(
+                msk.stream.as_deref(),
+                Some("!GetAtt KafkaCluster.ClusterArn"),
+                "{event}"
+            );
+            assert!(msk.batch_size.is_some() && msk.maximum_batching_window_secs.is_some());
+            assert_eq!(msk.starting_position.as_deref(), Some("TRIM_HORIZON"));
+            assert!(groups.insert(msk.consumer_group_id.clone().unwrap()));
+        }
+    }
+    assert_eq!(
+        groups.len(),
+        3,
+        "inventory plus two notification triggers: {groups:?}"
+    );
+}
+
+#[test]
+fn the_relays_grace_period_is_shorter_than_its_schedule() {
+    // A row left behind is picked up at most min_age + one period after it was written.
+    let min_age = shared::outbox::RelayLimits::default().min_age;
+    assert!(min_age < RELAY_PERIOD, "{min_age:?}");
+}
