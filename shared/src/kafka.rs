@@ -79,6 +79,11 @@ pub async fn client_config(
                 .set("sasl.mechanism", "OAUTHBEARER");
         }
     }
+    if settings.tls {
+        // The vendored OpenSSL looks for CA certificates under its build prefix, which does not
+        // exist on Lambda; probing finds the system bundle (/etc/pki/tls/certs on AL2023).
+        config.set("ssl.ca.location", "probe");
+    }
     Ok(config)
 }
 
@@ -359,6 +364,11 @@ mod tests {
         let config = client_config(&settings, &Secrets::new()).await.unwrap();
         assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
         assert_eq!(config.get("sasl.mechanism"), Some("OAUTHBEARER"));
+        assert_eq!(config.get("ssl.ca.location"), Some("probe"));
+        // librdkafka accepts the combination (TLS with probed CAs, OAUTHBEARER via the context).
+        let _producer: FutureProducer<KafkaContext> = config
+            .create_with_context(KafkaContext::iam(static_tokens()))
+            .unwrap();
     }
 
     // ---- SASL/SCRAM against a private tansu broker that requires authentication ----
