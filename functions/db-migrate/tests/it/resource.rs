@@ -275,3 +275,34 @@ async fn a_refused_answer_is_retried_until_it_is_accepted() {
     .unwrap();
     assert_eq!(cfn.answer()["Status"], "SUCCESS");
 }
+
+/// The samples under `events/` (for `cargo lambda invoke`) are requests it answers.
+fn sample(name: &str, response_url: &str) -> serde_json::Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    event["ResponseURL"] = json!(response_url);
+    event
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_sample_create_and_delete_events_are_answered(pool: PgPool) {
+    let broker = EmptyBroker::start().await;
+    let deps = deps(pool.clone(), &broker.bootstrap());
+    for (name, status) in [
+        ("db-migrate-create.json", "SUCCESS"),
+        ("db-migrate-delete.json", "SUCCESS"),
+    ] {
+        let cfn = ResponseUrl::start().await;
+        handle(
+            Ok(&deps),
+            &response_client(),
+            sample(name, &cfn.url()),
+            &invocation(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(cfn.answer()["Status"], status, "{name}");
+    }
+    assert_has_tables(&table_names(&pool).await);
+}
