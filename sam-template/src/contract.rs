@@ -156,6 +156,9 @@ pub fn check(template: &Template, expected: &[Expectation], workspace: &Workspac
             if msk.stream.is_none() {
                 report(&at, "has no Stream".into());
             }
+            if msk.on_failure.is_none() {
+                report(&at, "has no DestinationConfig.OnFailure destination".into());
+            }
             if msk.batch_size.is_none() {
                 report(&at, "has no literal BatchSize".into());
             }

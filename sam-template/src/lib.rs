@@ -84,6 +84,8 @@ pub struct MskEvent {
     /// `TRIM_HORIZON` or `LATEST`.
     pub starting_position: Option<String>,
     pub consumer_group_id: Option<String>,
+    /// `DestinationConfig.OnFailure.Destination`, as written (where discarded batches go).
+    pub on_failure: Option<String>,
 }
 
 impl Template {
@@ -205,6 +207,10 @@ fn event_source(event: &Value) -> EventSource {
                     properties["AmazonManagedKafkaEventSourceConfig"]["ConsumerGroupId"].as_str()
                 })
                 .map(str::to_owned),
+            on_failure: match &properties["DestinationConfig"]["OnFailure"]["Destination"] {
+                Value::Null => None,
+                destination => Some(render(destination)),
+            },
         }),
         "Schedule" | "ScheduleV2" => EventSource::Schedule {
             expression: properties["Schedule"]

@@ -247,6 +247,19 @@ fn a_trigger_for_a_topic_the_consumer_ignores_is_reported() {
 }
 
 #[test]
+fn a_trigger_without_an_on_failure_queue_is_reported() {
+    let drifts = drifts_of(&edited(
+        "                Destination: !GetAtt InventoryFailureQueue.Arn\n",
+        "",
+    ));
+    assert_reports(
+        &drifts,
+        "InventoryFunction.OrderPlaced",
+        "no DestinationConfig.OnFailure",
+    );
+}
+
+#[test]
 fn a_changed_schedule_is_reported() {
     let drifts = drifts_of(&edited("rate(1 minute)", "rate(5 minutes)"));
     assert_reports(&drifts, "OutboxRelayFunction", "expected every 60 s");
@@ -324,6 +337,11 @@ fn msk_triggers_declare_every_setting_the_local_runtime_reads() {
                 "{event}"
             );
             assert!(msk.batch_size.is_some() && msk.maximum_batching_window_secs.is_some());
+            let queue = msk.on_failure.as_deref().unwrap_or_default();
+            assert!(
+                queue.starts_with("!GetAtt ") && queue.ends_with("FailureQueue.Arn"),
+                "{queue}"
+            );
             assert_eq!(msk.starting_position.as_deref(), Some("TRIM_HORIZON"));
             assert!(groups.insert(msk.consumer_group_id.clone().unwrap()));
         }
