@@ -1,0 +1,221 @@
+//! Mails per second through the real notification handler (a Lambda-shaped batch of placed
+//! orders: decode, claim in PostgreSQL, render, send over pooled SMTP, record) into maildev,
+//! next to a bare lettre send loop at the same concurrency into the same sink, then the ratio.
+//!
+//! ```text
+//! cargo run --release -p bench --bin notification
+//! ```
+//!
+//! Settings: `BENCH_MAILS` (500 per batch), `BENCH_CONCURRENCY` (8, mails in flight in both
+//! paths), `BENCH_ROUNDS` (3; the paths alternate and the median round is reported),
+//! `DATABASE_URL` (the server to use; a scratch database is created on it and dropped
+//! afterwards), `BENCH_SMTP_PORT` (default: a private maildev started for the run, so the
+//! shared sink is not flooded; set 1025 to use the shared one).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use bench::scratch::ScratchDatabase;
+use bench::settings::{env, env_number};
+use futures::{StreamExt, TryStreamExt, stream};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use notification::content::{Notice, render};
+use notification::{MailSettings, Mailer, Notifier, SmtpSettings};
+use shared::config::Secrets;
+use shared::domain::new_id;
+use shared::events::{OrderEvent, OrderEventData};
+use shared::msk::{BrokerRecord, kafka_event};
+use testkit::maildev::Maildev;
+
+const MAIL_FROM: &str = "Orders <orders@shop.example>";
+
+struct Settings {
+    mails: usize,
+    concurrency: usize,
+    rounds: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings {
+        mails: env_number("BENCH_MAILS", 500)?,
+        concurrency: env_number("BENCH_CONCURRENCY", 8)?,
+        rounds: env_number::<usize>("BENCH_ROUNDS", 3)?.max(1),
+    };
+    let base_url = env(
+        "DATABASE_URL",
+        "postgres://postgres:postgres@127.0.0.1:5432/orders",
+    );
+    let database = ScratchDatabase::create(&base_url, "bench_notification").await?;
+    let outcome = run(&settings, &database).await;
+    database.drop_database().await?;
+    outcome
+}
+
+async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<()> {
+    let (sink, smtp_port) = match std::env::var("BENCH_SMTP_PORT") {
+        Ok(port) if !port.is_empty() => (None, port.parse().context("BENCH_SMTP_PORT")?),
+        _ => {
+            let sink = Maildev::spawn().await;
+            let port = sink.smtp_port();
+            (Some(sink), port)
+        }
+    };
+    let mut smtp = SmtpSettings::plain("127.0.0.1", smtp_port);
+    smtp.timeout = Duration::from_secs(30);
+    let mailer = Mailer::new(smtp, settings.concurrency, Arc::new(Secrets::new())).await?;
+    let mail = MailSettings::new(MAIL_FROM.parse()?, None);
+    let notifier = Notifier::new(
+        database.pool.clone(),
+        Arc::new(mailer),
+        mail,
+        settings.concurrency,
+    );
+    let bare = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(smtp_port)
+        .timeout(Some(Duration::from_secs(30)))
+        .pool_config(PoolConfig::new().max_size(settings.concurrency as u32))
+        .build();
+    let run_id = new_id().simple().to_string();
+    let recipient = format!("bench-{run_id}@example.com");
+    // The bare loop sends the same bodies the handler renders, so only the handler's own
+    // work (decoding, bookkeeping, rendering) separates the two.
+    let sample = Notice::from_event(&placed(&recipient)).expect("a placed event calls for mail");
+    let bodies = render(&sample)?;
+
+    println!(
+        "notification benchmark: batches of {} placed orders, {} mails in flight, {} rounds, SMTP 127.0.0.1:{smtp_port} ({})",
+        settings.mails,
+        settings.concurrency,
+        settings.rounds,
+        if sink.is_some() {
+            "private maildev"
+        } else {
+            "BENCH_SMTP_PORT"
+        },
+    );
+    // Warm both pools so that neither pays for connection set-up in the measured rounds.
+    handler_round(&notifier, &recipient, settings.concurrency * 2).await?;
+    bare_round(
+        &bare,
+        &recipient,
+        &bodies,
+        settings.concurrency * 2,
+        settings.concurrency,
+    )
+    .await?;
+
+    let mut handler_rates = Vec::new();
+    let mut bare_rates = Vec::new();
+    for round in 1..=settings.rounds {
+        let handler = handler_round(&notifier, &recipient, settings.mails).await?;
+        let bare_rate = bare_round(
+            &bare,
+            &recipient,
+            &bodies,
+            settings.mails,
+            settings.concurrency,
+        )
+        .await?;
+        println!(
+            "  round {round}: handler {handler:8.1} mails/s   bare lettre {bare_rate:8.1} mails/s   ratio {:.2}",
+            handler / bare_rate
+        );
+        handler_rates.push(handler);
+        bare_rates.push(bare_rate);
+    }
+    let (handler, bare_rate) = (median(&mut handler_rates), median(&mut bare_rates));
+    println!();
+    println!("handler (decode, claim, render, send, record): {handler:.1} mails/s (median)");
+    println!("bare lettre send loop, same concurrency:       {bare_rate:.1} mails/s (median)");
+    println!(
+        "ratio handler / bare: {:.2} (target >= 0.70)",
+        handler / bare_rate
+    );
+
+    let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'SENT'")
+        .fetch_one(&database.pool)
+        .await?;
+    let expected = settings.mails * settings.rounds + settings.concurrency * 2;
+    ensure!(
+        sent as usize == expected,
+        "{sent} notifications SENT, expected {expected}"
+    );
+    if let Some(sink) = &sink {
+        let received = sink.messages_to(&recipient).await.len();
+        let expected = expected + settings.mails * settings.rounds + settings.concurrency * 2;
+        ensure!(
+            received == expected,
+            "the sink holds {received} mails, expected {expected}"
+        );
+        println!("check: {sent} rows SENT, the sink received all {received} mails of both paths");
+    }
+    Ok(())
+}
+
+fn placed(recipient: &str) -> OrderEvent {
+    OrderEvent::placed(OrderEventData {
+        order_id: new_id(),
+        customer_name: "Ada Lovelace".to_owned(),
+        customer_email: Some(recipient.to_owned()),
+        product_name: "Laptop".to_owned(),
+        quantity: 1,
+        reason: None,
+    })
+}
+
+/// One Lambda-shaped batch of `mails` new orders through the real handler; mails per second.
+async fn handler_round(notifier: &Notifier, recipient: &str, mails: usize) -> anyhow::Result<f64> {
+    let events: Vec<OrderEvent> = (0..mails).map(|_| placed(recipient)).collect();
+    let batch = kafka_event(
+        "arn:aws:kafka:local:000000000000:cluster/bench/notification",
+        "127.0.0.1:9092",
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| BrokerRecord::from_event(event, (i % 3) as i32, i as i64)),
+    );
+    let started = Instant::now();
+    let summary = notifier.handle(batch).await?;
+    let elapsed = started.elapsed();
+    ensure!(summary.sent == mails, "the handler sent {summary:?}");
+    Ok(mails as f64 / elapsed.as_secs_f64())
+}
+
+/// `mails` sends through a pooled lettre transport, `concurrency` at a time; mails per second.
+async fn bare_round(
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    recipient: &str,
+    bodies: &notification::content::Rendered,
+    mails: usize,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
+    let from: Mailbox = MAIL_FROM.parse()?;
+    let to: Mailbox = recipient.parse()?;
+    let started = Instant::now();
+    stream::iter(0..mails)
+        .map(|i| {
+            let message = Message::builder()
+                .from(from.clone())
+                .to(to.clone())
+                .subject(format!("{} #{i}", bodies.subject))
+                .message_id(Some(format!("<bare-{}@shop.example>", new_id())))
+                .multipart(MultiPart::alternative_plain_html(
+                    bodies.text.clone(),
+                    bodies.html.clone(),
+                ));
+            async move { transport.send(message?).await.map_err(anyhow::Error::from) }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(mails as f64 / started.elapsed().as_secs_f64())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
