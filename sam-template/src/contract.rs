@@ -37,6 +37,9 @@ pub struct Expectation {
 pub struct Workspace {
     /// Every binary target of the workspace's packages.
     pub binaries: BTreeSet<String>,
+    /// Binary names that more than one package defines: `cargo lambda build --bin NAME`, which
+    /// `sam build` runs at the workspace root, would build (and overwrite) several of them.
+    pub ambiguous_binaries: BTreeSet<String>,
     /// `CodeUri` values that point at the workspace root (cargo-lambda builds from there).
     pub workspace_code_uris: BTreeSet<String>,
     /// Every topic the system has (`shared::events::topics::ALL`).
@@ -101,6 +104,12 @@ pub fn check(template: &Template, expected: &[Expectation], workspace: &Workspac
                 }
                 if !workspace.binaries.contains(binary) {
                     report(id, format!("binary {binary} is not a workspace binary"));
+                }
+                if workspace.ambiguous_binaries.contains(binary) {
+                    report(
+                        id,
+                        format!("binary {binary} is defined by more than one workspace package"),
+                    );
                 }
             }
         }

@@ -18,7 +18,8 @@ fn template_text() -> String {
     std::fs::read_to_string(repo_root().join("template.yaml")).expect("template.yaml exists")
 }
 
-/// Every binary target of the workspace, as cargo sees it.
+/// The binaries of the workspace's default members, as cargo sees them: `sam build` runs
+/// `cargo lambda build --bin <name>` at the root without `-p`, which picks among those.
 fn workspace() -> Workspace {
     let output = std::process::Command::new(env!("CARGO"))
         .args([
@@ -33,10 +34,14 @@ fn workspace() -> Workspace {
         .expect("cargo metadata runs");
     assert!(output.status.success(), "cargo metadata: {output:?}");
     let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let binaries = metadata["packages"]
+    let mut binaries = BTreeSet::new();
+    let mut ambiguous_binaries = BTreeSet::new();
+    let default_members = metadata["workspace_default_members"].as_array().unwrap();
+    let bins = metadata["packages"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|package| default_members.contains(&package["id"]))
         .flat_map(|package| package["targets"].as_array().unwrap())
         .filter(|target| {
             target["kind"]
@@ -45,8 +50,12 @@ fn workspace() -> Workspace {
                 .iter()
                 .any(|k| k == "bin")
         })
-        .map(|target| target["name"].as_str().unwrap().to_owned())
-        .collect();
+        .map(|target| target["name"].as_str().unwrap().to_owned());
+    for bin in bins {
+        if !binaries.insert(bin.clone()) {
+            ambiguous_binaries.insert(bin);
+        }
+    }
     // cargo-lambda builds from the directory holding the workspace manifest.
     let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
     assert!(
@@ -55,6 +64,7 @@ fn workspace() -> Workspace {
     );
     Workspace {
         binaries,
+        ambiguous_binaries,
         workspace_code_uris: [".", "./"].map(str::to_owned).into(),
         topics: topics::ALL.map(str::to_owned).into(),
     }
@@ -272,6 +282,21 @@ fn a_binary_that_is_not_in_the_workspace_is_reported() {
         &drifts,
         "InventoryFunction",
         "binary inventory-v2 is not a workspace binary",
+    );
+}
+
+#[test]
+fn a_binary_name_two_packages_define_is_reported() {
+    let template = Template::parse(&template_text()).unwrap();
+    let mut workspace = workspace();
+    workspace
+        .ambiguous_binaries
+        .insert("notification".to_owned());
+    let drifts = check(&template, &expectations(), &workspace);
+    assert_reports(
+        &drifts,
+        "NotificationFunction",
+        "defined by more than one workspace package",
     );
 }
 
