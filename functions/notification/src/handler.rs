@@ -314,3 +314,17 @@ pub fn send_deadline(lambda_deadline: SystemTime) -> Instant {
         .unwrap_or_default();
     Instant::now() + remaining.saturating_sub(BOOKKEEPING_MARGIN)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Compiles only while the handler's future is `Send`, as `tokio::spawn` (the local
+    /// runtime) and `lambda_runtime` need it to be.
+    #[allow(dead_code)]
+    fn the_handler_future_is_send(notifier: &Notifier, event: KafkaEvent) {
+        assert_send(&notifier.handle(event));
+    }
+}
