@@ -119,17 +119,24 @@ impl From<InventoryError> for Diagnostic {
             InventoryError::NotPublished { .. } => "EventsNotPublished",
             InventoryError::Unexpected(_) => "Unexpected",
         };
-        let mut message = err.to_string();
-        let mut source = std::error::Error::source(&err);
+        Diagnostic {
+            error_type: format!("inventory::{kind}"),
+            error_message: err.with_causes(),
+        }
+    }
+}
+
+impl InventoryError {
+    /// The message followed by every cause, for logs and the Lambda error report.
+    pub fn with_causes(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
             message.push_str(": ");
             message.push_str(&cause.to_string());
             source = cause.source();
         }
-        Diagnostic {
-            error_type: format!("inventory::{kind}"),
-            error_message: message,
-        }
+        message
     }
 }
 
@@ -152,6 +159,18 @@ impl Inventory {
     /// only database and broker faults do (see [`InventoryError`]).
     #[tracing::instrument(name = "inventory_batch", skip_all, fields(records, poison))]
     pub async fn handle(&self, event: KafkaEvent) -> Result<BatchSummary, InventoryError> {
+        let result = self.handle_batch(event).await;
+        if let Err(err) = &result {
+            tracing::error!(
+                error = %err.with_causes(),
+                transient = err.is_transient(),
+                "inventory batch failed; Lambda retries it"
+            );
+        }
+        result
+    }
+
+    async fn handle_batch(&self, event: KafkaEvent) -> Result<BatchSummary, InventoryError> {
         let batch = decode_batch(&event);
         // The base64 payloads are no longer needed; free them before the database work.
         drop(event);

@@ -101,7 +101,7 @@ async fn a_broker_outage_after_the_commit_fails_the_invocation_and_the_retry_is_
     pool: PgPool,
 ) {
     let mut broker = Tansu::start().await;
-    let publisher = publisher(&broker.bootstrap()).await;
+    let publisher = publisher(&broker.bootstrap(), Duration::from_secs(2)).await;
     set_stock(&pool, &[("Desk Lamp", 1)]).await;
     let confirmed = place_order(&pool, "Desk Lamp", 1).await;
     let rejected = place_order(&pool, "Desk Lamp", 1).await;
@@ -149,7 +149,7 @@ async fn a_broker_outage_after_the_commit_fails_the_invocation_and_the_retry_is_
     broker.restart().await;
     let relayed = outbox::relay(
         &pool,
-        &crate::helpers::publisher(&broker.bootstrap()).await,
+        &crate::helpers::publisher(&broker.bootstrap(), Duration::from_secs(10)).await,
         RelayLimits {
             min_age: Duration::ZERO,
             ..RelayLimits::default()

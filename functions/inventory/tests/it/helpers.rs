@@ -1,6 +1,7 @@
 //! Building batches, seeding the database and reading it back.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use inventory::Inventory;
@@ -34,14 +35,14 @@ pub async fn seed_sample_orders(pool: &PgPool) {
         .expect("the sample orders insert");
 }
 
-/// A producer on the shared local broker.
+/// A producer on the shared local broker, patient enough for a busy machine.
 pub async fn shared_publisher() -> KafkaPublisher {
-    publisher(&testkit::kafka::bootstrap()).await
+    publisher(&testkit::kafka::bootstrap(), Duration::from_secs(20)).await
 }
 
-pub async fn publisher(bootstrap: &str) -> KafkaPublisher {
+pub async fn publisher(bootstrap: &str, delivery_timeout: Duration) -> KafkaPublisher {
     let mut settings = KafkaSettings::plaintext(bootstrap);
-    settings.delivery_timeout = std::time::Duration::from_secs(3);
+    settings.delivery_timeout = delivery_timeout;
     KafkaPublisher::new(&settings, &Secrets::new())
         .await
         .expect("a producer can be configured")
