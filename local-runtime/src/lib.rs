@@ -1,4 +1,10 @@
 //! The local runtime: the whole order system in one process, with the production handlers.
 //!
-//! - [`trigger`]: emulates Lambda's MSK event source mapping for one function.
+//! - [`system`]: wires the API, the triggers and the relay together, and stops them together.
+//! - [`template`]: reads the MSK triggers and the relay schedule from `template.yaml`, so that
+//!   local and cloud wiring cannot drift.
+//! - [`trigger`]: emulates Lambda's MSK event source mapping for one trigger.
+
+pub mod system;
+pub mod template;
 pub mod trigger;

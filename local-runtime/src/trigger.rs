@@ -11,6 +11,7 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientConfig, Offset, Timestamp, TopicPartitionList};
 use shared::msk::{BrokerRecord, kafka_event};
@@ -97,8 +98,16 @@ where
         loop {
             match handler(event.clone()).await {
                 Ok(()) => {
-                    commit(&consumer, &batch)?;
-                    tracing::debug!(function = %spec.function, records = batch.len(), "batch committed");
+                    // Commits are cumulative: one lost to a broker outage is covered by the
+                    // next, and at worst the batch is delivered again, which is harmless.
+                    match commit(&consumer, &batch) {
+                        Ok(()) => {
+                            tracing::debug!(function = %spec.function, records = batch.len(), "batch committed")
+                        }
+                        Err(err) => {
+                            tracing::warn!(function = %spec.function, error = %err, "offsets not committed; the next commit covers them")
+                        }
+                    }
                     break;
                 }
                 Err(err) => {
@@ -131,18 +140,37 @@ async fn next_batch(
     consumer: &StreamConsumer,
     spec: &TriggerSpec,
 ) -> anyhow::Result<Vec<BrokerRecord>> {
-    let first = consumer.recv().await?;
-    let mut batch = vec![to_broker_record(&first)];
-    drop(first);
+    let mut batch = loop {
+        match consumer.recv().await {
+            Ok(first) => break vec![to_broker_record(&first)],
+            Err(err) => wait_out(err, spec).await?,
+        }
+    };
     let window = spec.batching_window.max(DRAIN_WAIT);
     let deadline = tokio::time::Instant::now() + window;
     while batch.len() < spec.batch_size {
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
             Err(_window_closed) => break,
-            Ok(message) => batch.push(to_broker_record(&message?)),
+            Ok(Ok(message)) => batch.push(to_broker_record(&message)),
+            Ok(Err(err)) => {
+                wait_out(err, spec).await?;
+                break;
+            }
         }
     }
     Ok(batch)
+}
+
+/// Consumer errors such as a lost broker connection are transient: librdkafka reconnects
+/// by itself, so they are logged and waited out, as Lambda's poller does. Only a fatal
+/// client error stops the trigger.
+async fn wait_out(err: KafkaError, spec: &TriggerSpec) -> anyhow::Result<()> {
+    if matches!(err, KafkaError::MessageConsumptionFatal(_)) {
+        return Err(err.into());
+    }
+    tracing::warn!(function = %spec.function, error = %err, "broker unavailable; the trigger waits");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(())
 }
 
 fn to_broker_record(message: &BorrowedMessage<'_>) -> BrokerRecord {

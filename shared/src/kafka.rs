@@ -21,7 +21,7 @@ use rdkafka::client::OAuthToken;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, ClientContext};
 use secrecy::ExposeSecret;
 
@@ -209,22 +209,67 @@ impl MskIamTokens {
 
 /// Publishes CloudEvents records; one per cold start, shared by every invocation.
 #[derive(Clone)]
-pub struct KafkaPublisher {
-    producer: FutureProducer<KafkaContext>,
+pub struct KafkaPublisher(Arc<PublisherInner>);
+
+struct PublisherInner {
+    /// Replaced when the broker stops recognising the producer (see [`needs_new_producer`]).
+    producer: std::sync::RwLock<FutureProducer<KafkaContext>>,
+    config: ClientConfig,
+    context: KafkaContext,
+    /// How long a caller waits for acknowledgements. librdkafka's own message timeout does
+    /// not expire an idempotent message already in flight when the broker dies, so the
+    /// wait is bounded here too; such a message stays pending in the outbox (at least once).
+    wait_limit: Duration,
 }
 
 impl KafkaPublisher {
     pub async fn new(settings: &KafkaSettings, secrets: &Secrets) -> anyhow::Result<Self> {
         let timeout_ms = settings.delivery_timeout.as_millis().max(1).to_string();
-        let producer = client_config(settings, secrets)
-            .await?
+        let mut config = client_config(settings, secrets).await?;
+        config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", &timeout_ms)
             .set("request.timeout.ms", &timeout_ms)
-            .set("linger.ms", "2")
-            .create_with_context(client_context(settings).await?)?;
-        Ok(Self { producer })
+            .set("linger.ms", "2");
+        let context = client_context(settings).await?;
+        let producer = config.create_with_context(context.clone())?;
+        Ok(Self(Arc::new(PublisherInner {
+            producer: std::sync::RwLock::new(producer),
+            config,
+            context,
+            wait_limit: settings.delivery_timeout + Duration::from_millis(500),
+        })))
+    }
+
+    fn producer(&self) -> FutureProducer<KafkaContext> {
+        self.0
+            .producer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Starts a fresh idempotent producer (a new producer id). Messages still queued in the
+    /// old one are left to their timeout; their outbox rows stay pending.
+    fn renew_producer(&self) {
+        match self
+            .0
+            .config
+            .create_with_context::<_, FutureProducer<KafkaContext>>(self.0.context.clone())
+        {
+            Ok(fresh) => {
+                tracing::warn!(
+                    "the broker refused the producer's identity; started a new producer"
+                );
+                *self
+                    .0
+                    .producer
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+            }
+            Err(err) => tracing::error!(error = %err, "could not start a new Kafka producer"),
+        }
     }
 
     /// Sends records in the given order (so one key's records keep their order) and waits
@@ -233,6 +278,7 @@ impl KafkaPublisher {
         &self,
         records: impl IntoIterator<Item = (&'a str, &'a str, &'a [u8])>,
     ) -> Vec<Result<(), PublishError>> {
+        let producer = self.producer();
         let mut pending = Vec::new();
         for (topic, key, payload) in records {
             let headers = OwnedHeaders::new().insert(Header {
@@ -245,28 +291,57 @@ impl KafkaPublisher {
                 .headers(headers);
             // `send` enqueues on its first poll; awaiting enqueue one by one keeps the order,
             // and the acknowledgements are then awaited together.
-            pending.push(self.producer.send_result(record).map_err(|(err, _)| err));
+            pending.push(producer.send_result(record).map_err(|(err, _)| err));
         }
+        let deadline = tokio::time::Instant::now() + self.0.wait_limit;
         let mut results = Vec::with_capacity(pending.len());
         for delivery in pending {
             let result = match delivery {
                 Err(err) => Err(PublishError::Delivery(err)),
-                Ok(future) => match future.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err((err, _))) => Err(PublishError::Delivery(err)),
-                    Err(_cancelled) => Err(PublishError::Delivery(KafkaError::Canceled)),
+                Ok(future) => match tokio::time::timeout_at(deadline, future).await {
+                    Err(_elapsed) => Err(PublishError::Delivery(KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::MessageTimedOut,
+                    ))),
+                    Ok(Ok(Ok(_))) => Ok(()),
+                    Ok(Ok(Err((err, _)))) => Err(PublishError::Delivery(err)),
+                    Ok(Err(_cancelled)) => Err(PublishError::Delivery(KafkaError::Canceled)),
                 },
             };
             results.push(result);
+        }
+        let fatal = producer.client().fatal_error().is_some();
+        if fatal
+            || results
+                .iter()
+                .any(|r| matches!(r, Err(PublishError::Delivery(err)) if needs_new_producer(err)))
+        {
+            self.renew_producer();
         }
         results
     }
 
     /// Waits for queued messages, for a clean shutdown.
     pub fn flush(&self, timeout: Duration) {
-        use rdkafka::producer::Producer;
-        let _ = self.producer.flush(timeout);
+        let _ = self.producer().flush(timeout);
     }
+}
+
+/// Errors after which the broker will refuse every later message of this producer: it no
+/// longer accepts the producer's id, epoch or sequence (after an outage some brokers fence
+/// the epoch librdkafka bumped, or answer with an unknown error). Only a new producer helps.
+fn needs_new_producer(err: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        err.rdkafka_error_code(),
+        Some(
+            Code::UnknownProducerId
+                | Code::OutOfOrderSequenceNumber
+                | Code::InvalidProducerEpoch
+                | Code::ProducerFenced
+                | Code::Fatal
+                | Code::Unknown
+        )
+    )
 }
 
 #[cfg(test)]

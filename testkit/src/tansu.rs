@@ -11,10 +11,18 @@ use shared::events::topics;
 
 /// A running (or deliberately stopped) private broker. Killed and deleted on drop.
 pub struct Tansu {
-    port: u16,
+    /// Where the broker listens; clients use [`Tansu::port`], which may be a proxy's.
+    listen_port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// With [`Tansu::start_behind_proxy`], every client connection goes through this.
+    network: Option<crate::proxy::TcpProxy>,
+    storage: &'static str,
 }
+
+/// Survives restarts; tansu resolves the path against its working directory.
+const SQLITE: &str = "sqlite://tansu.db";
+const MEMORY: &str = "memory://tansu/";
 
 /// The broker binary: `TANSU_BIN`, or the copy `scripts/services` installs.
 pub fn binary() -> PathBuf {
@@ -26,12 +34,33 @@ pub fn binary() -> PathBuf {
 impl Tansu {
     /// Starts a broker and creates the system's topics with three partitions each.
     pub async fn start() -> Self {
+        Self::start_with(crate::free_port(), None, SQLITE).await
+    }
+
+    /// Starts a broker that advertises a proxy's address, so that every client connection
+    /// goes through it and [`Tansu::disconnect`] is an outage as clients see one, while the
+    /// broker keeps its state. It keeps data in memory: tansu 0.6's sqlite engine panics
+    /// (and then refuses every produce) when an idempotent producer bumps its epoch after
+    /// messages timed out in an outage; its memory engine answers with the proper error.
+    pub async fn start_behind_proxy() -> Self {
+        let listen_port = crate::free_port();
+        let proxy = crate::proxy::TcpProxy::start(format!("127.0.0.1:{listen_port}")).await;
+        Self::start_with(listen_port, Some(proxy), MEMORY).await
+    }
+
+    async fn start_with(
+        listen_port: u16,
+        network: Option<crate::proxy::TcpProxy>,
+        storage: &'static str,
+    ) -> Self {
         let dir = std::env::temp_dir().join(format!("testkit-tansu-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).expect("a temporary folder can be created");
         let mut broker = Self {
-            port: crate::free_port(),
+            listen_port,
             dir,
             child: None,
+            network,
+            storage,
         };
         broker.launch().await;
         for topic in topics::ALL {
@@ -41,11 +70,35 @@ impl Tansu {
     }
 
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.port())
     }
 
+    /// The broker's own log, for a failing test's message.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("broker.log")
+    }
+
+    /// The port clients connect to.
     pub fn port(&self) -> u16 {
-        self.port
+        self.network
+            .as_ref()
+            .map_or(self.listen_port, crate::proxy::TcpProxy::port)
+    }
+
+    /// Cuts every client off the broker (only with [`Tansu::start_behind_proxy`]).
+    pub async fn disconnect(&self) {
+        self.network
+            .as_ref()
+            .expect("started behind a proxy")
+            .cut()
+            .await;
+    }
+
+    pub fn reconnect(&self) {
+        self.network
+            .as_ref()
+            .expect("started behind a proxy")
+            .restore();
     }
 
     /// Kills the broker, as an outage would.
@@ -78,7 +131,8 @@ impl Tansu {
     }
 
     async fn launch(&mut self) {
-        let url = format!("tcp://{}", self.bootstrap());
+        let listener = format!("tcp://127.0.0.1:{}", self.listen_port);
+        let advertised = format!("tcp://{}", self.bootstrap());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -86,15 +140,9 @@ impl Tansu {
             .expect("the broker log can be opened");
         let child = Command::new(binary())
             .current_dir(&self.dir)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            // tansu resolves sqlite paths against its working directory.
-            .args(["--storage-engine", "sqlite://tansu.db"])
+            .args(["broker", "--listener-url", &listener])
+            .args(["--advertised-listener-url", &advertised])
+            .args(["--storage-engine", self.storage])
             .stdout(Stdio::null())
             .stderr(log)
             .kill_on_drop(true)
@@ -107,7 +155,7 @@ impl Tansu {
             });
         self.child = Some(child);
         crate::wait_for_port(
-            self.port,
+            self.listen_port,
             "the private tansu broker",
             Duration::from_secs(20),
         )
@@ -120,6 +168,8 @@ impl Drop for Tansu {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

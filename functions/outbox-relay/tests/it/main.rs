@@ -153,3 +153,41 @@ async fn relay_keeps_rows_while_the_broker_is_down_and_sends_them_once_it_return
     let ids = published_ids(&broker, &rows, 5).await;
     assert_eq!(ids.len(), 5, "each row once after the outage");
 }
+
+#[sqlx::test(migrator = "MIGRATIONS")]
+async fn a_publisher_that_sent_before_a_broker_restart_still_sends_after_it(pool: PgPool) {
+    testkit::init_tracing();
+    let mut broker = Tansu::start().await;
+    let publisher = publisher_for(&broker).await;
+    let before = committed_but_unpublished(&pool, 3).await;
+    assert_eq!(
+        run_once(&pool, &publisher, any_age(100))
+            .await
+            .unwrap()
+            .published,
+        3
+    );
+
+    broker.restart().await;
+    let after = committed_but_unpublished(&pool, 3).await;
+    let mut published = 0;
+    for _ in 0..10 {
+        match run_once(&pool, &publisher, any_age(100)).await {
+            Ok(report) => {
+                published += report.published;
+                break;
+            }
+            Err(err) => {
+                eprintln!(
+                    "relay run failed: {err}; log in {}",
+                    broker.log_path().display()
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    assert_eq!(published, 3);
+    assert_eq!(published_ids(&broker, &before, 3).await.len(), 3);
+    assert_eq!(published_ids(&broker, &after, 3).await.len(), 3);
+}
