@@ -215,3 +215,113 @@ fn commit(consumer: &StreamConsumer, batch: &[BrokerRecord]) -> anyhow::Result<(
     consumer.commit(&offsets, CommitMode::Sync)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// The Lambda MSK samples in `events/`, which the consumer tests and `cargo lambda
+    /// invoke` also use.
+    const SAMPLES: [&str; 3] = [
+        include_str!("../../events/inventory-mixed-batch.json"),
+        include_str!("../../events/notification-mixed-batch.json"),
+        include_str!("../../events/notification-order-rejected.json"),
+    ];
+
+    /// The records of a sample as a broker would have handed them to the emulator.
+    fn broker_records(sample: &Value) -> Vec<BrokerRecord> {
+        let decode = |field: &Value| field.as_str().map(|text| BASE64.decode(text).unwrap());
+        sample["records"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|group| group.as_array().unwrap())
+            .map(|record| BrokerRecord {
+                topic: record["topic"].as_str().unwrap().to_owned(),
+                partition: record["partition"].as_i64().unwrap() as i32,
+                offset: record["offset"].as_i64().unwrap(),
+                timestamp: DateTime::from_timestamp_millis(record["timestamp"].as_i64().unwrap())
+                    .unwrap(),
+                timestamp_type: record["timestampType"].as_str().unwrap().to_owned(),
+                key: decode(&record["key"]),
+                value: decode(&record["value"]),
+                headers: record["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|header| header.as_object().unwrap())
+                    .map(|(name, bytes)| {
+                        let bytes = bytes.as_array().unwrap();
+                        (
+                            name.clone(),
+                            bytes.iter().map(|b| b.as_i64().unwrap() as u8).collect(),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Lambda delivers JSON; the handler sees it deserialised. The emulator hands over the
+    /// struct directly, so the struct is compared field by field with the deserialised
+    /// sample, and the serialised field names with the sample's.
+    #[test]
+    fn the_emulated_event_matches_lambdas_sample_payloads_field_by_field() {
+        for sample in SAMPLES {
+            let json: Value = serde_json::from_str(sample).unwrap();
+            let expected: KafkaEvent = serde_json::from_str(sample).unwrap();
+            let emulated = kafka_event(
+                expected.event_source_arn.as_deref().unwrap(),
+                expected.bootstrap_servers.as_deref().unwrap(),
+                broker_records(&json),
+            );
+
+            assert_eq!(emulated.event_source, expected.event_source);
+            assert_eq!(emulated.event_source_arn, expected.event_source_arn);
+            assert_eq!(emulated.bootstrap_servers, expected.bootstrap_servers);
+            let mut groups: Vec<_> = expected.records.keys().collect();
+            groups.sort();
+            let mut emulated_groups: Vec<_> = emulated.records.keys().collect();
+            emulated_groups.sort();
+            assert_eq!(
+                emulated_groups, groups,
+                "records grouped under topic-partition"
+            );
+            for group in groups {
+                let (got, want) = (&emulated.records[group], &expected.records[group]);
+                assert_eq!(got.len(), want.len(), "{group}");
+                for (got, want) in got.iter().zip(want) {
+                    let at = format!("{group} offset {}", want.offset);
+                    assert_eq!(got.topic, want.topic, "{at}: topic");
+                    assert_eq!(got.partition, want.partition, "{at}: partition");
+                    assert_eq!(got.offset, want.offset, "{at}: offset");
+                    assert_eq!(got.timestamp, want.timestamp, "{at}: timestamp");
+                    assert_eq!(
+                        got.timestamp_type, want.timestamp_type,
+                        "{at}: timestampType"
+                    );
+                    assert_eq!(got.key, want.key, "{at}: key");
+                    assert_eq!(got.value, want.value, "{at}: value");
+                    assert_eq!(got.headers, want.headers, "{at}: headers");
+                }
+            }
+
+            let serialized = serde_json::to_value(&emulated).unwrap();
+            let field_names = |record: &Value| {
+                let mut names: Vec<String> = record.as_object().unwrap().keys().cloned().collect();
+                names.sort();
+                names
+            };
+            let first_group = json["records"].as_object().unwrap().keys().next().unwrap();
+            assert_eq!(
+                field_names(&serialized["records"][first_group][0]),
+                field_names(&json["records"][first_group][0]),
+                "a record carries the same fields as Lambda's"
+            );
+        }
+    }
+}
