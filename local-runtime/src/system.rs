@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use aws_lambda_events::event::kafka::KafkaEvent;
 use inventory::{Inventory, InventoryConfig};
 use notification::{NotificationConfig, Notifier};
 use order_api::{AppState, OrderApiConfig};
@@ -20,6 +21,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::template::{self, Triggers};
 use crate::trigger;
+
+/// A production handler, as the trigger emulators call it.
+type Handler = Arc<
+    dyn Fn(KafkaEvent) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync,
+>;
 
 /// Settings of the local runtime itself; the functions read their own as in Lambda.
 pub struct LocalConfig {
@@ -80,10 +86,12 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
         "could not apply the database migrations (is PostgreSQL running? try scripts/services up)",
     )?;
 
-    let inventory = Arc::new(build_inventory(&InventoryConfig::from_env()?).await?);
-    let notifier = Arc::new(build_notifier(&NotificationConfig::from_env()?).await?);
+    let secrets = Arc::new(Secrets::new());
+    let inventory =
+        Arc::new(Inventory::from_config(&InventoryConfig::from_env()?, &secrets).await?);
+    let notifier =
+        Arc::new(Notifier::from_config(&NotificationConfig::from_env()?, secrets.clone()).await?);
     let relay = RelayConfig::from_env()?;
-    let secrets = Secrets::new();
     let relay_pool = shared::db::pool(&relay.database, &secrets, 2).await?;
     let relay_publisher = KafkaPublisher::new(&relay.kafka, &secrets).await?;
     let kafka = shared::kafka::client_config(&relay.kafka, &secrets).await?;
@@ -120,38 +128,44 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
             "arn:aws:kafka:local:000000000000:cluster/local/{}",
             spec.consumer_group
         );
-        let (kafka, shutdown) = (kafka.clone(), shutdown.clone());
-        match declared.binary.as_str() {
+        let handler: Handler = match declared.binary.as_str() {
             "inventory" => {
                 let inventory = inventory.clone();
-                tasks.spawn(trigger::run(
-                    spec,
-                    kafka,
-                    arn,
-                    move |event| {
-                        let inventory = inventory.clone();
-                        async move { inventory.handle(event).await.map(drop) }
-                    },
-                    shutdown,
-                ));
+                Arc::new(move |event| {
+                    let inventory = inventory.clone();
+                    Box::pin(async move {
+                        inventory
+                            .handle(event)
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    })
+                })
             }
             "notification" => {
                 let notifier = notifier.clone();
-                tasks.spawn(trigger::run(
-                    spec,
-                    kafka,
-                    arn,
-                    move |event| {
-                        let notifier = notifier.clone();
-                        async move { notifier.handle(event).await.map(drop) }
-                    },
-                    shutdown,
-                ));
+                Arc::new(move |event| {
+                    let notifier = notifier.clone();
+                    Box::pin(async move {
+                        notifier
+                            .handle(event)
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    })
+                })
             }
             other => bail!(
                 "template.yaml declares an MSK trigger for `{other}`, which the local runtime cannot run"
             ),
-        }
+        };
+        tasks.spawn(trigger::run(
+            spec,
+            kafka.clone(),
+            arn,
+            move |event| handler(event),
+            shutdown.clone(),
+        ));
     }
 
     let interval = config.relay_interval.unwrap_or(relay_schedule);
@@ -189,26 +203,6 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
     }
     state.publisher().flush(Duration::from_secs(5));
     outcome
-}
-
-async fn build_inventory(config: &InventoryConfig) -> anyhow::Result<Inventory> {
-    let secrets = Secrets::new();
-    let pool = shared::db::pool(&config.database, &secrets, config.max_connections).await?;
-    let publisher = KafkaPublisher::new(&config.kafka, &secrets).await?;
-    Ok(Inventory::new(pool, publisher))
-}
-
-async fn build_notifier(config: &NotificationConfig) -> anyhow::Result<Notifier> {
-    let secrets = Arc::new(Secrets::new());
-    let pool = shared::db::pool(&config.database, &secrets, config.db_max_connections).await?;
-    let mailer =
-        notification::Mailer::new(config.smtp.clone(), config.concurrency, secrets).await?;
-    Ok(Notifier::new(
-        pool,
-        Arc::new(mailer),
-        config.mail.clone(),
-        config.concurrency,
-    ))
 }
 
 fn print_banner(addr: SocketAddr) {

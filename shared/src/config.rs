@@ -77,6 +77,16 @@ pub fn variables_of<T: DeserializeOwned>() -> Vec<String> {
         .collect()
 }
 
+/// A variable map for the `from_source` loaders, from `(NAME, value)` pairs.
+pub fn variable_map(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect(),
+    )
+}
+
 /// Where the database is and how to log in.
 #[derive(Clone)]
 pub enum DatabaseSettings {
@@ -323,25 +333,17 @@ impl Secrets {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
-
     #[test]
     fn database_url_wins() {
         let settings =
-            DatabaseSettings::from_source(vars(&[("DATABASE_URL", "postgres://x@h/db")])).unwrap();
+            DatabaseSettings::from_source(variable_map(&[("DATABASE_URL", "postgres://x@h/db")]))
+                .unwrap();
         assert!(matches!(settings, DatabaseSettings::Url(_)));
     }
 
     #[test]
     fn rds_settings_name_the_missing_variable() {
-        let err = DatabaseSettings::from_source(vars(&[
+        let err = DatabaseSettings::from_source(variable_map(&[
             ("DB_HOST", "db.internal"),
             ("DB_NAME", "orders"),
         ]))
@@ -353,13 +355,13 @@ mod tests {
 
     #[test]
     fn missing_kafka_bootstrap_servers_is_named() {
-        let err = KafkaSettings::from_source(vars(&[])).unwrap_err();
+        let err = KafkaSettings::from_source(variable_map(&[])).unwrap_err();
         assert_eq!(err.variable, "KAFKA_BOOTSTRAP_SERVERS");
     }
 
     #[test]
     fn invalid_kafka_security_is_named() {
-        let err = KafkaSettings::from_source(vars(&[
+        let err = KafkaSettings::from_source(variable_map(&[
             ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             ("KAFKA_SECURITY", "kerberos"),
         ]))
@@ -369,7 +371,7 @@ mod tests {
 
     #[test]
     fn numeric_looking_values_parse_into_their_types() {
-        let settings = KafkaSettings::from_source(vars(&[
+        let settings = KafkaSettings::from_source(variable_map(&[
             ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             ("KAFKA_DELIVERY_TIMEOUT_MS", "1500"),
         ]))
@@ -396,7 +398,7 @@ mod tests {
 
     #[test]
     fn scram_requires_its_secret() {
-        let err = KafkaSettings::from_source(vars(&[
+        let err = KafkaSettings::from_source(variable_map(&[
             ("KAFKA_BOOTSTRAP_SERVERS", "b-1:9096"),
             ("KAFKA_SECURITY", "sasl_scram"),
         ]))

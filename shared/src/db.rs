@@ -75,6 +75,22 @@ pub async fn refresh_credentials_after(
     Ok(true)
 }
 
+/// After a failed invocation: if the database refused the credentials, fetch them again so
+/// that the retry logs in. Never fails; problems are logged.
+pub async fn recover_credentials(
+    err: Option<&sqlx::Error>,
+    pool: &PgPool,
+    settings: &DatabaseSettings,
+    secrets: &Secrets,
+) {
+    let Some(err) = err else { return };
+    match refresh_credentials_after(err, pool, settings, secrets).await {
+        Ok(true) => tracing::warn!("the database refused the credentials; fetched them again"),
+        Ok(false) => {}
+        Err(refresh) => tracing::warn!(error = %refresh, "could not refresh database credentials"),
+    }
+}
+
 /// Errors worth retrying: the database is unreachable, overloaded, restarting or timed out.
 pub fn is_transient(err: &sqlx::Error) -> bool {
     match err {

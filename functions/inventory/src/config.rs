@@ -55,14 +55,7 @@ impl InventoryConfig {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
-    }
+    use shared::config::variable_map as vars;
 
     #[test]
     fn local_settings_are_read_with_defaults() {

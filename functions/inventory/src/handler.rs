@@ -147,6 +147,16 @@ struct Applied {
 }
 
 impl Inventory {
+    /// Builds the pool and producer once per cold start (Lambda and the local runtime alike).
+    pub async fn from_config(
+        config: &crate::InventoryConfig,
+        secrets: &shared::config::Secrets,
+    ) -> anyhow::Result<Self> {
+        let pool = shared::db::pool(&config.database, secrets, config.max_connections).await?;
+        let publisher = KafkaPublisher::new(&config.kafka, secrets).await?;
+        Ok(Self::new(pool, publisher))
+    }
+
     pub fn new(pool: PgPool, publisher: KafkaPublisher) -> Self {
         Self { pool, publisher }
     }

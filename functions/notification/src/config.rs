@@ -247,14 +247,7 @@ impl NotificationConfig {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
+    use shared::config::variable_map as vars;
 
     const BASE: [(&str, &str); 3] = [
         ("DATABASE_URL", "postgres://postgres@127.0.0.1/orders"),

@@ -113,6 +113,22 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// Builds the pool and the one pooled SMTP transport once per cold start (Lambda and
+    /// the local runtime alike); SMTP credentials are fetched here, once.
+    pub async fn from_config(
+        config: &crate::NotificationConfig,
+        secrets: Arc<shared::config::Secrets>,
+    ) -> anyhow::Result<Self> {
+        let pool = shared::db::pool(&config.database, &secrets, config.db_max_connections).await?;
+        let mailer = Mailer::new(config.smtp.clone(), config.concurrency, secrets).await?;
+        Ok(Self::new(
+            pool,
+            Arc::new(mailer),
+            config.mail.clone(),
+            config.concurrency,
+        ))
+    }
+
     /// `concurrency` bounds the mails in flight within one batch.
     pub fn new(pool: PgPool, mailer: Arc<Mailer>, mail: MailSettings, concurrency: usize) -> Self {
         Self {
