@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use chrono::{DateTime, Utc};
+
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::{ClientConfig, Offset, Timestamp, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use shared::msk::{BrokerRecord, kafka_event};
 use tokio_util::sync::CancellationToken;
 
@@ -142,7 +141,7 @@ async fn next_batch(
 ) -> anyhow::Result<Vec<BrokerRecord>> {
     let mut batch = loop {
         match consumer.recv().await {
-            Ok(first) => break vec![to_broker_record(&first)],
+            Ok(first) => break vec![BrokerRecord::from_message(&first)],
             Err(err) => wait_out(err, spec).await?,
         }
     };
@@ -151,7 +150,7 @@ async fn next_batch(
     while batch.len() < spec.batch_size {
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
             Err(_window_closed) => break,
-            Ok(Ok(message)) => batch.push(to_broker_record(&message)),
+            Ok(Ok(message)) => batch.push(BrokerRecord::from_message(&message)),
             Ok(Err(err)) => {
                 wait_out(err, spec).await?;
                 break;
@@ -171,32 +170,6 @@ async fn wait_out(err: KafkaError, spec: &TriggerSpec) -> anyhow::Result<()> {
     tracing::warn!(function = %spec.function, error = %err, "broker unavailable; the trigger waits");
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(())
-}
-
-fn to_broker_record(message: &BorrowedMessage<'_>) -> BrokerRecord {
-    let (millis, timestamp_type) = match message.timestamp() {
-        Timestamp::CreateTime(ms) => (ms, "CREATE_TIME"),
-        Timestamp::LogAppendTime(ms) => (ms, "LOG_APPEND_TIME"),
-        Timestamp::NotAvailable => (Utc::now().timestamp_millis(), "CREATE_TIME"),
-    };
-    BrokerRecord {
-        topic: message.topic().to_owned(),
-        partition: message.partition(),
-        offset: message.offset(),
-        timestamp: DateTime::from_timestamp_millis(millis).unwrap_or_else(Utc::now),
-        timestamp_type: timestamp_type.to_owned(),
-        key: message.key().map(<[u8]>::to_vec),
-        value: message.payload().map(<[u8]>::to_vec),
-        headers: message
-            .headers()
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-    }
 }
 
 /// Commits the offset after the last record of each partition in the batch.
@@ -221,6 +194,8 @@ mod tests {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD as BASE64;
     use serde_json::Value;
+
+    use chrono::DateTime;
 
     use super::*;
 

@@ -153,6 +153,35 @@ pub struct BrokerRecord {
 }
 
 impl BrokerRecord {
+    /// Copies a consumed message, with its timestamp as Lambda reports it.
+    pub fn from_message(message: &impl rdkafka::message::Message) -> Self {
+        use rdkafka::Timestamp;
+        use rdkafka::message::Headers;
+        let (millis, timestamp_type) = match message.timestamp() {
+            Timestamp::CreateTime(ms) => (ms, "CREATE_TIME"),
+            Timestamp::LogAppendTime(ms) => (ms, "LOG_APPEND_TIME"),
+            Timestamp::NotAvailable => (Utc::now().timestamp_millis(), "CREATE_TIME"),
+        };
+        Self {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp: DateTime::from_timestamp_millis(millis).unwrap_or_else(Utc::now),
+            timestamp_type: timestamp_type.to_owned(),
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers: message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
     /// A record carrying `event` as our publisher writes it (tests and fixtures).
     pub fn from_event(event: &OrderEvent, partition: i32, offset: i64) -> Self {
         Self {

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use shared::msk::BrokerRecord;
 
 /// The shared local broker (`KAFKA_BOOTSTRAP_SERVERS`).
 pub fn bootstrap() -> String {
@@ -23,6 +24,19 @@ pub struct ReceivedRecord {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl From<BrokerRecord> for ReceivedRecord {
+    fn from(record: BrokerRecord) -> Self {
+        Self {
+            topic: record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+        }
+    }
 }
 
 impl ReceivedRecord {
@@ -98,22 +112,7 @@ pub async fn read_records(
             }
             Ok(Ok(message)) => {
                 at_end.remove(&message.partition());
-                let record = ReceivedRecord {
-                    topic: message.topic().to_owned(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    key: message.key().map(<[u8]>::to_vec),
-                    value: message.payload().map(<[u8]>::to_vec),
-                    headers: message
-                        .headers()
-                        .map(|headers| {
-                            headers
-                                .iter()
-                                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                };
+                let record = ReceivedRecord::from(BrokerRecord::from_message(&message));
                 if matches(&record) {
                     found.push(record);
                 }
