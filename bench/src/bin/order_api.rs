@@ -197,7 +197,11 @@ async fn pgbench_script(database: &ScratchDatabase) -> anyhow::Result<String> {
         quantity: Quantity::new(3).expect("valid"),
     };
     let event = OrderEvent::placed(OrderEventData::from_new_order(new_id(), &order));
-    let payload = serde_json::to_string(&event)?.replace('\'', "''");
+    // Pretty-printed (then put on one line) so that no `:name` appears: pgbench would take it
+    // for a variable. jsonb stores the same value either way.
+    let payload = serde_json::to_string_pretty(&event)?
+        .replace('\n', " ")
+        .replace('\'', "''");
     Ok(format!(
         "\\set n random(1, 1000000000)
 \\set q random(1, 10)

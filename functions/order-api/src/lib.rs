@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: typed settings read once at start-up.
 //! - [`state`]: the pool and producer shared by every request.
+//! - [`publish`]: sends committed outbox rows after the commit, batched across requests.
 //! - [`problem`]: every error as RFC 9457 `application/problem+json`, mapped in one place.
 //! - [`extract`]: the JSON body extractor (content type, size, syntax).
 //! - [`orders`], [`stock`], [`health`]: the routes; requests are parsed into domain types
@@ -15,6 +16,7 @@ pub mod health;
 pub mod openapi;
 pub mod orders;
 pub mod problem;
+pub mod publish;
 pub mod state;
 pub mod stock;
 

@@ -15,12 +15,12 @@ use shared::domain::{
 use shared::orders::{
     self as repo, Cursor, IdempotencyKey, Order, OrderQuery, PageLimit, PlaceOrderError, Placement,
 };
-use shared::outbox;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::extract::{JsonObject, field};
 use crate::problem::{ApiError, FieldError, Problem};
+use crate::publish::Delivery;
 use crate::record_order_id;
 use crate::state::AppState;
 
@@ -267,7 +267,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, String
     ),
     responses(
         (status = 201, description = "Order placed (or replayed for a repeated Idempotency-Key)", body = OrderPlaced,
-         headers(("Location" = String, description = "/api/orders/{orderId}"))),
+         headers(
+            ("Location" = String, description = "/api/orders/{orderId}"),
+            ("Idempotent-Replayed" = String, description = "`true` when this repeats the first answer for the Idempotency-Key"),
+         )),
         (status = 400, description = "Malformed JSON or not a JSON object", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
@@ -300,35 +303,36 @@ pub async fn place_order(
         Err(PlaceOrderError::Store(err)) => return Err(state.fail(err).await),
         Err(err) => return Err(err.into()),
     };
-    let replayed = match &placement {
-        Placement::Created { outbox: rows, .. } => {
+    let (placed, replayed) = match placement {
+        Placement::Created {
+            order: placed,
+            outbox: rows,
+        } => {
             tracing::info!(product = %order.product_name, quantity = order.quantity.get(), "order placed");
-            match outbox::publish(state.pool(), state.publisher(), rows).await {
-                Ok(report) if report.all_published() => tracing::debug!("order.placed published"),
-                Ok(_) => tracing::warn!("order.placed left for the outbox relay"),
-                Err(err) => tracing::warn!(
-                    error = %err,
+            match state.outbox().publish(rows).await {
+                Delivery::Published => tracing::debug!("order.placed published"),
+                Delivery::LeftForRelay => tracing::warn!("order.placed left for the outbox relay"),
+                Delivery::SentNotMarked => tracing::warn!(
                     "order.placed sent but not marked published; the relay will send it again"
                 ),
             }
-            false
+            (placed, false)
         }
         Placement::Replayed(first) => {
             record_order_id(first.id);
             tracing::info!("repeated Idempotency-Key: returning the first order");
-            true
+            (first, true)
         }
     };
-    let order = placement.order();
-    let location = HeaderValue::try_from(format!("/api/orders/{}", order.id))
+    let location = HeaderValue::try_from(format!("/api/orders/{}", placed.id))
         .expect("a UUID path is a valid header value");
     let mut response = (
         StatusCode::CREATED,
         [(header::LOCATION, location)],
         Json(OrderPlaced {
             message: ORDER_PLACED_MESSAGE.to_owned(),
-            order_id: order.id,
-            status: order.status,
+            order_id: placed.id,
+            status: placed.status,
         }),
     )
         .into_response();

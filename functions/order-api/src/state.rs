@@ -1,15 +1,22 @@
 //! What every request shares: built once per cold start (or per test) and cloned cheaply.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use shared::config::{DatabaseSettings, Secrets};
 use shared::kafka::KafkaPublisher;
 use shared::orders::StoreError;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 
 use crate::config::OrderApiConfig;
 use crate::problem::ApiError;
+use crate::publish::OutboxPublisher;
+
+/// A pooled connection idle for longer than this is checked before use: the server or the
+/// network may have dropped it (a Lambda instance sits frozen between requests).
+pub const CHECK_CONNECTIONS_IDLE_FOR: Duration = Duration::from_secs(10);
 
 /// The pool, the producer, and what is needed to refresh rotated database credentials.
 #[derive(Clone)]
@@ -18,6 +25,7 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     pool: PgPool,
     publisher: KafkaPublisher,
+    outbox: OutboxPublisher,
     /// Present when credentials come from Secrets Manager and may be rotated.
     credentials: Option<(DatabaseSettings, Secrets)>,
 }
@@ -31,25 +39,36 @@ impl AppState {
     /// As [`Self::from_config`], reading secrets through the given client (tests point it
     /// at the local emulator explicitly).
     pub async fn with_secrets(config: &OrderApiConfig, secrets: Secrets) -> anyhow::Result<Self> {
-        let pool = shared::db::pool(&config.database, &secrets, config.max_connections)
+        let options = shared::db::connect_options(&config.database, &secrets)
             .await
-            .context("could not configure the database pool")?;
+            .context("could not configure the database connection")?;
+        let pool = request_pool(config.max_connections).connect_lazy_with(options);
         let publisher = KafkaPublisher::new(&config.kafka, &secrets)
             .await
             .context("could not create the Kafka producer")?;
-        Ok(Self(Arc::new(Inner {
+        Ok(Self::build(
             pool,
             publisher,
-            credentials: Some((config.database.clone(), secrets)),
-        })))
+            Some((config.database.clone(), secrets)),
+        ))
     }
 
-    /// From ready-made parts (tests, benchmarks); credentials are never refreshed.
+    /// From ready-made parts (tests, benchmarks); credentials are never refreshed. Must be
+    /// called within a Tokio runtime (it starts the outbox publishing task).
     pub fn new(pool: PgPool, publisher: KafkaPublisher) -> Self {
+        Self::build(pool, publisher, None)
+    }
+
+    fn build(
+        pool: PgPool,
+        publisher: KafkaPublisher,
+        credentials: Option<(DatabaseSettings, Secrets)>,
+    ) -> Self {
         Self(Arc::new(Inner {
+            outbox: OutboxPublisher::start(&pool, publisher.clone()),
             pool,
             publisher,
-            credentials: None,
+            credentials,
         }))
     }
 
@@ -61,6 +80,10 @@ impl AppState {
         &self.0.publisher
     }
 
+    pub fn outbox(&self) -> &OutboxPublisher {
+        &self.0.outbox
+    }
+
     /// Turns a repository failure into a response, first refreshing the database
     /// credentials if the server refused them (the secret may have been rotated).
     pub(crate) async fn fail(&self, err: StoreError) -> ApiError {
@@ -70,7 +93,10 @@ impl AppState {
             match shared::db::refresh_credentials_after(cause, &self.0.pool, settings, secrets)
                 .await
             {
-                Ok(true) => tracing::warn!("database refused credentials; fetched them again"),
+                Ok(true) => {
+                    self.0.outbox.reconnect_like(&self.0.pool);
+                    tracing::warn!("database refused credentials; fetched them again")
+                }
                 Ok(false) => {}
                 Err(refresh) => {
                     tracing::error!(error = ?refresh, "could not refresh database credentials")
@@ -87,4 +113,23 @@ impl AppState {
             Err(err) => Err(self.fail(err).await),
         }
     }
+}
+
+/// The pool settings of `shared::db::pool`, except that a connection is checked before use
+/// only when it sat idle for a while: sqlx's default pings before every use, one extra round
+/// trip per request on a busy instance. A connection that fails anyway is discarded by sqlx
+/// and the request answers `503`, so the client's retry gets a fresh one.
+pub fn request_pool(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(shared::db::ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= CHECK_CONNECTIONS_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }

@@ -153,6 +153,15 @@ async fn a_hundred_concurrent_posts_create_a_hundred_orders_and_as_many_distinct
         .await
         .unwrap();
     assert_eq!(orders, 100);
+    let unpublished: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        unpublished, 0,
+        "every event was published and marked before its 201"
+    );
 
     let records = placed_records(&bootstrap, &ids, Duration::from_secs(60)).await;
     let event_ids: HashSet<String> = records
