@@ -35,12 +35,12 @@ pub struct TriggerSpec {
     pub consumer_group: String,
 }
 
-/// How long a failed batch waits before its next try: 100 ms doubling up to 30 s, as
+/// How long a failed batch waits before its next try: 100 ms doubling up to 10 s, as
 /// Lambda backs off, and never giving up (the partition waits, nothing is skipped).
 fn retry_delays() -> impl Iterator<Item = Duration> {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(30))
+        .with_max_delay(Duration::from_secs(10))
         .with_jitter()
         .without_max_times()
         .build()
@@ -81,6 +81,9 @@ where
         )
         // A batch may be retried for a long outage; stay in the group meanwhile.
         .set("max.poll.interval.ms", "3600000")
+        // A crashed runtime's member is dropped after 10 s, so its restart resumes soon.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
         .create()?;
     let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
@@ -110,7 +113,7 @@ where
                     break;
                 }
                 Err(err) => {
-                    let delay = delays.next().unwrap_or(Duration::from_secs(30));
+                    let delay = delays.next().unwrap_or(Duration::from_secs(10));
                     tracing::warn!(
                         function = %spec.function,
                         attempt,

@@ -26,8 +26,18 @@ pub struct System {
 }
 
 impl System {
-    /// Starts the services and the runtime on the test's own database.
+    /// Starts the services and the runtime on the test's own database, with a broker that
+    /// keeps its data across restarts.
     pub async fn start(pool: PgPool, options: &PgConnectOptions) -> Self {
+        Self::start_with(pool, options, Tansu::start().await).await
+    }
+
+    /// As [`System::start`], with a broker whose network path the test can cut.
+    pub async fn start_with_cuttable_broker(pool: PgPool, options: &PgConnectOptions) -> Self {
+        Self::start_with(pool, options, Tansu::start_behind_proxy().await).await
+    }
+
+    async fn start_with(pool: PgPool, options: &PgConnectOptions, broker: Tansu) -> Self {
         testkit::init_tracing();
         let database_url = format!(
             "postgres://{}:postgres@{}:{}/{}",
@@ -41,7 +51,7 @@ impl System {
         let mut system = Self {
             database_url,
             pool,
-            broker: Tansu::start_behind_proxy().await,
+            broker,
             mail: Maildev::spawn().await,
             api_port: testkit::free_port(),
             runtime: None,
@@ -59,8 +69,11 @@ impl System {
     pub async fn start_runtime(&mut self) {
         let log_dir = std::env::temp_dir().join("local-runtime-tests");
         std::fs::create_dir_all(&log_dir).unwrap();
-        let log =
-            std::fs::File::create(log_dir.join(format!("runtime-{}.log", self.api_port))).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_dir.join(format!("runtime-{}.log", self.api_port)))
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_local-runtime"))
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .env("DATABASE_URL", &self.database_url)

@@ -44,6 +44,14 @@ async fn start(options: PgConnectOptions) -> System {
     System::start(pool, &options).await
 }
 
+async fn start_with_cuttable_broker(options: PgConnectOptions) -> System {
+    let pool = PgPoolOptions::new()
+        .connect_with(options.clone())
+        .await
+        .unwrap();
+    System::start_with_cuttable_broker(pool, &options).await
+}
+
 #[sqlx::test(migrations = false)]
 async fn the_original_request_ends_confirmed_with_stock_taken_and_a_received_mail(
     _: PgPoolOptions,
@@ -218,7 +226,7 @@ async fn orders_placed_while_the_broker_is_down_are_all_decided_once_it_returns(
     _: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    let system = start(options).await;
+    let system = start_with_cuttable_broker(options).await;
     let pool = system.pool.clone();
     system.set_stock("Keyboard", 150).await;
     system.set_stock("Mouse", 40).await;

@@ -1,0 +1,189 @@
+//! `cargo lambda watch` and `cargo lambda invoke` with the samples under `events/` (DESIGN §7):
+//! the inventory function as cargo-lambda builds and serves it, on the test's own database and
+//! a private broker.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use testkit::tansu::Tansu;
+use tokio::process::{Child, Command};
+
+/// The order and event of `events/inventory-order-placed.json` (1 Laptop).
+const SAMPLE_ORDER: &str = "019ab5c0-0001-7000-8000-000000000001";
+const SAMPLE_EVENT: &str = "019ab5c0-0001-7000-9000-0000e0000001";
+
+/// `cargo lambda watch` compiles the function on its first invoke, on a shared machine.
+const FIRST_INVOKE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The cargo-lambda that `scripts/install-lint-tools` installs, or one on `PATH`.
+fn cargo_lambda() -> PathBuf {
+    let tools = std::env::var_os("TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".tools"));
+    let installed = tools.join("venv-lint/bin/cargo-lambda");
+    if installed.is_file() {
+        return installed;
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join("cargo-lambda"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "cargo-lambda is not installed (looked for {} and on PATH): run scripts/install-lint-tools",
+                installed.display()
+            )
+        })
+}
+
+fn database_url(options: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}:postgres@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options
+            .get_database()
+            .expect("sqlx::test names the database"),
+    )
+}
+
+/// `cargo lambda watch` in its own process group, so that the functions it starts go with it.
+struct Watch {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Watch {
+    async fn start(database_url: &str, broker: &Tansu) -> Self {
+        let port = testkit::free_port();
+        let log = std::env::temp_dir().join(format!("cargo-lambda-watch-{port}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(cargo_lambda())
+            .args(["lambda", "watch", "--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &port.to_string()])
+            .arg("--ignore-changes")
+            .current_dir(workspace_root())
+            .env("DATABASE_URL", database_url)
+            .env("KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap())
+            .env("KAFKA_SECURITY", "plaintext")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!("cannot start cargo-lambda ({err}): run scripts/install-lint-tools")
+            });
+        testkit::wait_for_port(port, "cargo lambda watch", Duration::from_secs(60)).await;
+        Self { child, port, log }
+    }
+
+    /// `cargo lambda invoke <function> --data-file <sample>`: its exit status and output.
+    async fn invoke(&self, function: &str, sample: &str) -> (ExitStatus, String) {
+        let invoke = Command::new(cargo_lambda())
+            .args(["lambda", "invoke", function, "--data-file"])
+            .arg(workspace_root().join("events").join(sample))
+            .args(["--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &self.port.to_string()])
+            .args(["--output-format", "json"])
+            .current_dir(workspace_root())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(FIRST_INVOKE_TIMEOUT, invoke)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "cargo lambda invoke {function} did not answer within {:?}; see {}",
+                    FIRST_INVOKE_TIMEOUT,
+                    self.log.display()
+                )
+            })
+            .expect("cargo-lambda runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status, text)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+async fn order_status(pool: &PgPool, id: &str) -> String {
+    sqlx::query_scalar("SELECT status FROM orders WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn stock(pool: &PgPool, product: &str) -> i32 {
+    sqlx::query_scalar("SELECT quantity FROM stock WHERE product_name = $1")
+        .bind(product)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn apply(pool: &PgPool, file: &str) {
+    let sql = std::fs::read_to_string(workspace_root().join(file)).unwrap();
+    sqlx::raw_sql(&sql)
+        .execute(pool)
+        .await
+        .unwrap_or_else(|err| panic!("{file}: {err}"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn invoking_inventory_with_its_sample_under_cargo_lambda_watch_confirms_the_order(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    testkit::init_tracing();
+    let pool = pool_options.connect_with(options.clone()).await.unwrap();
+    apply(&pool, "seed/stock.sql").await;
+    apply(&pool, "events/inventory-orders.sql").await;
+    let laptops = stock(&pool, "Laptop").await;
+    let broker = Tansu::start().await;
+    let watch = Watch::start(&database_url(&options), &broker).await;
+
+    let (status, output) = watch
+        .invoke("inventory", "inventory-order-placed.json")
+        .await;
+
+    assert!(
+        status.success(),
+        "cargo lambda invoke failed: {output}\n(see {})",
+        watch.log.display()
+    );
+    assert_eq!(order_status(&pool, SAMPLE_ORDER).await, "CONFIRMED");
+    assert_eq!(stock(&pool, "Laptop").await, laptops - 1);
+    let processed: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM processed_events WHERE consumer = 'inventory' AND event_id = $1::uuid)",
+    )
+    .bind(SAMPLE_EVENT)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(processed, "the sample's event is recorded as processed");
+}
