@@ -24,3 +24,13 @@ pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Resul
 pub fn env_secs(name: &str, default: u64) -> anyhow::Result<Duration> {
     env_number(name, default).map(Duration::from_secs)
 }
+
+/// The 1-minute load average (Linux), to show in reports how busy the machine was.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}

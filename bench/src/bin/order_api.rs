@@ -18,7 +18,7 @@ use anyhow::Context;
 use bench::load::{LoadOptions, LoadReport, closed_loop};
 use bench::pgbench::{PgBench, PgBenchReport};
 use bench::scratch::ScratchDatabase;
-use bench::settings::{env, env_number, env_secs};
+use bench::settings::{env, env_number, env_secs, load_average};
 use bench::stats::ms;
 use order_api::{AppState, OrderApiConfig, app};
 use shared::domain::{CustomerName, NewOrder, ProductName, Quantity, new_id};
@@ -69,7 +69,9 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
         settings.duration.as_secs(),
         settings.warmup.as_secs()
     );
+    print_load("before");
     let (api, delivery_timeout) = load_api(settings, database, &bootstrap).await?;
+    print_load("after");
     let (pending, total) = outbox_counts(database).await?;
     println!("  requests   {} ok, {} failed", api.succeeded, api.failed);
     println!("  throughput {:.1} orders/s", api.throughput());
@@ -93,7 +95,9 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
         "pgbench: the same INSERT order + INSERT outbox transaction, {}",
         pgbench.describe()
     );
+    print_load("before");
     let baseline = tokio::task::spawn_blocking(move || pgbench.run()).await??;
+    print_load("after");
     println!(
         "  transactions {} ok, {} failed",
         baseline.transactions, baseline.failed
@@ -213,6 +217,13 @@ END;
 ",
         topic = topics::ORDER_PLACED
     ))
+}
+
+/// Other work on the machine skews both figures; the load average shows how much there was.
+fn print_load(when: &str) {
+    if let Some(load) = load_average() {
+        println!("  load average {when}: {load:.2}");
+    }
 }
 
 fn print_ratio(api: &LoadReport, baseline: &PgBenchReport) {

@@ -18,13 +18,14 @@ use shared::outbox::{self, OutboxRow};
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::Instrument;
 
 use crate::state::request_pool;
 
 /// The most requests whose rows go out in one batch.
 const MAX_BATCH: usize = 256;
 /// Batches in flight at once (and connections of the marking pool).
-const MAX_IN_FLIGHT: usize = 4;
+const MAX_IN_FLIGHT: usize = 2;
 
 /// What became of one request's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,11 +97,26 @@ async fn run(marks: PgPool, publisher: KafkaPublisher, mut jobs: mpsc::Unbounded
         }
         let (batch, marks, publisher) =
             (std::mem::take(&mut batch), marks.clone(), publisher.clone());
-        tokio::spawn(async move {
-            publish_batch(&marks, &publisher, batch).await;
-            drop(slot);
-        });
+        // Log lines about the batch carry the ids of the orders in it.
+        let span = tracing::info_span!("publish", order_ids = %order_ids(&batch));
+        tokio::spawn(
+            async move {
+                publish_batch(&marks, &publisher, batch).await;
+                drop(slot);
+            }
+            .instrument(span),
+        );
     }
+}
+
+/// The `subject` (order id) of every row, comma-separated.
+fn order_ids(batch: &[Job]) -> String {
+    let ids: Vec<&str> = batch
+        .iter()
+        .flat_map(|job| &job.rows)
+        .filter_map(|row| row.payload["subject"].as_str())
+        .collect();
+    ids.join(",")
 }
 
 async fn publish_batch(marks: &PgPool, publisher: &KafkaPublisher, batch: Vec<Job>) {
