@@ -3,11 +3,12 @@
 //! a private broker.
 
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use testkit::tansu::Tansu;
@@ -92,8 +93,9 @@ impl Watch {
         Self { child, port, log }
     }
 
-    /// `cargo lambda invoke <function> --data-file <sample>`: its exit status and output.
-    async fn invoke(&self, function: &str, sample: &str) -> (ExitStatus, String) {
+    /// `cargo lambda invoke <function> --data-file <sample>`: the function's answer, or a panic
+    /// with cargo-lambda's output when the invocation failed.
+    async fn invoke(&self, function: &str, sample: &str) -> Value {
         let invoke = Command::new(cargo_lambda())
             .args(["lambda", "invoke", function, "--data-file"])
             .arg(workspace_root().join("events").join(sample))
@@ -113,20 +115,33 @@ impl Watch {
                 )
             })
             .expect("cargo-lambda runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "cargo lambda invoke {function} failed ({}): {stdout}{}\n(see {})",
+            output.status,
+            String::from_utf8_lossy(&output.stderr),
+            self.log.display()
         );
-        (output.status, text)
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|err| panic!("the answer is not JSON ({err}): {stdout}"))
     }
 }
 
 impl Drop for Watch {
+    /// Ctrl-C, on which cargo-lambda stops the function processes it started (each in a
+    /// process group of its own); SIGKILL to its group if it has not exited within 10 s.
     fn drop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        let Some(pid) = self.child.id() else { return };
+        let group = Pid::from_raw(pid as i32);
+        let _ = killpg(group, Signal::SIGINT);
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
+        let _ = killpg(group, Signal::SIGKILL);
     }
 }
 
@@ -167,15 +182,11 @@ async fn invoking_inventory_with_its_sample_under_cargo_lambda_watch_confirms_th
     let broker = Tansu::start().await;
     let watch = Watch::start(&database_url(&options), &broker).await;
 
-    let (status, output) = watch
+    let answer = watch
         .invoke("inventory", "inventory-order-placed.json")
         .await;
 
-    assert!(
-        status.success(),
-        "cargo lambda invoke failed: {output}\n(see {})",
-        watch.log.display()
-    );
+    assert_eq!(answer["confirmed"], 1, "{answer}");
     assert_eq!(order_status(&pool, SAMPLE_ORDER).await, "CONFIRMED");
     assert_eq!(stock(&pool, "Laptop").await, laptops - 1);
     let processed: bool = sqlx::query_scalar(
