@@ -69,14 +69,7 @@ impl OrderApiConfig {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
+    use shared::config::variable_map as vars;
 
     const LOCAL: [(&str, &str); 2] = [
         ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orders"),
