@@ -5,7 +5,7 @@
 //! and the handler's peak memory on a 10,000-record batch.
 //!
 //! ```text
-//! cargo run --release -p bench --bin inventory
+//! cargo run --release -p bench --bin inventory_batch
 //! ```
 //!
 //! Settings: `BENCH_REPEAT` (3 runs per batch size, the median is reported),

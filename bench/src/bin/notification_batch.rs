@@ -3,7 +3,7 @@
 //! next to a bare lettre send loop at the same concurrency into the same sink, then the ratio.
 //!
 //! ```text
-//! cargo run --release -p bench --bin notification
+//! cargo run --release -p bench --bin notification_batch
 //! ```
 //!
 //! Settings: `BENCH_MAILS` (500 per batch), `BENCH_CONCURRENCY` (8, mails in flight in both
