@@ -59,7 +59,7 @@ fn database_url(options: &PgConnectOptions) -> String {
     )
 }
 
-/// `cargo lambda watch` in its own process group, so that the functions it starts go with it.
+/// `cargo lambda watch` in a process group of its own, stopped on drop as a developer stops it.
 struct Watch {
     child: Child,
     port: u16,
