@@ -81,6 +81,9 @@ where
         )
         // A batch may be retried for a long outage; stay in the group meanwhile.
         .set("max.poll.interval.ms", "3600000")
+        // Ask the broker to answer a fetch within 50 ms: a local broker may hold every fetch
+        // for the whole wait even when data is there, which would add it to every step.
+        .set("fetch.wait.max.ms", "50")
         // A crashed runtime's member is dropped after 10 s, so its restart resumes soon.
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")

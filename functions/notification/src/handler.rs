@@ -323,12 +323,12 @@ impl Notifier {
 }
 
 /// The point by which a Lambda invocation must stop sending: its deadline minus
-/// [`BOOKKEEPING_MARGIN`].
-pub fn send_deadline(lambda_deadline: SystemTime) -> Instant {
-    let remaining = lambda_deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or_default();
-    Instant::now() + remaining.saturating_sub(BOOKKEEPING_MARGIN)
+/// [`BOOKKEEPING_MARGIN`]. `None` when the deadline had already passed as the invocation
+/// began, which Lambda never does but local emulators do (cargo-lambda sends a fixed time in
+/// 1970): then the per-mail SMTP timeout alone bounds the batch.
+pub fn send_deadline(lambda_deadline: SystemTime) -> Option<Instant> {
+    let remaining = lambda_deadline.duration_since(SystemTime::now()).ok()?;
+    Some(Instant::now() + remaining.saturating_sub(BOOKKEEPING_MARGIN))
 }
 
 #[cfg(test)]
@@ -336,6 +336,21 @@ mod tests {
     use super::*;
 
     fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn a_deadline_already_past_when_the_invocation_begins_leaves_sending_unbounded() {
+        assert_eq!(
+            send_deadline(SystemTime::UNIX_EPOCH + Duration::from_secs(600)),
+            None
+        );
+        let soon = send_deadline(SystemTime::now() + Duration::from_secs(60)).unwrap();
+        let budget = soon.saturating_duration_since(Instant::now());
+        assert!(
+            budget <= Duration::from_secs(60) - BOOKKEEPING_MARGIN,
+            "{budget:?}"
+        );
+        assert!(budget > Duration::from_secs(50), "{budget:?}");
+    }
 
     /// Compiles only while the handler's future is `Send`, as `tokio::spawn` (the local
     /// runtime) and `lambda_runtime` need it to be.

@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<KafkaEvent>| async move {
             let deadline = send_deadline(event.context.deadline());
-            let result = notifier.handle_until(event.payload, Some(deadline)).await;
+            let result = notifier.handle_until(event.payload, deadline).await;
             let db_err = result.as_ref().err().and_then(|err| err.database_error());
             shared::db::recover_credentials(db_err, notifier.pool(), &config.database, secrets)
                 .await;
