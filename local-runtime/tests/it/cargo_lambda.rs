@@ -12,6 +12,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use testkit::tansu::Tansu;
+
+use crate::harness::database_url;
 use tokio::process::{Child, Command};
 
 /// The order and event of `events/inventory-order-placed.json` (1 Laptop).
@@ -45,18 +47,6 @@ fn cargo_lambda() -> PathBuf {
                 installed.display()
             )
         })
-}
-
-fn database_url(options: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}:postgres@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options
-            .get_database()
-            .expect("sqlx::test names the database"),
-    )
 }
 
 /// `cargo lambda watch` in a process group of its own, stopped on drop as a developer stops it.

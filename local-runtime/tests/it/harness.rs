@@ -15,6 +15,19 @@ use tokio::process::{Child, Command};
 /// Where mails for orders without `customerEmail` go in these tests.
 pub const FALLBACK_RECIPIENT: &str = "order-desk@example.com";
 
+/// The URL of a `#[sqlx::test]` database, for a child process to connect to.
+pub fn database_url(options: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}:postgres@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options
+            .get_database()
+            .expect("sqlx::test names the database"),
+    )
+}
+
 pub struct System {
     pub database_url: String,
     pub pool: PgPool,
@@ -39,17 +52,8 @@ impl System {
 
     async fn start_with(pool: PgPool, options: &PgConnectOptions, broker: Tansu) -> Self {
         testkit::init_tracing();
-        let database_url = format!(
-            "postgres://{}:postgres@{}:{}/{}",
-            options.get_username(),
-            options.get_host(),
-            options.get_port(),
-            options
-                .get_database()
-                .expect("sqlx::test names the database"),
-        );
         let mut system = Self {
-            database_url,
+            database_url: database_url(options),
             pool,
             broker,
             mail: Maildev::spawn().await,
