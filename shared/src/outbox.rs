@@ -32,6 +32,34 @@ impl PublishReport {
     }
 }
 
+/// What an outbox row holds before it is inserted (the database assigns the id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub topic: String,
+    pub key: String,
+    pub payload: serde_json::Value,
+}
+
+impl OutboxEntry {
+    pub fn from_event(event: &OrderEvent) -> Self {
+        Self {
+            topic: event.topic().to_owned(),
+            key: event.key(),
+            payload: serde_json::to_value(event).expect("events always serialise"),
+        }
+    }
+
+    /// The row as stored under `id`.
+    pub fn stored_as(self, id: i64) -> OutboxRow {
+        OutboxRow {
+            id,
+            topic: self.topic,
+            key: self.key,
+            payload: self.payload,
+        }
+    }
+}
+
 /// Writes `events` to the outbox inside the caller's transaction, in one statement.
 /// Rows come back in the order of `events`.
 pub async fn enqueue(
@@ -45,9 +73,10 @@ pub async fn enqueue(
     let mut keys = Vec::with_capacity(events.len());
     let mut payloads = Vec::with_capacity(events.len());
     for event in events {
-        topics.push(event.topic().to_owned());
-        keys.push(event.key());
-        payloads.push(serde_json::to_value(event).expect("events always serialise"));
+        let row = OutboxEntry::from_event(event);
+        topics.push(row.topic);
+        keys.push(row.key);
+        payloads.push(row.payload);
     }
     sqlx::query_as::<_, OutboxRow>(
         "INSERT INTO outbox (topic, key, payload)
