@@ -106,12 +106,19 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
             )
         })?;
     tasks.spawn({
-        let (app, shutdown) = (order_api::app(state.clone()), shutdown.clone());
+        let (app, shutdown, outbox) = (
+            order_api::app(state.clone()),
+            shutdown.clone(),
+            state.outbox().clone(),
+        );
         async move {
-            axum::serve(listener, app)
+            let served = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await
-                .context("the order API failed")
+                .context("the order API failed");
+            // Events of the last answered orders go out before the process exits.
+            outbox.flush().await;
+            served
         }
     });
 

@@ -79,7 +79,7 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
         println!("  latency    {latency}");
     }
     println!(
-        "  events     {} of {total} published inline (delivery timeout {} ms), {pending} left for the relay",
+        "  events     {} of {total} published by the API (delivery timeout {} ms), {pending} left for the relay",
         total - pending,
         delivery_timeout.as_millis()
     );
@@ -132,7 +132,7 @@ async fn load_api(
     let state = AppState::from_config(&config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/api/orders", listener.local_addr()?);
-    let server = tokio::spawn(serve(listener, state));
+    let server = tokio::spawn(serve(listener, state.clone()));
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(settings.clients)
@@ -161,6 +161,8 @@ async fn load_api(
     })
     .await;
     server.abort();
+    // Events are published after each answer; wait for the last ones before counting.
+    state.outbox().flush().await;
     Ok((report, config.kafka.delivery_timeout))
 }
 

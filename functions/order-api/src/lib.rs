@@ -3,7 +3,8 @@
 //!
 //! - [`config`]: typed settings read once at start-up.
 //! - [`state`]: the pool and producer shared by every request.
-//! - [`publish`]: sends committed outbox rows after the commit, batched across requests.
+//! - [`publish`]: sends committed outbox rows after the answer, batched across requests.
+//! - [`lambda`]: serving on Lambda, flushing those rows before the instance freezes.
 //! - [`problem`]: every error as RFC 9457 `application/problem+json`, mapped in one place.
 //! - [`extract`]: the JSON body extractor (content type, size, syntax).
 //! - [`orders`], [`stock`], [`health`]: the routes; requests are parsed into domain types
@@ -13,6 +14,7 @@
 pub mod config;
 pub mod extract;
 pub mod health;
+pub mod lambda;
 pub mod openapi;
 pub mod orders;
 pub mod problem;

@@ -20,7 +20,6 @@ use uuid::Uuid;
 
 use crate::extract::{JsonObject, field};
 use crate::problem::{ApiError, FieldError, Problem};
-use crate::publish::Delivery;
 use crate::record_order_id;
 use crate::state::AppState;
 
@@ -253,9 +252,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, String
         .transpose()
 }
 
-/// Places an order: the order and its `order.placed` event are committed together, then the
-/// event is published. A broker that is down does not fail the order; the outbox relay
-/// publishes the event later.
+/// Places an order: the order and its `order.placed` event are committed together, and the
+/// event is published right after the answer. A broker that is down does not fail the order;
+/// the outbox relay publishes the event later.
 #[utoipa::path(
     post,
     path = "/api/orders",
@@ -309,13 +308,7 @@ pub async fn place_order(
             outbox: rows,
         } => {
             tracing::info!(product = %order.product_name, quantity = order.quantity.get(), "order placed");
-            match state.outbox().publish(rows).await {
-                Delivery::Published => tracing::debug!("order.placed published"),
-                Delivery::LeftForRelay => tracing::warn!("order.placed left for the outbox relay"),
-                Delivery::SentNotMarked => tracing::warn!(
-                    "order.placed sent but not marked published; the relay will send it again"
-                ),
-            }
+            state.outbox().hand_over(rows).await;
             (placed, false)
         }
         Placement::Replayed(first) => {
