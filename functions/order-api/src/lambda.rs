@@ -7,6 +7,8 @@
 //! on the broker (or left for the relay). Where no Extensions API answers (some local
 //! emulators), each request flushes before it answers instead.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use lambda_extension::{Extension, LambdaEvent, NextEvent};
 use lambda_http::{Request, service_fn};
 use tokio::sync::{Mutex, mpsc};
@@ -39,6 +41,10 @@ pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
     let outbox = state.outbox().clone();
     match extension {
         Ok(extension) => {
+            tracing::info!(
+                extension = EXTENSION_NAME,
+                "events are published after each answer"
+            );
             let handler = service_fn(move |request: Request| {
                 let (router, answered) = (router.clone(), answered.clone());
                 async move {
@@ -75,15 +81,44 @@ struct FlushAfterAnswer {
 
 impl FlushAfterAnswer {
     async fn after_invoke(&self, event: LambdaEvent) -> Result<(), lambda_extension::Error> {
-        if let NextEvent::Invoke(_) = event.next {
-            self.answers
-                .lock()
-                .await
-                .recv()
-                .await
-                .ok_or("the request handler has stopped")?;
-            self.outbox.flush().await;
+        let NextEvent::Invoke(invoke) = event.next else {
+            return Ok(());
+        };
+        let answer = async { self.answers.lock().await.recv().await };
+        // An event the runtime could not even hand to the router is never answered: wait no
+        // longer than the invocation may run (Lambda then resets the instance). Local
+        // emulators send a deadline in the past; there is none then.
+        let answered = match time_left(invoke.deadline_ms) {
+            Some(left) => tokio::time::timeout(left, answer).await.ok().flatten(),
+            None => answer.await,
+        };
+        if answered.is_none() {
+            tracing::warn!(request_id = %invoke.request_id, "no answer before the deadline; nothing to flush");
+            return Ok(());
         }
+        self.outbox.flush().await;
         Ok(())
+    }
+}
+
+/// Time until `deadline_ms` (milliseconds since the Unix epoch), if that is in the future.
+fn time_left(deadline_ms: u64) -> Option<Duration> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+    Duration::from_millis(deadline_ms)
+        .checked_sub(now)
+        .filter(|left| !left.is_zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_in_the_past_means_no_deadline() {
+        assert_eq!(time_left(0), None);
+        let in_a_minute = SystemTime::now() + Duration::from_secs(60);
+        let ms = in_a_minute.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let left = time_left(ms).expect("a future deadline");
+        assert!(left > Duration::from_secs(50) && left <= Duration::from_secs(60));
     }
 }

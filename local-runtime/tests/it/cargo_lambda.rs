@@ -1,6 +1,6 @@
 //! `cargo lambda watch` and `cargo lambda invoke` with the samples under `events/` (DESIGN §7):
-//! the inventory function as cargo-lambda builds and serves it, on the test's own database and
-//! a private broker.
+//! the inventory and order-api functions as cargo-lambda builds and serves them, on the test's
+//! own database and a private broker.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -187,4 +187,56 @@ async fn invoking_inventory_with_its_sample_under_cargo_lambda_watch_confirms_th
     .await
     .unwrap();
     assert!(processed, "the sample's event is recorded as processed");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn invoking_order_api_under_cargo_lambda_watch_answers_201_and_publishes_after_the_answer(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    testkit::init_tracing();
+    let pool = pool_options.connect_with(options.clone()).await.unwrap();
+    let broker = Tansu::start().await;
+    let watch = Watch::start(&database_url(&options), &broker).await;
+
+    let answer = watch
+        .invoke("order-api", "order-api-place-order.json")
+        .await;
+
+    assert_eq!(answer["statusCode"], 201, "{answer}");
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["message"], "Order placed successfully!");
+    let id = body["orderId"].as_str().unwrap().to_owned();
+    assert_eq!(order_status(&pool, &id).await, "PLACED");
+    // The event goes out after the answer, while the extension keeps the instance awake.
+    let records = testkit::kafka::read_records(
+        &broker.bootstrap(),
+        shared::events::topics::ORDER_PLACED,
+        |record| record.json()["subject"] == id.as_str(),
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(records.len(), 1, "one order.placed event for {id}");
+    let mut marked = false;
+    for _ in 0..100 {
+        marked = sqlx::query_scalar(
+            "SELECT published_at IS NOT NULL FROM outbox WHERE payload->>'subject' = $1",
+        )
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if marked {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(marked, "the outbox row is marked published");
+    let log = std::fs::read_to_string(&watch.log).unwrap();
+    assert!(
+        log.contains("events are published after each answer")
+            && !log.contains("no Lambda Extensions API"),
+        "the flush extension registered as on Lambda:\n{log}"
+    );
 }
