@@ -7,11 +7,12 @@
 //! on the broker (or left for the relay). Where no Extensions API answers (some local
 //! emulators), each request flushes before it answers instead.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_extension::{Extension, LambdaEvent, NextEvent};
 use lambda_http::{Request, service_fn};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::Notify;
 use tower::ServiceExt;
 
 use crate::publish::OutboxPublisher;
@@ -23,10 +24,10 @@ const EXTENSION_NAME: &str = "order-api-outbox-flush";
 /// Serves `app(state)` to the Lambda Runtime API until the instance is shut down.
 pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
     let router = app(state.clone());
-    let (answered, answers) = mpsc::unbounded_channel::<()>();
+    let answered = Arc::new(Notify::new());
     let flusher = FlushAfterAnswer {
         outbox: state.outbox().clone(),
-        answers: std::sync::Arc::new(Mutex::new(answers)),
+        answered: answered.clone(),
     };
     // Internal extensions must register before the runtime asks for its first event.
     let extension = Extension::new()
@@ -50,7 +51,7 @@ pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
                 async move {
                     let response = router.oneshot(request).await;
                     // The extension's invocation waits for this before it flushes.
-                    let _ = answered.send(());
+                    answered.notify_one();
                     response
                 }
             });
@@ -76,7 +77,8 @@ pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
 #[derive(Clone)]
 struct FlushAfterAnswer {
     outbox: OutboxPublisher,
-    answers: std::sync::Arc<Mutex<mpsc::UnboundedReceiver<()>>>,
+    /// Signalled once per answered request; a signal sent before the extension waits is kept.
+    answered: Arc<Notify>,
 }
 
 impl FlushAfterAnswer {
@@ -84,15 +86,12 @@ impl FlushAfterAnswer {
         let NextEvent::Invoke(invoke) = event.next else {
             return Ok(());
         };
-        let answer = async { self.answers.lock().await.recv().await };
         // An event the runtime could not even hand to the router is never answered: wait no
         // longer than the invocation may run (Lambda then resets the instance). Local
-        // emulators send a deadline in the past; there is none then.
-        let answered = match time_left(invoke.deadline_ms) {
-            Some(left) => tokio::time::timeout(left, answer).await.ok().flatten(),
-            None => answer.await,
-        };
-        if answered.is_none() {
+        // emulators send a deadline in the past; there is none then (`timeout` never fires).
+        let limit = time_left(invoke.deadline_ms).unwrap_or(Duration::MAX);
+        let answered = tokio::time::timeout(limit, self.answered.notified()).await;
+        if answered.is_err() {
             tracing::warn!(request_id = %invoke.request_id, "no answer before the deadline; nothing to flush");
             return Ok(());
         }
