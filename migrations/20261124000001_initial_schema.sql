@@ -1,4 +1,4 @@
--- The whole schema of DESIGN §3. The original system's columns keep their names and types;
+-- The whole schema (docs/data.md). The original system's columns keep their names and types;
 -- everything else was added for idempotency, the outbox and exactly-once consumers.
 
 CREATE TABLE orders (

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Local defaults shared by every script and test (DESIGN §6, §7).
+# Local defaults shared by every script and test (docs/configuration.md, docs/architecture.md).
 #
 #   source scripts/env.sh          # in a shell, or from another script
 #   eval "$(scripts/services env)" # the same, printed as export lines

@@ -9,9 +9,12 @@
 //!   per-transaction latencies.
 //! - [`scratch`]: a throwaway, migrated database so a run never touches real data.
 //! - [`settings`]: benchmark knobs from the environment.
+//! - [`pipeline`]: the phases of the end-to-end pipeline benchmark (`--bin pipeline`):
+//!   latency, sustained rate, and the open-loop load, API client and mailbox they share.
 
 pub mod load;
 pub mod pgbench;
+pub mod pipeline;
 pub mod scratch;
 pub mod settings;
 pub mod stats;

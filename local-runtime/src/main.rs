@@ -1,3 +1,6 @@
+//! `local-runtime`: the whole system in one process (docs/architecture.md, "Local runs").
+//! `local-runtime provision` only migrates the database and creates the topics.
+
 use std::process::ExitCode;
 
 use local_runtime::system::{self, LocalConfig};
@@ -8,9 +11,16 @@ async fn main() -> ExitCode {
     lambda_runtime::tracing::init_default_subscriber();
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let result = match LocalConfig::from_env() {
-        Ok(config) => system::run(config, shutdown).await,
-        Err(err) => Err(err.into()),
+    let result = match std::env::args().nth(1).as_deref() {
+        // Only db-migrate's work (migrations and topics), then exit.
+        Some("provision") => system::provision().await,
+        Some(other) => Err(anyhow::anyhow!(
+            "unknown command {other:?}; run without arguments, or with `provision`"
+        )),
+        None => match LocalConfig::from_env() {
+            Ok(config) => system::run(config, shutdown).await,
+            Err(err) => Err(err.into()),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,31 +1,27 @@
-//! Wires the production handlers into one process: the order API on a local listener, one
-//! MSK trigger emulator per trigger declared in `template.yaml`, and the outbox relay on a
-//! timer, all stopped together by one cancellation token.
+//! Wires the production handlers into one process: db-migrate's provisioning (migrations and
+//! topics) at start, the order API on a local listener, one MSK trigger emulator per trigger
+//! declared in `template.yaml`, and the outbox relay on a timer, all stopped together by one
+//! cancellation token.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use aws_lambda_events::event::kafka::KafkaEvent;
-use inventory::{Inventory, InventoryConfig};
-use notification::{NotificationConfig, Notifier};
+use anyhow::Context;
+use db_migrate::MigrateConfig;
+use inventory::InventoryConfig;
+use notification::NotificationConfig;
 use order_api::{AppState, OrderApiConfig};
-use outbox_relay::RelayConfig;
+use outbox_relay::{Relay, RelayConfig};
 use serde::Deserialize;
 use shared::config::{ConfigError, Secrets, from_env};
-use shared::kafka::KafkaPublisher;
+use shared::consumer::{Invocation, MskFunction};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::template::{self, Triggers};
 use crate::trigger;
-
-/// A production handler, as the trigger emulators call it.
-type Handler = Arc<
-    dyn Fn(KafkaEvent) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync,
->;
 
 /// Settings of the local runtime itself; the functions read their own as in Lambda.
 pub struct LocalConfig {
@@ -72,6 +68,33 @@ impl LocalConfig {
     }
 }
 
+/// Does what db-migrate does on every deploy: applies the migrations and creates the Kafka
+/// topics that are missing. The runtime does it at start; `local-runtime provision` does
+/// only this, for scripts that need the schema and the topics before anything runs.
+pub async fn provision() -> anyhow::Result<()> {
+    let deps = db_migrate::Deps::from_config(MigrateConfig::from_env()?).await?;
+    let done = db_migrate::provision::provision(&deps).await.context(
+        "could not provision the database and the topics (is everything up? try scripts/services up)",
+    )?;
+    tracing::info!(
+        schema_version = done.schema_version,
+        topics_created = ?done.topics_created,
+        "database migrated and topics present"
+    );
+    Ok(())
+}
+
+/// Every consumer function this runtime can run, each knowing its binary's name; the
+/// triggers `template.yaml` declares pick theirs by that name.
+async fn consumers(secrets: &Secrets) -> anyhow::Result<Vec<Arc<dyn MskFunction>>> {
+    Ok(vec![
+        Arc::new(inventory::consumer_from_config(&InventoryConfig::from_env()?, secrets).await?),
+        Arc::new(
+            notification::consumer_from_config(&NotificationConfig::from_env()?, secrets).await?,
+        ),
+    ])
+}
+
 /// Runs the whole system until `shutdown` is cancelled; batches in flight finish first.
 pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let triggers = template::read(&config.template).with_context(|| {
@@ -80,21 +103,13 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
             config.template.display()
         )
     })?;
-    let api_config = OrderApiConfig::from_env()?;
-    let state = AppState::from_config(&api_config).await?;
-    shared::db::MIGRATOR.run(state.pool()).await.context(
-        "could not apply the database migrations (is PostgreSQL running? try scripts/services up)",
-    )?;
-
-    let secrets = Arc::new(Secrets::new());
-    let inventory =
-        Arc::new(Inventory::from_config(&InventoryConfig::from_env()?, &secrets).await?);
-    let notifier =
-        Arc::new(Notifier::from_config(&NotificationConfig::from_env()?, secrets.clone()).await?);
-    let relay = RelayConfig::from_env()?;
-    let relay_pool = shared::db::pool(&relay.database, &secrets, 2).await?;
-    let relay_publisher = KafkaPublisher::new(&relay.kafka, &secrets).await?;
-    let kafka = shared::kafka::client_config(&relay.kafka, &secrets).await?;
+    provision().await?;
+    let secrets = Secrets::new();
+    let state = AppState::with_secrets(&OrderApiConfig::from_env()?, secrets.clone()).await?;
+    let consumers = consumers(&secrets).await?;
+    let relay_config = RelayConfig::from_env()?;
+    let relay = Relay::from_config(&relay_config, &secrets).await?;
+    let kafka = shared::kafka::client_config(&relay_config.kafka, &secrets).await?;
 
     let mut tasks = JoinSet::new();
     let listener = tokio::net::TcpListener::bind(config.api_addr)
@@ -135,42 +150,32 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
             "arn:aws:kafka:local:000000000000:cluster/local/{}",
             spec.consumer_group
         );
-        let handler: Handler = match declared.binary.as_str() {
-            "inventory" => {
-                let inventory = inventory.clone();
-                Arc::new(move |event| {
-                    let inventory = inventory.clone();
-                    Box::pin(async move {
-                        inventory
-                            .handle(event)
-                            .await
-                            .map(drop)
-                            .map_err(|e| e.to_string())
-                    })
-                })
-            }
-            "notification" => {
-                let notifier = notifier.clone();
-                Arc::new(move |event| {
-                    let notifier = notifier.clone();
-                    Box::pin(async move {
-                        notifier
-                            .handle(event)
-                            .await
-                            .map(drop)
-                            .map_err(|e| e.to_string())
-                    })
-                })
-            }
-            other => bail!(
-                "template.yaml declares an MSK trigger for `{other}`, which the local runtime cannot run"
-            ),
-        };
+        let consumer = consumers
+            .iter()
+            .find(|consumer| consumer.name() == declared.binary)
+            .cloned()
+            .with_context(|| {
+                format!(
+                    "template.yaml declares an MSK trigger for `{}`, which is none of this runtime's consumers",
+                    declared.binary
+                )
+            })?;
         tasks.spawn(trigger::run(
             spec,
             kafka.clone(),
             arn,
-            move |event| handler(event),
+            move |event| {
+                let consumer = consumer.clone();
+                async move {
+                    consumer
+                        .invoke(event, Invocation::default())
+                        .await
+                        .map(drop)
+                        .map_err(|failed| {
+                            format!("{}: {}", failed.error_type, failed.error_message)
+                        })
+                }
+            },
             shutdown.clone(),
         ));
     }
@@ -185,8 +190,8 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
                 tokio::select! {
                     () = shutdown.cancelled() => return Ok(()),
                     _ = ticks.tick() => {
-                        // Failures are logged by `run_once`; the next tick tries again.
-                        let _ = outbox_relay::run_once(&relay_pool, &relay_publisher, relay.limits).await;
+                        // Failures are logged by the relay; the next tick tries again.
+                        let _ = relay.run().await;
                     }
                 }
             }

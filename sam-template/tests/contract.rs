@@ -102,7 +102,7 @@ fn notification_topics() -> Vec<String> {
     .collect()
 }
 
-/// The relay's period: DESIGN §1 runs it every minute.
+/// The relay's period: docs/architecture.md runs it every minute.
 const RELAY_PERIOD: Duration = Duration::from_secs(60);
 
 fn expectations() -> Vec<Expectation> {
@@ -112,7 +112,7 @@ fn expectations() -> Vec<Expectation> {
             binary: "order-api".into(),
             reads: order_api::config::OrderApiConfig::variables(),
             routes: api_routes(),
-            // DESIGN §2: the stock admin route is IAM-authorised in AWS.
+            // docs/api.md: the stock admin route is IAM-authorised in AWS.
             iam_routes: vec![("PUT".into(), "/api/stock/{productName}".into())],
             ..Expectation::default()
         },
@@ -120,7 +120,7 @@ fn expectations() -> Vec<Expectation> {
             logical_id: "InventoryFunction".into(),
             binary: "inventory".into(),
             reads: inventory::InventoryConfig::variables(),
-            // The inventory decides placed orders (DESIGN §1); it publishes the other two.
+            // The inventory decides placed orders (docs/architecture.md); it publishes the other two.
             consumes: vec![topics::ORDER_PLACED.into()],
             ..Expectation::default()
         },
@@ -381,6 +381,6 @@ fn msk_triggers_declare_every_setting_the_local_runtime_reads() {
 #[test]
 fn the_relays_grace_period_is_shorter_than_its_schedule() {
     // A row left behind is picked up at most min_age + one period after it was written.
-    let min_age = shared::outbox::RelayLimits::default().min_age;
+    let min_age = outbox_relay::RelayLimits::default().min_age;
     assert!(min_age < RELAY_PERIOD, "{min_age:?}");
 }

@@ -1,4 +1,4 @@
-//! Typed settings read once at start-up (DESIGN §6). A missing or invalid variable stops
+//! Typed settings read once at start-up (docs/configuration.md). A missing or invalid variable stops
 //! start-up with an error that names it. Secrets come from Secrets Manager when an ARN is set.
 
 use std::collections::HashMap;
@@ -230,8 +230,12 @@ pub struct Credentials {
 }
 
 /// Secrets Manager, fetched once per cold start and cached; `forget` after an auth failure.
+/// Clones share one client and one cache.
+#[derive(Clone, Default)]
+pub struct Secrets(std::sync::Arc<SecretsInner>);
+
 #[derive(Default)]
-pub struct Secrets {
+struct SecretsInner {
     client: OnceCell<aws_sdk_secretsmanager::Client>,
     cache: Mutex<HashMap<String, serde_json::Value>>,
 }
@@ -260,14 +264,15 @@ impl Secrets {
     /// Uses `client` instead of one built from the environment (tests point it at the
     /// local emulator explicitly).
     pub fn from_client(client: aws_sdk_secretsmanager::Client) -> Self {
-        Self {
+        Self(std::sync::Arc::new(SecretsInner {
             client: OnceCell::new_with(Some(client)),
             cache: Mutex::default(),
-        }
+        }))
     }
 
     async fn client(&self) -> &aws_sdk_secretsmanager::Client {
-        self.client
+        self.0
+            .client
             .get_or_init(|| async {
                 // Honours AWS_ENDPOINT_URL, so a local emulator stands in for the service.
                 let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -278,12 +283,13 @@ impl Secrets {
 
     /// The secret's JSON value, from the cache when it was already fetched.
     pub async fn json<T: DeserializeOwned>(&self, arn: &str) -> Result<T, SecretError> {
-        let cached = self.cache.lock().await.get(arn).cloned();
+        let cached = self.0.cache.lock().await.get(arn).cloned();
         let value = match cached {
             Some(value) => value,
             None => {
                 let value = self.fetch(arn).await?;
-                self.cache
+                self.0
+                    .cache
                     .lock()
                     .await
                     .insert(arn.to_owned(), value.clone());
@@ -298,7 +304,7 @@ impl Secrets {
 
     /// Drops a cached value so that the next read fetches it again (after a rotation).
     pub async fn forget(&self, arn: &str) {
-        self.cache.lock().await.remove(arn);
+        self.0.cache.lock().await.remove(arn);
     }
 
     async fn fetch(&self, arn: &str) -> Result<serde_json::Value, SecretError> {

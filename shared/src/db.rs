@@ -42,6 +42,14 @@ pub async fn connect_options(
     Ok(options.options([("statement_timeout", STATEMENT_TIMEOUT)]))
 }
 
+/// The pool settings every function starts from: `max_connections` per instance and a
+/// bounded wait for a connection, so that an exhausted database shows as unavailable.
+pub fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+}
+
 /// A lazily connecting pool: cold start does no network I/O, and a database that is down at
 /// start-up does not stop the function from answering `503` until it returns.
 pub async fn pool(
@@ -49,49 +57,81 @@ pub async fn pool(
     secrets: &Secrets,
     max_connections: u32,
 ) -> anyhow::Result<PgPool> {
-    let options = connect_options(settings, secrets).await?;
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_lazy_with(options))
+    Ok(
+        Database::connect(settings, secrets, pool_options(max_connections))
+            .await?
+            .pool,
+    )
 }
 
-/// After an authentication failure, fetches the secret again (it may have been rotated) and
-/// points the pool at the new credentials. Returns whether anything was refreshed.
-pub async fn refresh_credentials_after(
-    err: &sqlx::Error,
-    pool: &PgPool,
-    settings: &DatabaseSettings,
-    secrets: &Secrets,
-) -> anyhow::Result<bool> {
-    let DatabaseSettings::Rds { secret_arn, .. } = settings else {
-        return Ok(false);
-    };
-    if !is_auth_failure(err) {
-        return Ok(false);
+/// A function's pool together with what it needs to log in again after the RDS secret was
+/// rotated. Every function recovers its credentials through [`Database::recover`].
+#[derive(Clone)]
+pub struct Database {
+    pool: PgPool,
+    /// Present when credentials come from Secrets Manager and may be rotated.
+    login: Option<(DatabaseSettings, Secrets)>,
+}
+
+impl Database {
+    /// A lazily connecting pool built from `options`, fetching RDS credentials when configured.
+    pub async fn connect(
+        settings: &DatabaseSettings,
+        secrets: &Secrets,
+        options: PgPoolOptions,
+    ) -> anyhow::Result<Self> {
+        let connect = connect_options(settings, secrets).await?;
+        let login = matches!(settings, DatabaseSettings::Rds { .. })
+            .then(|| (settings.clone(), secrets.clone()));
+        Ok(Self {
+            pool: options.connect_lazy_with(connect),
+            login,
+        })
     }
-    secrets.forget(secret_arn).await;
-    pool.set_connect_options(connect_options(settings, secrets).await?);
-    Ok(true)
-}
 
-/// After a failed invocation: if the database refused the credentials, fetch them again so
-/// that the retry logs in. Never fails; problems are logged.
-pub async fn recover_credentials(
-    err: Option<&sqlx::Error>,
-    pool: &PgPool,
-    settings: &DatabaseSettings,
-    secrets: &Secrets,
-) {
-    let Some(err) = err else { return };
-    match refresh_credentials_after(err, pool, settings, secrets).await {
-        Ok(true) => tracing::warn!("the database refused the credentials; fetched them again"),
-        Ok(false) => {}
-        Err(refresh) => tracing::warn!(error = %refresh, "could not refresh database credentials"),
+    /// A ready-made pool whose credentials are never refreshed (tests, benchmarks).
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool, login: None }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// After a failure: when the database refused the credentials, fetches the secret again
+    /// (it may have been rotated) and points the pool at the new ones, so that the retry logs
+    /// in. Returns whether the credentials were refreshed; never fails, problems are logged.
+    pub async fn recover(&self, err: &sqlx::Error) -> bool {
+        let Some((settings, secrets)) = &self.login else {
+            return false;
+        };
+        if !is_auth_failure(err) {
+            return false;
+        }
+        let DatabaseSettings::Rds { secret_arn, .. } = settings else {
+            return false;
+        };
+        secrets.forget(secret_arn).await;
+        match connect_options(settings, secrets).await {
+            Ok(options) => {
+                self.pool.set_connect_options(options);
+                tracing::warn!("the database refused the credentials; fetched them again");
+                true
+            }
+            Err(refresh) => {
+                tracing::error!(
+                    error = format!("{refresh:#}"),
+                    "could not refresh database credentials"
+                );
+                false
+            }
+        }
     }
 }
 
-/// Errors worth retrying: the database is unreachable, overloaded, restarting or timed out.
+/// Errors worth retrying: the database is unreachable, overloaded, restarting or timed out,
+/// or it refused credentials that were rotated (after [`Database::recover`] fetched the new
+/// ones, the retry logs in).
 pub fn is_transient(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Io(_)
@@ -102,13 +142,16 @@ pub fn is_transient(err: &sqlx::Error) -> bool {
         | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // 08: connection exception, 53: insufficient resources, 57P0x: shutdown,
-            // 57014: statement timeout, 40001/40P01: serialization failure / deadlock.
+            // 57014: statement timeout, 40001/40P01: serialization failure / deadlock,
+            // 28: invalid authorization.
             code.starts_with("08")
                 || code.starts_with("53")
                 || code.starts_with("57P0")
                 || code == "57014"
                 || code == "40001"
                 || code == "40P01"
+                || code == "28P01"
+                || code == "28000"
         }),
         _ => false,
     }

@@ -1,4 +1,4 @@
-//! The Kafka contract of DESIGN §4: topics, the CloudEvents 1.0 envelope and the order payloads.
+//! The Kafka contract (docs/events.md): topics, the CloudEvents 1.0 envelope and the order payloads.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -152,7 +152,7 @@ impl OrderEvent {
         self.event_type.topic()
     }
 
-    /// The partition key DESIGN §4 fixes: product name for placed orders, else the order id.
+    /// The partition key docs/events.md fixes: product name for placed orders, else the order id.
     pub fn key(&self) -> String {
         match self.event_type {
             EventType::OrderPlaced => self.data.product_name.clone(),

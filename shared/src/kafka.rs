@@ -3,7 +3,7 @@
 //!
 //! Every client (producer, admin client, local consumers) is built from [`client_config`] plus
 //! the [`KafkaContext`] of [`client_context`], which together implement the three
-//! `KAFKA_SECURITY` modes of DESIGN §6:
+//! `KAFKA_SECURITY` modes of docs/configuration.md:
 //!
 //! - `plaintext`: no authentication (local brokers);
 //! - `sasl_scram`: SASL/SCRAM-SHA-512, over TLS unless `KAFKA_TLS=false`, with the `username`
@@ -347,13 +347,9 @@ fn needs_new_producer(err: &KafkaError) -> bool {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::net::TcpListener;
-    use std::path::PathBuf;
-    use std::process::Stdio;
 
     use aws_sdk_secretsmanager::config::Credentials as AwsCredentials;
     use base64::Engine;
-    use tokio::process::{Child, Command};
 
     use super::*;
 
@@ -400,35 +396,6 @@ mod tests {
         assert!(!token.token.is_empty());
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_iam_producer_asks_its_context_for_a_token_when_it_starts() {
-        // librdkafka requests the first OAUTHBEARER token as soon as the client exists,
-        // before it connects anywhere, so a closed port is enough to see the wiring.
-        let settings = KafkaSettings {
-            security: KafkaSecurity::Iam,
-            tls: false,
-            ..KafkaSettings::plaintext(format!("127.0.0.1:{}", free_port()))
-        };
-        let tokens = Arc::new(static_tokens());
-        let context = KafkaContext::iam(tokens.clone());
-        let _producer: FutureProducer<KafkaContext> = client_config(&settings, &Secrets::new())
-            .await
-            .unwrap()
-            .create_with_context(context)
-            .unwrap();
-        let issued = || tokens.issued();
-        for _ in 0..100 {
-            if issued() > 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(
-            issued() > 0,
-            "librdkafka never asked the context for a token"
-        );
-    }
-
     #[tokio::test]
     async fn iam_settings_select_oauthbearer_over_tls() {
         let settings = KafkaSettings {
@@ -444,183 +411,5 @@ mod tests {
         let _producer: FutureProducer<KafkaContext> = config
             .create_with_context(KafkaContext::iam(static_tokens()))
             .unwrap();
-    }
-
-    // ---- SASL/SCRAM against a private tansu broker that requires authentication ----
-
-    fn env(name: &str, default: &str) -> String {
-        std::env::var(name).unwrap_or_else(|_| default.to_owned())
-    }
-
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
-    /// A tansu broker on its own port and sqlite store, killed when dropped.
-    struct AuthBroker {
-        port: u16,
-        dir: PathBuf,
-        child: Option<Child>,
-    }
-
-    impl AuthBroker {
-        fn tansu() -> String {
-            env("TANSU_BIN", "tansu")
-        }
-
-        fn url(&self) -> String {
-            format!("tcp://127.0.0.1:{}", self.port)
-        }
-
-        async fn start(&mut self, authentication: bool) {
-            let mut command = Command::new(Self::tansu());
-            command
-                .current_dir(&self.dir)
-                .args(["broker", "--listener-url", &self.url()])
-                .args(["--advertised-listener-url", &self.url()])
-                .args(["--storage-engine", "sqlite://tansu.db"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true);
-            if authentication {
-                command.arg("--authentication");
-            }
-            self.child = Some(command.spawn().expect("TANSU_BIN must point at tansu"));
-            for _ in 0..200 {
-                if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                    .await
-                    .is_ok()
-                {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            panic!("tansu did not listen on {}", self.port);
-        }
-
-        async fn stop(&mut self) {
-            if let Some(mut child) = self.child.take() {
-                child.kill().await.unwrap();
-            }
-        }
-
-        async fn cli(&self, args: &[&str]) {
-            let output = Command::new(Self::tansu())
-                .args(args)
-                .args(["--broker", &self.url()])
-                .output()
-                .await
-                .unwrap();
-            assert!(output.status.success(), "tansu {args:?}: {output:?}");
-        }
-
-        /// Creates a user and a topic on an open broker, then restarts it requiring SCRAM.
-        async fn with_user(user: &str, password: &str, topic: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!("scram-{}", uuid::Uuid::now_v7()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let mut broker = Self {
-                port: free_port(),
-                dir,
-                child: None,
-            };
-            broker.start(false).await;
-            broker
-                .cli(&["topic", "create", topic, "--partitions", "1"])
-                .await;
-            broker.cli(&["user", "create", user, password]).await;
-            broker.stop().await;
-            broker.start(true).await;
-            broker
-        }
-    }
-
-    impl Drop for AuthBroker {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-
-    async fn local_secrets() -> (Secrets, aws_sdk_secretsmanager::Client) {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(env("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"))
-            .region(Region::new(env("AWS_REGION", "us-east-1")))
-            .credentials_provider(AwsCredentials::new(
-                env("AWS_ACCESS_KEY_ID", "test"),
-                env("AWS_SECRET_ACCESS_KEY", "test"),
-                None,
-                None,
-                "test",
-            ))
-            .load()
-            .await;
-        let client = aws_sdk_secretsmanager::Client::new(&config);
-        (Secrets::from_client(client.clone()), client)
-    }
-
-    /// Stores an `AmazonMSK_` secret in the emulator and returns its ARN.
-    async fn msk_secret(client: &aws_sdk_secretsmanager::Client, user: &str, pw: &str) -> String {
-        let name = format!("AmazonMSK_test-{}", uuid::Uuid::now_v7());
-        let value = serde_json::json!({ "username": user, "password": pw }).to_string();
-        let created = client
-            .create_secret()
-            .name(name)
-            .secret_string(value)
-            .send()
-            .await
-            .expect("the Secrets Manager emulator must run (scripts/services up)");
-        created.arn().unwrap().to_owned()
-    }
-
-    fn scram(broker: &AuthBroker, secret_arn: Option<String>) -> KafkaSettings {
-        KafkaSettings {
-            security: if secret_arn.is_some() {
-                KafkaSecurity::SaslScram
-            } else {
-                KafkaSecurity::Plaintext
-            },
-            secret_arn,
-            tls: false,
-            delivery_timeout: Duration::from_secs(3),
-            ..KafkaSettings::plaintext(format!("127.0.0.1:{}", broker.port))
-        }
-    }
-
-    async fn publish_one(settings: &KafkaSettings, secrets: &Secrets, topic: &str) -> bool {
-        let publisher = KafkaPublisher::new(settings, secrets).await.unwrap();
-        let results = publisher
-            .publish_all([(topic, "key", b"{}".as_slice())])
-            .await;
-        results.into_iter().all(|result| result.is_ok())
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn scram_publishing_works_only_with_the_right_password() {
-        let topic = "scram-test";
-        let broker = AuthBroker::with_user("orders", "s3cret-pw", topic).await;
-        let (secrets, client) = local_secrets().await;
-
-        let right = msk_secret(&client, "orders", "s3cret-pw").await;
-        let settings = scram(&broker, Some(right));
-        assert!(
-            publish_one(&settings, &secrets, topic).await,
-            "SCRAM publish failed"
-        );
-
-        let wrong = msk_secret(&client, "orders", "not-the-password").await;
-        let settings = scram(&broker, Some(wrong));
-        assert!(
-            !publish_one(&settings, &secrets, topic).await,
-            "a wrong password was accepted"
-        );
-
-        let settings = scram(&broker, None);
-        assert!(
-            !publish_one(&settings, &secrets, topic).await,
-            "no authentication was accepted"
-        );
     }
 }

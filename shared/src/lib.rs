@@ -3,17 +3,21 @@
 //! - [`domain`]: validated order types, parsed once at the edge.
 //! - [`events`]: the CloudEvents contract on the Kafka topics.
 //! - [`config`]: typed settings from the environment and Secrets Manager.
-//! - [`db`]: the PostgreSQL pool, embedded migrations, error classification.
+//! - [`db`]: the PostgreSQL pool, embedded migrations, error classification, and recovering
+//!   rotated credentials.
 //! - [`kafka`]: the idempotent producer.
-//! - [`outbox`]: enqueue in a transaction, publish after commit, relay stragglers.
-//! - [`orders`]: the orders and stock repository, with idempotent order placement.
+//! - [`outbox`]: enqueue in a transaction, publish after commit, mark published.
 //! - [`msk`]: decoding and building the Lambda MSK event, and dead-lettering poison records.
+//! - [`consumer`]: the one seam every MSK-triggered function goes through.
+//!
+//! Only what two or more functions use lives here; each function keeps its own SQL in its
+//! `store` module.
 
 pub mod config;
+pub mod consumer;
 pub mod db;
 pub mod domain;
 pub mod events;
 pub mod kafka;
 pub mod msk;
-pub mod orders;
 pub mod outbox;

@@ -115,24 +115,24 @@ pub async fn store_dead_letters(
     if poison.is_empty() {
         return Ok(0);
     }
-    let topics: Vec<&str> = poison.iter().map(|p| p.position.topic.as_str()).collect();
+    let topics: Vec<String> = poison.iter().map(|p| p.position.topic.clone()).collect();
     let partitions: Vec<i32> = poison.iter().map(|p| p.position.partition).collect();
     let offsets: Vec<i64> = poison.iter().map(|p| p.position.offset).collect();
-    let keys: Vec<Option<&[u8]>> = poison.iter().map(|p| p.key.as_deref()).collect();
-    let values: Vec<Option<&[u8]>> = poison.iter().map(|p| p.value.as_deref()).collect();
-    let errors: Vec<&str> = poison.iter().map(|p| p.error.as_str()).collect();
-    let result = sqlx::query(
+    let keys: Vec<Option<Vec<u8>>> = poison.iter().map(|p| p.key.clone()).collect();
+    let values: Vec<Option<Vec<u8>>> = poison.iter().map(|p| p.value.clone()).collect();
+    let errors: Vec<String> = poison.iter().map(|p| p.error.clone()).collect();
+    let result = sqlx::query!(
         r#"INSERT INTO dead_letters (consumer, topic, "partition", "offset", key, value, error)
            SELECT $1, * FROM UNNEST($2::text[], $3::int[], $4::bigint[], $5::bytea[], $6::bytea[], $7::text[])
            ON CONFLICT (consumer, topic, "partition", "offset") DO NOTHING"#,
+        consumer,
+        &topics as &[String],
+        &partitions,
+        &offsets,
+        &keys as &[Option<Vec<u8>>],
+        &values as &[Option<Vec<u8>>],
+        &errors as &[String],
     )
-    .bind(consumer)
-    .bind(&topics)
-    .bind(&partitions)
-    .bind(&offsets)
-    .bind(&keys)
-    .bind(&values)
-    .bind(&errors)
     .execute(conn)
     .await?;
     Ok(result.rows_affected())

@@ -1,8 +1,7 @@
-//! The transactional outbox (DESIGN §5): events are written in the same transaction as the
-//! state change that causes them, published after commit, and marked `published_at`.
-//! Rows a function could not publish are picked up later by the relay.
-
-use std::time::Duration;
+//! The transactional outbox (docs/failure-rules.md, "Outbox"): events are written in the same
+//! transaction as the state change that causes them, published after commit, and marked
+//! `published_at`. Rows a function could not publish are picked up later by the relay
+//! (the outbox-relay function, which claims them with `FOR UPDATE SKIP LOCKED`).
 
 use sqlx::{PgConnection, PgPool};
 
@@ -10,7 +9,7 @@ use crate::events::OrderEvent;
 use crate::kafka::{KafkaPublisher, PublishError};
 
 /// One outbox row: a serialised event and where it goes.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
     pub id: i64,
     pub topic: String,
@@ -22,6 +21,8 @@ pub struct OutboxRow {
 #[derive(Debug, Default)]
 pub struct PublishReport {
     pub published: usize,
+    /// The ids of the rows the broker acknowledged, to be marked `published_at`.
+    pub delivered: Vec<i64>,
     /// Rows left for the relay, with why each failed.
     pub failed: Vec<(i64, PublishError)>,
 }
@@ -78,16 +79,17 @@ pub async fn enqueue(
         keys.push(row.key);
         payloads.push(row.payload);
     }
-    sqlx::query_as::<_, OutboxRow>(
+    sqlx::query_as!(
+        OutboxRow,
         "INSERT INTO outbox (topic, key, payload)
          SELECT topic, key, payload
          FROM UNNEST($1::text[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS e(topic, key, payload, n)
          ORDER BY n
          RETURNING id, topic, key, payload",
+        &topics,
+        &keys,
+        &payloads,
     )
-    .bind(&topics)
-    .bind(&keys)
-    .bind(&payloads)
     .fetch_all(&mut *conn)
     .await
     .map(|mut rows| {
@@ -104,12 +106,14 @@ pub async fn publish(
     publisher: &KafkaPublisher,
     rows: &[OutboxRow],
 ) -> sqlx::Result<PublishReport> {
-    let (delivered, report) = send(publisher, rows).await;
-    mark_published(pool, &delivered).await?;
+    let report = send(publisher, rows).await;
+    mark_published(pool, &report.delivered).await?;
     Ok(report)
 }
 
-async fn send(publisher: &KafkaPublisher, rows: &[OutboxRow]) -> (Vec<i64>, PublishReport) {
+/// Sends rows to the broker in the given order and waits for every acknowledgement;
+/// marks nothing. Unacknowledged rows are logged with their reason.
+pub async fn send(publisher: &KafkaPublisher, rows: &[OutboxRow]) -> PublishReport {
     let payloads: Vec<Vec<u8>> = rows
         .iter()
         .map(|row| serde_json::to_vec(&row.payload).expect("JSON values always serialise"))
@@ -133,84 +137,20 @@ async fn send(publisher: &KafkaPublisher, rows: &[OutboxRow]) -> (Vec<i64>, Publ
         }
     }
     report.published = delivered.len();
-    (delivered, report)
+    report.delivered = delivered;
+    report
 }
 
-async fn mark_published<'c>(conn: impl sqlx::PgExecutor<'c>, ids: &[i64]) -> sqlx::Result<()> {
+/// Marks the given rows published, in one statement.
+pub async fn mark_published<'c>(conn: impl sqlx::PgExecutor<'c>, ids: &[i64]) -> sqlx::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE outbox SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL",
+        ids,
     )
-    .bind(ids)
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// Bounds on one relay run.
-#[derive(Debug, Clone, Copy)]
-pub struct RelayLimits {
-    /// Rows younger than this are left to the function that wrote them.
-    pub min_age: Duration,
-    /// Rows claimed per transaction.
-    pub batch_size: i64,
-    /// Batches per run, so that a run always ends within the function's timeout.
-    pub max_batches: usize,
-}
-
-impl Default for RelayLimits {
-    fn default() -> Self {
-        Self {
-            min_age: Duration::from_secs(30),
-            batch_size: 500,
-            max_batches: 20,
-        }
-    }
-}
-
-/// What a relay run did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RelayReport {
-    pub published: usize,
-    pub failed: usize,
-}
-
-/// Publishes stragglers: claims old unpublished rows with `FOR UPDATE SKIP LOCKED`, so that
-/// concurrent relays never publish the same row twice, and stops early when the broker fails.
-pub async fn relay(
-    pool: &PgPool,
-    publisher: &KafkaPublisher,
-    limits: RelayLimits,
-) -> sqlx::Result<RelayReport> {
-    let mut report = RelayReport::default();
-    let min_age_ms = i64::try_from(limits.min_age.as_millis()).unwrap_or(i64::MAX);
-    for _ in 0..limits.max_batches {
-        let mut tx = pool.begin().await?;
-        let rows = sqlx::query_as::<_, OutboxRow>(
-            "SELECT id, topic, key, payload FROM outbox
-             WHERE published_at IS NULL
-               AND created_at <= now() - make_interval(secs => $1::float8 / 1000)
-             ORDER BY id
-             LIMIT $2
-             FOR UPDATE SKIP LOCKED",
-        )
-        .bind(min_age_ms)
-        .bind(limits.batch_size)
-        .fetch_all(&mut *tx)
-        .await?;
-        if rows.is_empty() {
-            break;
-        }
-        let (delivered, sent) = send(publisher, &rows).await;
-        mark_published(&mut *tx, &delivered).await?;
-        tx.commit().await?;
-        report.published += sent.published;
-        report.failed += sent.failed.len();
-        if !sent.all_published() || (rows.len() as i64) < limits.batch_size {
-            break;
-        }
-    }
-    Ok(report)
 }

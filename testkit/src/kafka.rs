@@ -1,12 +1,12 @@
 //! Reading topics back the way any Kafka client would.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use shared::msk::BrokerRecord;
 
@@ -123,30 +123,34 @@ pub async fn read_records(
 
 /// How many partitions `topic` has, waiting briefly for a broker that is just starting.
 pub async fn partition_count(bootstrap: &str, topic: &str) -> i32 {
-    let bootstrap = bootstrap.to_owned();
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
+    let consumer: Arc<BaseConsumer> = Arc::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
             .create()
-            .expect("a Kafka client can be configured");
-        for _ in 0..50 {
-            match consumer.fetch_metadata(Some(&topic), Duration::from_secs(2)) {
-                Ok(metadata) => {
-                    if let Some(found) = metadata.topics().iter().find(|t| t.name() == topic)
-                        && found.error().is_none()
-                        && !found.partitions().is_empty()
-                    {
-                        return found.partitions().len() as i32;
-                    }
-                }
-                Err(KafkaError::MetadataFetch(RDKafkaErrorCode::BrokerTransportFailure)) => {}
-                Err(err) => tracing::debug!(error = %err, "metadata not ready"),
+            .expect("a Kafka client can be configured"),
+    );
+    crate::eventually(
+        &format!("topic {topic} on {bootstrap}"),
+        Duration::from_secs(10),
+        || {
+            let (consumer, topic) = (consumer.clone(), topic.to_owned());
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let metadata = consumer
+                        .fetch_metadata(Some(&topic), Duration::from_secs(2))
+                        .map_err(|err| err.to_string())?;
+                    metadata
+                        .topics()
+                        .iter()
+                        .find(|found| found.name() == topic)
+                        .filter(|found| found.error().is_none() && !found.partitions().is_empty())
+                        .map(|found| found.partitions().len() as i32)
+                        .ok_or_else(|| "no such topic yet".to_owned())
+                })
+                .await
+                .expect("metadata lookup does not panic")
             }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("topic {topic} does not exist on {bootstrap}");
-    })
+        },
+    )
     .await
-    .expect("metadata lookup does not panic")
 }

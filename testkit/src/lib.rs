@@ -4,15 +4,30 @@
 //! - [`tansu`]: a private Kafka-compatible broker per test, which a test may stop and restart.
 //! - [`proxy`]: a TCP proxy to put between code and a service, to cut the connection.
 //! - [`maildev`]: the mail sink's REST API, and private sinks a test may stop.
+//! - [`postgres`]: a private PostgreSQL cluster with password authentication and settings
+//!   of the test's choosing.
+//! - [`secrets`]: the Secrets Manager emulator.
+//! - [`runtime`]: the `local-runtime` binary as a child process, as a user runs it.
+//! - [`eventually`]: the one way tests wait, always with a deadline.
+//! - [`MIGRATOR`]: the schema every `#[sqlx::test]` database gets
+//!   (`#[sqlx::test(migrator = "testkit::MIGRATOR")]`).
 //!
 //! Defaults match `scripts/env.sh`, so tests run after `scripts/services up` without setup.
 
 pub mod kafka;
 pub mod maildev;
+pub mod postgres;
 pub mod proxy;
+pub mod runtime;
+pub mod secrets;
 pub mod tansu;
 
+use std::future::Future;
 use std::sync::Once;
+use std::time::Duration;
+
+/// The migrations the functions embed, for `#[sqlx::test(migrator = "testkit::MIGRATOR")]`.
+pub use shared::db::MIGRATOR;
 
 /// An environment variable, or the local default that `scripts/env.sh` also uses.
 pub fn env(name: &str, default: &str) -> String {
@@ -47,19 +62,49 @@ pub fn free_port() -> u16 {
 }
 
 /// Waits until something accepts TCP connections on `port`, or panics with `what` after `timeout`.
-pub async fn wait_for_port(port: u16, what: &str, timeout: std::time::Duration) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+pub async fn wait_for_port(port: u16, what: &str, timeout: Duration) {
+    eventually(what, timeout, || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
-            .is_ok()
-        {
-            return;
+            .map_err(|err| format!("127.0.0.1:{port}: {err}"))
+    })
+    .await;
+}
+
+/// The one way tests wait: polls `probe` (quickly at first, then every 200 ms) until it
+/// returns `Ok`, and returns that value. Past `timeout` it panics, naming `what` and the
+/// last `Err` the probe returned, so a failing test says what it saw.
+pub async fn eventually<T, E, F, Fut>(what: &str, timeout: Duration, probe: F) -> T
+where
+    E: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    match poll_until(timeout, probe).await {
+        Ok(value) => value,
+        Err(last) => panic!("{what}: not within {timeout:?}; last seen: {last:?}"),
+    }
+}
+
+/// As [`eventually`], but gives the last `Err` back instead of panicking, for waits whose
+/// caller reports what it has (a reader that returns the records that did arrive).
+pub async fn poll_until<T, E, F, Fut>(timeout: Duration, mut probe: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let last = match probe().await {
+            Ok(value) => return Ok(value),
+            Err(last) => last,
+        };
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(last);
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} did not listen on 127.0.0.1:{port} within {timeout:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
 }

@@ -145,17 +145,22 @@ impl Maildev {
         count: usize,
         timeout: Duration,
     ) -> Vec<Value> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
+        let arrived = crate::poll_until(timeout, || async {
             let found = self.messages_to(address).await;
             if found.len() >= count {
+                Ok(())
+            } else {
+                Err(found)
+            }
+        })
+        .await;
+        match arrived {
+            Ok(()) => {
+                // Long enough for a duplicate on its way to show.
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                return self.messages_to(address).await;
+                self.messages_to(address).await
             }
-            if tokio::time::Instant::now() >= deadline {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err(found) => found,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+use shared::config::{KafkaSettings, Secrets};
 use shared::events::topics;
 
 /// A running (or deliberately stopped) private broker. Killed and deleted on drop.
@@ -18,6 +19,8 @@ pub struct Tansu {
     /// With [`Tansu::start_behind_proxy`], every client connection goes through this.
     network: Option<crate::proxy::TcpProxy>,
     storage: &'static str,
+    /// Whether clients must authenticate with SASL/SCRAM.
+    authentication: bool,
 }
 
 /// Survives restarts; tansu resolves the path against its working directory.
@@ -34,7 +37,15 @@ pub fn binary() -> PathBuf {
 impl Tansu {
     /// Starts a broker and creates the system's topics with three partitions each.
     pub async fn start() -> Self {
-        Self::start_with(crate::free_port(), None, SQLITE).await
+        let broker = Self::start_empty(crate::free_port(), None, SQLITE).await;
+        broker.create_system_topics().await;
+        broker
+    }
+
+    /// Starts a broker with no topics at all, keeping data in memory (for tests of what
+    /// creates them).
+    pub async fn start_without_topics() -> Self {
+        Self::start_empty(crate::free_port(), None, MEMORY).await
     }
 
     /// Starts a broker that advertises a proxy's address, so that every client connection
@@ -45,10 +56,12 @@ impl Tansu {
     pub async fn start_behind_proxy() -> Self {
         let listen_port = crate::free_port();
         let proxy = crate::proxy::TcpProxy::start(format!("127.0.0.1:{listen_port}")).await;
-        Self::start_with(listen_port, Some(proxy), MEMORY).await
+        let broker = Self::start_empty(listen_port, Some(proxy), MEMORY).await;
+        broker.create_system_topics().await;
+        broker
     }
 
-    async fn start_with(
+    async fn start_empty(
         listen_port: u16,
         network: Option<crate::proxy::TcpProxy>,
         storage: &'static str,
@@ -61,11 +74,37 @@ impl Tansu {
             child: None,
             network,
             storage,
+            authentication: false,
         };
         broker.launch().await;
-        for topic in topics::ALL {
-            broker.create_topic(topic, 3).await;
-        }
+        broker
+    }
+
+    /// The system's topics, three partitions each, created by db-migrate's provisioning as
+    /// on every deploy.
+    async fn create_system_topics(&self) {
+        let layout = db_migrate::config::TopicLayout {
+            partitions: 3,
+            replication_factor: -1,
+        };
+        db_migrate::provision::ensure_topics(
+            &KafkaSettings::plaintext(self.bootstrap()),
+            &Secrets::new(),
+            layout,
+            &topics::ALL,
+        )
+        .await
+        .expect("db-migrate's provisioning creates the topics");
+    }
+
+    /// Starts a broker that requires SASL/SCRAM, knowing `user` with `password`, with the
+    /// system's topics.
+    pub async fn start_with_user(user: &str, password: &str) -> Self {
+        let mut broker = Self::start().await;
+        broker.cli(&["user", "create", user, password]).await;
+        broker.stop().await;
+        broker.authentication = true;
+        broker.launch().await;
         broker
     }
 
@@ -115,9 +154,20 @@ impl Tansu {
     }
 
     pub async fn create_topic(&self, name: &str, partitions: u32) {
+        self.cli(&[
+            "topic",
+            "create",
+            name,
+            "--partitions",
+            &partitions.to_string(),
+        ])
+        .await;
+    }
+
+    /// Runs a `tansu` administration command against this broker.
+    async fn cli(&self, args: &[&str]) {
         let output = Command::new(binary())
-            .args(["topic", "create", name, "--partitions"])
-            .arg(partitions.to_string())
+            .args(args)
             .arg("--broker")
             .arg(format!("tcp://{}", self.bootstrap()))
             .output()
@@ -125,7 +175,7 @@ impl Tansu {
             .expect("the tansu binary runs");
         assert!(
             output.status.success(),
-            "creating topic {name} failed: {}",
+            "tansu {args:?} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
@@ -138,11 +188,16 @@ impl Tansu {
             .append(true)
             .open(self.dir.join("broker.log"))
             .expect("the broker log can be opened");
-        let child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .current_dir(&self.dir)
             .args(["broker", "--listener-url", &listener])
             .args(["--advertised-listener-url", &advertised])
-            .args(["--storage-engine", self.storage])
+            .args(["--storage-engine", self.storage]);
+        if self.authentication {
+            command.arg("--authentication");
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(log)
             .kill_on_drop(true)

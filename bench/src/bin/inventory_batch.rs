@@ -29,6 +29,7 @@ use bench::scratch::ScratchDatabase;
 use bench::settings::{env, env_number};
 use inventory::Inventory;
 use shared::config::{KafkaSettings, Secrets};
+use shared::consumer::Consumer;
 use shared::events::{OrderEvent, OrderEventData};
 use shared::kafka::KafkaPublisher;
 use shared::msk::{BrokerRecord, kafka_event};
@@ -112,7 +113,7 @@ async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
     .execute(&database.pool)
     .await?;
     let pool = handler_pool(&database.url).await?;
-    let inventory = Inventory::new(pool.clone(), publisher(&bootstrap).await?);
+    let inventory = inventory::consumer(pool.clone(), publisher(&bootstrap).await?);
 
     println!(
         "inventory: real handler on MSK batches, {PRODUCTS} products, broker {bootstrap}, median of {} runs",
@@ -165,7 +166,11 @@ async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
 }
 
 /// Inserts `size` PLACED orders, then times the handler on their `order.placed` batch.
-async fn run_batch(inventory: &Inventory, pool: &PgPool, size: usize) -> anyhow::Result<Duration> {
+async fn run_batch(
+    inventory: &Consumer<Inventory>,
+    pool: &PgPool,
+    size: usize,
+) -> anyhow::Result<Duration> {
     let event = placed_batch(pool, size).await?;
     let started = Instant::now();
     let summary = inventory.handle(event).await?;
@@ -291,7 +296,7 @@ END;
 async fn memory_probe(bench_url: &str, bootstrap: &str) -> anyhow::Result<()> {
     const SIZE: usize = 10_000;
     let pool = handler_pool(bench_url).await?;
-    let inventory = Inventory::new(pool.clone(), publisher(bootstrap).await?);
+    let inventory = inventory::consumer(pool.clone(), publisher(bootstrap).await?);
     run_batch(&inventory, &pool, 100).await?;
     let payload = serde_json::to_vec(&placed_batch(&pool, SIZE).await?)?;
 

@@ -23,7 +23,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use notification::content::{Notice, render};
-use notification::{MailSettings, Mailer, Notifier, SmtpSettings};
+use notification::{MailSettings, Mailer, SmtpSettings};
 use shared::config::Secrets;
 use shared::domain::new_id;
 use shared::events::{OrderEvent, OrderEventData};
@@ -66,9 +66,9 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
     };
     let mut smtp = SmtpSettings::plain("127.0.0.1", smtp_port);
     smtp.timeout = Duration::from_secs(30);
-    let mailer = Mailer::new(smtp, settings.concurrency, Arc::new(Secrets::new())).await?;
+    let mailer = Mailer::new(smtp, settings.concurrency, Secrets::new()).await?;
     let mail = MailSettings::new(MAIL_FROM.parse()?, None);
-    let notifier = Notifier::new(
+    let notifier = notification::consumer(
         database.pool.clone(),
         Arc::new(mailer),
         mail,
@@ -168,7 +168,11 @@ fn placed(recipient: &str) -> OrderEvent {
 }
 
 /// One Lambda-shaped batch of `mails` new orders through the real handler; mails per second.
-async fn handler_round(notifier: &Notifier, recipient: &str, mails: usize) -> anyhow::Result<f64> {
+async fn handler_round(
+    notifier: &shared::consumer::Consumer<notification::Notifier>,
+    recipient: &str,
+    mails: usize,
+) -> anyhow::Result<f64> {
     let events: Vec<OrderEvent> = (0..mails).map(|_| placed(recipient)).collect();
     let batch = kafka_event(
         "arn:aws:kafka:local:000000000000:cluster/bench/notification",

@@ -1,4 +1,4 @@
-//! Settings of the migrate function (DESIGN §6): the shared database and Kafka settings plus
+//! Settings of the migrate function (docs/configuration.md): the shared database and Kafka settings plus
 //! the layout of the topics it creates.
 
 use std::collections::HashMap;

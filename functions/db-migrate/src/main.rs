@@ -1,4 +1,4 @@
-use db_migrate::resource::{Invocation, response_client};
+use db_migrate::handler::{Invocation, response_client};
 use db_migrate::{Deps, MigrateConfig, handle};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;

@@ -70,11 +70,58 @@ pub async fn provision(deps: &Deps) -> anyhow::Result<Provisioned> {
 
 /// Applies the migrations that are not applied yet (sqlx holds an advisory lock meanwhile).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    accept_comment_edits(pool).await?;
     shared::db::MIGRATOR
         .run(pool)
         .await
         .context("applying the database migrations failed")?;
     tracing::info!("database migrations applied");
+    Ok(())
+}
+
+/// Migrations whose file changed after release in comments only: (version, SHA-384 of the
+/// released file). sqlx refuses to run when an applied migration's checksum differs, so a
+/// database that applied the released file gets the current checksum recorded instead.
+pub const COMMENT_ONLY_EDITS: [(i64, &str); 1] = [(
+    20_261_124_000_001,
+    "cb526b5535532340b0fcf88b22af73392119d90514fc66c1e978141dee3249376afcdb880653e7dae6401c14c9f72b32",
+)];
+
+async fn accept_comment_edits(pool: &PgPool) -> anyhow::Result<()> {
+    let applied_table_exists =
+        sqlx::query_scalar!(r#"SELECT to_regclass('_sqlx_migrations') IS NOT NULL AS "exists!""#)
+            .fetch_one(pool)
+            .await
+            .context("could not look for applied migrations")?;
+    if !applied_table_exists {
+        return Ok(());
+    }
+    for (version, released) in COMMENT_ONLY_EDITS {
+        let Some(current) = shared::db::MIGRATOR
+            .iter()
+            .find(|migration| migration.version == version)
+        else {
+            continue;
+        };
+        let released = hex::decode(released).expect("a hex constant");
+        // A runtime query: `_sqlx_migrations` is sqlx's own table, not part of the schema the
+        // compile-time checks see.
+        let fixed = sqlx::query(
+            "UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2 AND checksum = $3",
+        )
+        .bind(current.checksum.as_ref())
+        .bind(version)
+        .bind(&released)
+        .execute(pool)
+        .await
+        .context("could not record the checksum of a comment-only migration edit")?;
+        if fixed.rows_affected() > 0 {
+            tracing::info!(
+                version,
+                "recorded the checksum of a comment-only migration edit"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! Settings of the inventory function (DESIGN §6), read once per cold start.
+//! Settings of the inventory function (docs/configuration.md), read once per cold start.
 
 use std::collections::HashMap;
 

@@ -9,7 +9,7 @@ use shared::msk::DecodedRecord;
 use uuid::Uuid;
 
 /// An order still `PLACED`, as locked in the database.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PlacedOrder {
     pub id: Uuid,
     pub customer_name: String,

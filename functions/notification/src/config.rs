@@ -1,4 +1,4 @@
-//! Settings of the notification function (DESIGN §6), read once at start-up. A missing or
+//! Settings of the notification function (docs/configuration.md), read once at start-up. A missing or
 //! invalid value stops start-up with an error naming the variable.
 
 use std::collections::HashMap;

@@ -1,6 +1,6 @@
-//! The batch handler: decode the MSK batch, dead-letter poison, claim the rows, send the
-//! mails with bounded concurrency, record the outcomes, and fail the invocation only when a
-//! mail is still retryable.
+//! The batch handler: dead-letter poison, claim the rows, send the mails with bounded
+//! concurrency, record the outcomes, and fail the invocation only when a mail is still
+//! retryable. (The shared consumer seam has decoded the batch.)
 //!
 //! Delivery is at least once. If the function dies after a mail left but before its row is
 //! marked `SENT` (one statement at the end of the batch), the retried batch claims the
@@ -11,13 +11,12 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::kafka::KafkaEvent;
 use chrono::Utc;
 use futures::{StreamExt, stream};
 use lettre::Address;
-use shared::msk::{decode_batch, store_dead_letters};
+use shared::consumer::{Batch, BatchError, BatchHandler, Invocation};
 use sqlx::PgPool;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -27,7 +26,7 @@ use crate::content::{Notice, NoticeKind, compose};
 use crate::mailer::Mailer;
 use crate::store::{self, Claim, ClaimRequest, Outcome};
 
-/// The consumer name recorded in `dead_letters`.
+/// The consumer name recorded in `dead_letters`, and the binary's name.
 pub const CONSUMER: &str = "notification";
 
 /// Time kept back from the Lambda deadline for recording the batch's outcomes.
@@ -36,10 +35,6 @@ pub const BOOKKEEPING_MARGIN: Duration = Duration::from_secs(5);
 /// What one invocation did; also the function's response.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BatchSummary {
-    /// Records in the batch, poison included.
-    pub records: usize,
-    /// Records stored in `dead_letters`.
-    pub poison: usize,
     /// Events that call for no mail (`order.confirmed`) or repeat one earlier in the batch.
     pub ignored: usize,
     /// Mails already `SENT`, `FAILED` or `SKIPPED` by an earlier delivery.
@@ -71,35 +66,28 @@ pub enum NotificationError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl NotificationError {
-    /// The database error behind this failure, if any.
-    pub fn database_error(&self) -> Option<&sqlx::Error> {
+impl BatchError for NotificationError {
+    fn name(&self) -> &'static str {
         match self {
-            Self::Database(err) => Some(err),
-            _ => None,
+            Self::Database(_) => "DatabaseUnavailable",
+            Self::Delivery { .. } => "MailNotDelivered",
+            Self::Unexpected(_) => "Unexpected",
         }
     }
 
-    /// Whether a retry can succeed without anyone changing anything (an outage, not a bug).
-    pub fn is_transient(&self) -> bool {
+    /// An outage, not a bug: a retry can succeed without anyone changing anything.
+    fn is_transient(&self) -> bool {
         match self {
             Self::Database(err) => shared::db::is_transient(err),
             Self::Delivery { .. } => true,
             Self::Unexpected(_) => false,
         }
     }
-}
 
-impl From<NotificationError> for lambda_runtime::Diagnostic {
-    fn from(err: NotificationError) -> Self {
-        let error_type = match &err {
-            NotificationError::Database(_) => "DatabaseUnavailable",
-            NotificationError::Delivery { .. } => "MailNotDelivered",
-            NotificationError::Unexpected(_) => "Unexpected",
-        };
-        Self {
-            error_type: error_type.to_owned(),
-            error_message: err.to_string(),
+    fn database_error(&self) -> Option<&sqlx::Error> {
+        match self {
+            Self::Database(err) => Some(err),
+            _ => None,
         }
     }
 }
@@ -113,22 +101,6 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Builds the pool and the one pooled SMTP transport once per cold start (Lambda and
-    /// the local runtime alike); SMTP credentials are fetched here, once.
-    pub async fn from_config(
-        config: &crate::NotificationConfig,
-        secrets: Arc<shared::config::Secrets>,
-    ) -> anyhow::Result<Self> {
-        let pool = shared::db::pool(&config.database, &secrets, config.db_max_connections).await?;
-        let mailer = Mailer::new(config.smtp.clone(), config.concurrency, secrets).await?;
-        Ok(Self::new(
-            pool,
-            Arc::new(mailer),
-            config.mail.clone(),
-            config.concurrency,
-        ))
-    }
-
     /// `concurrency` bounds the mails in flight within one batch.
     pub fn new(pool: PgPool, mailer: Arc<Mailer>, mail: MailSettings, concurrency: usize) -> Self {
         Self {
@@ -139,43 +111,21 @@ impl Notifier {
         }
     }
 
-    /// The database pool, for refreshing its credentials after a login failure.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// Handles one batch with no deadline beyond the per-mail SMTP timeout.
-    pub async fn handle(&self, event: KafkaEvent) -> Result<BatchSummary, NotificationError> {
-        self.handle_until(event, None).await
-    }
-
     /// Handles one batch, starting no SMTP conversation after `deadline` and cutting
     /// conversations short at it; mails not sent by then stay retryable.
-    #[tracing::instrument(skip_all, err(level = "warn"))]
-    pub async fn handle_until(
+    async fn handle_batch(
         &self,
-        event: KafkaEvent,
+        batch: Batch,
         deadline: Option<Instant>,
     ) -> Result<BatchSummary, NotificationError> {
-        let batch = decode_batch(&event);
-        let mut summary = BatchSummary {
-            records: batch.records.len() + batch.poison.len(),
-            poison: batch.poison.len(),
-            ..BatchSummary::default()
-        };
-        for poison in &batch.poison {
-            tracing::warn!(
-                topic = %poison.position.topic,
-                partition = poison.position.partition,
-                offset = poison.position.offset,
-                error = %poison.error,
-                "poison record goes to dead_letters"
-            );
-        }
-
+        let Batch {
+            records,
+            dead_letters,
+        } = batch;
+        let mut summary = BatchSummary::default();
         let mut seen = HashSet::new();
-        let mut notices = Vec::with_capacity(batch.records.len());
-        for record in &batch.records {
+        let mut notices = Vec::with_capacity(records.len());
+        for record in &records {
             match Notice::from_event(&record.event) {
                 Some(notice) if seen.insert((notice.order_id, notice.kind)) => notices.push(notice),
                 _ => summary.ignored += 1,
@@ -192,7 +142,7 @@ impl Notifier {
 
         let claims = {
             let mut conn = self.pool.acquire().await?;
-            store_dead_letters(&mut conn, CONSUMER, &batch.poison).await?;
+            dead_letters.store(&mut conn).await?;
             store::claim(&mut *conn, &requests).await?
         };
 
@@ -322,40 +272,50 @@ impl Notifier {
     }
 }
 
-/// The point by which a Lambda invocation must stop sending: its deadline minus
-/// [`BOOKKEEPING_MARGIN`]. `None` when the deadline had already passed as the invocation
-/// began, which Lambda never does but local emulators do (cargo-lambda sends a fixed time in
-/// 1970): then the per-mail SMTP timeout alone bounds the batch.
-pub fn send_deadline(lambda_deadline: SystemTime) -> Option<Instant> {
-    let remaining = lambda_deadline.duration_since(SystemTime::now()).ok()?;
-    Some(Instant::now() + remaining.saturating_sub(BOOKKEEPING_MARGIN))
+impl BatchHandler for Notifier {
+    const NAME: &'static str = CONSUMER;
+    type Summary = BatchSummary;
+    type Error = NotificationError;
+
+    #[tracing::instrument(name = "notification_batch", skip_all)]
+    async fn handle(
+        &self,
+        batch: Batch,
+        invocation: Invocation,
+    ) -> Result<BatchSummary, NotificationError> {
+        self.handle_batch(batch, send_deadline(invocation)).await
+    }
+}
+
+/// The point by which an invocation must stop sending: its deadline minus
+/// [`BOOKKEEPING_MARGIN`]; `None` (no deadline) leaves the per-mail SMTP timeout alone to
+/// bound the batch.
+pub fn send_deadline(invocation: Invocation) -> Option<Instant> {
+    invocation.deadline.map(|deadline| {
+        deadline
+            .checked_sub(BOOKKEEPING_MARGIN)
+            .unwrap_or_else(Instant::now)
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
 
-    fn assert_send<T: Send>(_: &T) {}
-
     #[test]
-    fn a_deadline_already_past_when_the_invocation_begins_leaves_sending_unbounded() {
-        assert_eq!(
-            send_deadline(SystemTime::UNIX_EPOCH + Duration::from_secs(600)),
-            None
-        );
-        let soon = send_deadline(SystemTime::now() + Duration::from_secs(60)).unwrap();
-        let budget = soon.saturating_duration_since(Instant::now());
+    fn sending_stops_a_bookkeeping_margin_before_the_deadline_and_only_with_one() {
+        assert_eq!(send_deadline(Invocation::default()), None);
+        let invocation =
+            Invocation::with_lambda_deadline(SystemTime::now() + Duration::from_secs(60));
+        let budget = send_deadline(invocation)
+            .unwrap()
+            .saturating_duration_since(Instant::now());
         assert!(
             budget <= Duration::from_secs(60) - BOOKKEEPING_MARGIN,
             "{budget:?}"
         );
         assert!(budget > Duration::from_secs(50), "{budget:?}");
-    }
-
-    /// Compiles only while the handler's future is `Send`, as `tokio::spawn` (the local
-    /// runtime) and `lambda_runtime` need it to be.
-    #[allow(dead_code)]
-    fn the_handler_future_is_send(notifier: &Notifier, event: KafkaEvent) {
-        assert_send(&notifier.handle(event));
     }
 }

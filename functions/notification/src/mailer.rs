@@ -80,11 +80,11 @@ impl SendError {
 /// Sends mails through one pooled transport. The transport is built once per cold start and
 /// dropped only after a fault that leaves it suspect: a timed-out conversation (a pooled
 /// connection may be stuck mid-command) or refused credentials. The next send then builds a
-/// fresh one, fetching the credentials again (DESIGN §6: after an authentication failure).
+/// fresh one, fetching the credentials again (docs/configuration.md: after an authentication failure).
 pub struct Mailer {
     settings: SmtpSettings,
     pool_size: u32,
-    secrets: Arc<Secrets>,
+    secrets: Secrets,
     transport: Mutex<Option<Arc<Transport>>>,
 }
 
@@ -94,7 +94,7 @@ impl Mailer {
     pub async fn new(
         settings: SmtpSettings,
         pool_size: usize,
-        secrets: Arc<Secrets>,
+        secrets: Secrets,
     ) -> Result<Self, MailerError> {
         let pool_size = u32::try_from(pool_size.max(1)).unwrap_or(u32::MAX);
         let transport = build_transport(&settings, pool_size, &secrets).await?;

@@ -44,11 +44,14 @@ pub async fn claim(
         return Ok(Vec::new());
     }
     let order_ids: Vec<Uuid> = requests.iter().map(|r| r.order_id).collect();
-    let kinds: Vec<&str> = requests.iter().map(|r| r.kind.as_str()).collect();
-    let recipients: Vec<Option<&str>> = requests.iter().map(|r| r.recipient.as_deref()).collect();
+    let kinds: Vec<String> = requests
+        .iter()
+        .map(|r| r.kind.as_str().to_owned())
+        .collect();
+    let recipients: Vec<Option<String>> = requests.iter().map(|r| r.recipient.clone()).collect();
     // A SENDING row left by an earlier attempt (retryable error, or a crash between send
     // and bookkeeping) is claimed again; that is the at-least-once window.
-    let claimed: Vec<(Uuid, String, String)> = sqlx::query_as(
+    let claimed = sqlx::query!(
         r#"INSERT INTO notifications AS n (order_id, kind, recipient, status, attempts)
            SELECT order_id, kind, recipient,
                   CASE WHEN recipient IS NULL THEN 'SKIPPED' ELSE 'SENDING' END,
@@ -61,15 +64,15 @@ pub async fn claim(
                   updated_at = now()
               WHERE n.status = 'SENDING'
            RETURNING order_id, kind, status"#,
+        &order_ids,
+        &kinds,
+        &recipients as &[Option<String>],
     )
-    .bind(&order_ids)
-    .bind(&kinds)
-    .bind(&recipients)
     .fetch_all(executor)
     .await?;
     let claimed: HashMap<(Uuid, String), String> = claimed
         .into_iter()
-        .map(|(order_id, kind, status)| ((order_id, kind), status))
+        .map(|row| ((row.order_id, row.kind), row.status))
         .collect();
     Ok(requests
         .iter()
@@ -111,32 +114,32 @@ pub async fn record(
     let mut order_ids = Vec::with_capacity(outcomes.len());
     let mut kinds = Vec::with_capacity(outcomes.len());
     let mut statuses = Vec::with_capacity(outcomes.len());
-    let mut errors: Vec<Option<&str>> = Vec::with_capacity(outcomes.len());
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(outcomes.len());
     let mut sent_ats: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(outcomes.len());
     for (order_id, kind, outcome) in outcomes {
         order_ids.push(*order_id);
-        kinds.push(kind.as_str());
+        kinds.push(kind.as_str().to_owned());
         let (status, error, sent_at) = match outcome {
             Outcome::Sent { at } => ("SENT", None, Some(*at)),
-            Outcome::Failed { error } => ("FAILED", Some(error.as_str()), None),
-            Outcome::Retryable { error } => ("SENDING", Some(error.as_str()), None),
+            Outcome::Failed { error } => ("FAILED", Some(error.clone()), None),
+            Outcome::Retryable { error } => ("SENDING", Some(error.clone()), None),
         };
-        statuses.push(status);
+        statuses.push(status.to_owned());
         errors.push(error);
         sent_ats.push(sent_at);
     }
-    let result = sqlx::query(
+    let result = sqlx::query!(
         r#"UPDATE notifications AS n
            SET status = t.status, last_error = t.last_error, sent_at = t.sent_at, updated_at = now()
            FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
                 AS t(order_id, kind, status, last_error, sent_at)
            WHERE n.order_id = t.order_id AND n.kind = t.kind AND n.status = 'SENDING'"#,
+        &order_ids,
+        &kinds,
+        &statuses,
+        &errors as &[Option<String>],
+        &sent_ats as &[Option<DateTime<Utc>>],
     )
-    .bind(&order_ids)
-    .bind(&kinds)
-    .bind(&statuses)
-    .bind(&errors)
-    .bind(&sent_ats)
     .execute(executor)
     .await?;
     Ok(result.rows_affected())

@@ -1,4 +1,4 @@
-//! The function's settings (DESIGN §6), read once at start-up; a bad value names its variable.
+//! The function's settings (docs/configuration.md), read once at start-up; a bad value names its variable.
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,70 +1,26 @@
-//! The order API (DESIGN §2): one axum router, served by Lambda, by a local listener and by
+//! The order API (docs/api.md): one axum router, served by Lambda, by the local runtime and by
 //! the tests alike.
 //!
 //! - [`config`]: typed settings read once at start-up.
+//! - [`store`]: its SQL: orders (placed with their outbox row in one statement) and stock.
+//! - [`handler`]: the router and its routes; requests are parsed into domain types at this
+//!   edge and handed to [`store`].
+//! - [`extract`]: the JSON body extractor (content type, size, syntax).
+//! - [`problem`]: every error as RFC 9457 `application/problem+json`, mapped in one place.
 //! - [`state`]: the pool and producer shared by every request.
 //! - [`publish`]: sends committed outbox rows after the answer, batched across requests.
 //! - [`lambda`]: serving on Lambda, flushing those rows before the instance freezes.
-//! - [`problem`]: every error as RFC 9457 `application/problem+json`, mapped in one place.
-//! - [`extract`]: the JSON body extractor (content type, size, syntax).
-//! - [`orders`], [`stock`], [`health`]: the routes; requests are parsed into domain types
-//!   at this edge and handed to `shared::orders`.
-//! - [`openapi`]: the OpenAPI 3.1 document generated from the routes.
 
 pub mod config;
 pub mod extract;
-pub mod health;
+pub mod handler;
 pub mod lambda;
-pub mod openapi;
-pub mod orders;
 pub mod problem;
 pub mod publish;
 pub mod state;
-pub mod stock;
-
-use axum::Router;
-use axum::http::Request;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+pub mod store;
 
 pub use config::OrderApiConfig;
-pub use openapi::{openapi, openapi_json};
+pub use handler::openapi::{openapi, openapi_json};
+pub use handler::{MAX_BODY_BYTES, app};
 pub use state::AppState;
-
-/// The largest request body accepted; larger ones get `413`.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// The whole API as one router: routes, the 404 fallback, the body limit, panics caught as
-/// `500`, a tracing span per request (carrying the order id once known), and problem+json
-/// for every error the framework itself produces.
-pub fn app(state: AppState) -> Router {
-    let (router, _) = openapi::api_router().split_for_parts();
-    router
-        .fallback(problem::not_found)
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::new())
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request<_>| {
-                    tracing::info_span!(
-                        "request",
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        order_id = tracing::field::Empty,
-                    )
-                })
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
-        .layer(axum::middleware::map_response(
-            problem::problem_for_bare_errors,
-        ))
-        .with_state(state)
-}
-
-/// Puts the order id on the request's span, so that every later log line of the request
-/// carries it.
-pub(crate) fn record_order_id(id: uuid::Uuid) {
-    tracing::Span::current().record("order_id", tracing::field::display(id));
-}

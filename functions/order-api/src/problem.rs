@@ -3,11 +3,11 @@
 //! rewritten into the same shape by [`problem_for_bare_errors`]. No body ever carries SQL,
 //! internal hostnames or stack traces: those go to the logs only.
 
+use crate::store::{PlaceOrderError, StoreError};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use shared::orders::{PlaceOrderError, StoreError};
 use utoipa::ToSchema;
 
 /// The media type of every error body.

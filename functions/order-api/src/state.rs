@@ -4,15 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use shared::config::{DatabaseSettings, Secrets};
+use shared::config::Secrets;
+use shared::db::Database;
 use shared::kafka::KafkaPublisher;
-use shared::orders::StoreError;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::config::OrderApiConfig;
 use crate::problem::ApiError;
 use crate::publish::OutboxPublisher;
+use crate::store::StoreError;
 
 /// A pooled connection idle for longer than this is checked before use: the server or the
 /// network may have dropped it (a Lambda instance sits frozen between requests).
@@ -23,11 +24,9 @@ pub const CHECK_CONNECTIONS_IDLE_FOR: Duration = Duration::from_secs(10);
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
-    pool: PgPool,
+    database: Database,
     publisher: KafkaPublisher,
     outbox: OutboxPublisher,
-    /// Present when credentials come from Secrets Manager and may be rotated.
-    credentials: Option<(DatabaseSettings, Secrets)>,
 }
 
 impl AppState {
@@ -39,41 +38,35 @@ impl AppState {
     /// As [`Self::from_config`], reading secrets through the given client (tests point it
     /// at the local emulator explicitly).
     pub async fn with_secrets(config: &OrderApiConfig, secrets: Secrets) -> anyhow::Result<Self> {
-        let options = shared::db::connect_options(&config.database, &secrets)
-            .await
-            .context("could not configure the database connection")?;
-        let pool = request_pool(config.max_connections).connect_lazy_with(options);
+        let database = Database::connect(
+            &config.database,
+            &secrets,
+            request_pool(config.max_connections),
+        )
+        .await
+        .context("could not configure the database connection")?;
         let publisher = KafkaPublisher::new(&config.kafka, &secrets)
             .await
             .context("could not create the Kafka producer")?;
-        Ok(Self::build(
-            pool,
-            publisher,
-            Some((config.database.clone(), secrets)),
-        ))
+        Ok(Self::build(database, publisher))
     }
 
     /// From ready-made parts (tests, benchmarks); credentials are never refreshed. Must be
     /// called within a Tokio runtime (it starts the outbox publishing task).
     pub fn new(pool: PgPool, publisher: KafkaPublisher) -> Self {
-        Self::build(pool, publisher, None)
+        Self::build(Database::from_pool(pool), publisher)
     }
 
-    fn build(
-        pool: PgPool,
-        publisher: KafkaPublisher,
-        credentials: Option<(DatabaseSettings, Secrets)>,
-    ) -> Self {
+    fn build(database: Database, publisher: KafkaPublisher) -> Self {
         Self(Arc::new(Inner {
-            outbox: OutboxPublisher::start(&pool, publisher.clone()),
-            pool,
+            outbox: OutboxPublisher::start(database.pool(), publisher.clone()),
+            database,
             publisher,
-            credentials,
         }))
     }
 
     pub fn pool(&self) -> &PgPool {
-        &self.0.pool
+        self.0.database.pool()
     }
 
     pub fn publisher(&self) -> &KafkaPublisher {
@@ -87,21 +80,10 @@ impl AppState {
     /// Turns a repository failure into a response, first refreshing the database
     /// credentials if the server refused them (the secret may have been rotated).
     pub(crate) async fn fail(&self, err: StoreError) -> ApiError {
-        if let (StoreError::Unavailable(cause), Some((settings, secrets))) =
-            (&err, &self.0.credentials)
+        if let StoreError::Unavailable(cause) = &err
+            && self.0.database.recover(cause).await
         {
-            match shared::db::refresh_credentials_after(cause, &self.0.pool, settings, secrets)
-                .await
-            {
-                Ok(true) => {
-                    self.0.outbox.reconnect_like(&self.0.pool);
-                    tracing::warn!("database refused credentials; fetched them again")
-                }
-                Ok(false) => {}
-                Err(refresh) => {
-                    tracing::error!(error = ?refresh, "could not refresh database credentials")
-                }
-            }
+            self.0.outbox.reconnect_like(self.pool());
         }
         ApiError::from(err)
     }
@@ -115,14 +97,12 @@ impl AppState {
     }
 }
 
-/// The pool settings of `shared::db::pool`, except that a connection is checked before use
+/// The pool settings of [`shared::db::pool_options`], except that a connection is checked before use
 /// only when it sat idle for a while: sqlx's default pings before every use, one extra round
 /// trip per request on a busy instance. A connection that fails anyway is discarded by sqlx
 /// and the request answers `503`, so the client's retry gets a fresh one.
 pub fn request_pool(max_connections: u32) -> PgPoolOptions {
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(shared::db::ACQUIRE_TIMEOUT)
+    shared::db::pool_options(max_connections)
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {

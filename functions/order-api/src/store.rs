@@ -1,22 +1,23 @@
-//! The PostgreSQL repository for orders and stock levels (DESIGN §3).
+//! The order API's SQL: orders and stock levels (docs/data.md).
 //!
-//! Placing an order writes the order and its `order.placed` outbox row in one transaction;
+//! Placing an order writes the order and its `order.placed` outbox row in one statement;
 //! an `Idempotency-Key` makes a retried request return the first order instead of a second
 //! one, race-free because the key is unique and claimed with `ON CONFLICT DO NOTHING`.
+//! Every query is checked against the schema at compile time (`sqlx::query!`).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::db;
-use crate::domain::{
+use shared::db;
+use shared::domain::{
     EmailAddress, Invalid, NewOrder, OrderStatus, ProductName, RejectionReason, StockLevel,
 };
-use crate::events::{OrderEvent, OrderEventData};
-use crate::outbox::{OutboxEntry, OutboxRow};
+use shared::events::{OrderEvent, OrderEventData};
+use shared::outbox::{OutboxEntry, OutboxRow};
 
 /// A failed repository call, classified so that callers can answer "retry later" or "bug".
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +33,7 @@ pub enum StoreError {
 
 impl StoreError {
     fn from_sqlx(err: sqlx::Error, context: &'static str) -> Self {
-        if db::is_transient(&err) || db::is_auth_failure(&err) {
+        if db::is_transient(&err) {
             Self::Unavailable(err)
         } else {
             Self::Unexpected(anyhow::Error::new(err).context(context))
@@ -94,7 +95,7 @@ pub struct Order {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
+/// An order row as the queries read it, before its status and reason are parsed.
 struct OrderRow {
     id: Uuid,
     customer_name: String,
@@ -135,9 +136,6 @@ impl TryFrom<OrderRow> for Order {
         })
     }
 }
-
-const ORDER_COLUMNS: &str = "id, customer_name, customer_email, product_name, quantity, status, \
-     rejection_reason, created_at, updated_at";
 
 /// The outcome of [`place_order`].
 #[derive(Debug)]
@@ -191,12 +189,6 @@ pub async fn place_order(
     order: &NewOrder,
     idempotency_key: Option<&IdempotencyKey>,
 ) -> Result<Placement, PlaceOrderError> {
-    #[derive(sqlx::FromRow)]
-    struct PlacedRow {
-        #[sqlx(flatten)]
-        order: OrderRow,
-        outbox_id: i64,
-    }
     let fingerprint = idempotency_key.map(|_| request_fingerprint(order));
     let event = OutboxEntry::from_event(&OrderEvent::placed(OrderEventData::from_new_order(
         id, order,
@@ -204,30 +196,36 @@ pub async fn place_order(
     // With a key, a concurrent insert of the same key makes this wait for the other
     // statement; if it committed, nothing is inserted (the outbox insert reads no row from
     // `placed`) and nothing comes back.
-    let placed = sqlx::query_as::<_, PlacedRow>(&format!(
-        "WITH placed AS (
+    let placed = sqlx::query!(
+        r#"WITH placed AS (
              INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status,
                                  idempotency_key, request_fingerprint)
              VALUES ($1, $2, $3, $4, $5, 'PLACED', $6, $7)
              ON CONFLICT (idempotency_key) DO NOTHING
-             RETURNING {ORDER_COLUMNS}
+             RETURNING id, customer_name, customer_email, product_name, quantity, status,
+                       rejection_reason, created_at, updated_at
          ), queued AS (
              INSERT INTO outbox (topic, key, payload)
              SELECT $8, $9, $10 FROM placed
              RETURNING id
          )
-         SELECT placed.*, queued.id AS outbox_id FROM placed CROSS JOIN queued"
-    ))
-    .bind(id)
-    .bind(order.customer_name.as_str())
-    .bind(order.customer_email.as_ref().map(EmailAddress::as_str))
-    .bind(order.product_name.as_str())
-    .bind(order.quantity.get())
-    .bind(idempotency_key.map(IdempotencyKey::as_str))
-    .bind(fingerprint.as_ref().map(<[u8; 32]>::as_slice))
-    .bind(&event.topic)
-    .bind(&event.key)
-    .bind(&event.payload)
+         SELECT placed.id AS "id!", placed.customer_name AS "customer_name!",
+                placed.customer_email, placed.product_name AS "product_name!",
+                placed.quantity AS "quantity!", placed.status AS "status!",
+                placed.rejection_reason, placed.created_at AS "created_at!",
+                placed.updated_at AS "updated_at!", queued.id AS "outbox_id!"
+         FROM placed CROSS JOIN queued"#,
+        id,
+        order.customer_name.as_str(),
+        order.customer_email.as_ref().map(EmailAddress::as_str),
+        order.product_name.as_str(),
+        order.quantity.get(),
+        idempotency_key.map(IdempotencyKey::as_str),
+        fingerprint.as_ref().map(<[u8; 32]>::as_slice),
+        &event.topic,
+        &event.key,
+        &event.payload,
+    )
     .fetch_optional(pool)
     .await
     .map_err(|err| StoreError::from_sqlx(err, "insert order and its order.placed event"))?;
@@ -236,8 +234,19 @@ pub async fn place_order(
         let key = idempotency_key.expect("only a keyed insert can conflict");
         return replay(pool, key, fingerprint.as_ref()).await;
     };
+    let order = OrderRow {
+        id: placed.id,
+        customer_name: placed.customer_name,
+        customer_email: placed.customer_email,
+        product_name: placed.product_name,
+        quantity: placed.quantity,
+        status: placed.status,
+        rejection_reason: placed.rejection_reason,
+        created_at: placed.created_at,
+        updated_at: placed.updated_at,
+    };
     Ok(Placement::Created {
-        order: Order::try_from(placed.order)?,
+        order: Order::try_from(order)?,
         outbox: vec![event.stored_as(placed.outbox_id)],
     })
 }
@@ -248,16 +257,12 @@ async fn replay(
     key: &IdempotencyKey,
     fingerprint: Option<&[u8; 32]>,
 ) -> Result<Placement, PlaceOrderError> {
-    #[derive(sqlx::FromRow)]
-    struct KeyedRow {
-        #[sqlx(flatten)]
-        order: OrderRow,
-        request_fingerprint: Option<Vec<u8>>,
-    }
-    let winner = sqlx::query_as::<_, KeyedRow>(&format!(
-        "SELECT {ORDER_COLUMNS}, request_fingerprint FROM orders WHERE idempotency_key = $1"
-    ))
-    .bind(key.as_str())
+    let winner = sqlx::query!(
+        "SELECT id, customer_name, customer_email, product_name, quantity, status,
+                rejection_reason, created_at, updated_at, request_fingerprint
+         FROM orders WHERE idempotency_key = $1",
+        key.as_str(),
+    )
     .fetch_optional(pool)
     .await
     .map_err(|err| StoreError::from_sqlx(err, "read the order of an idempotency key"))?
@@ -269,18 +274,33 @@ async fn replay(
     if winner.request_fingerprint.as_deref() != fingerprint.map(<[u8; 32]>::as_slice) {
         return Err(PlaceOrderError::IdempotencyKeyReused);
     }
-    Ok(Placement::Replayed(Order::try_from(winner.order)?))
+    Ok(Placement::Replayed(Order::try_from(OrderRow {
+        id: winner.id,
+        customer_name: winner.customer_name,
+        customer_email: winner.customer_email,
+        product_name: winner.product_name,
+        quantity: winner.quantity,
+        status: winner.status,
+        rejection_reason: winner.rejection_reason,
+        created_at: winner.created_at,
+        updated_at: winner.updated_at,
+    })?))
 }
 
 /// One order by id, if it exists.
 pub async fn get_order(pool: &PgPool, id: Uuid) -> Result<Option<Order>, StoreError> {
-    sqlx::query_as::<_, OrderRow>(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(|err| StoreError::from_sqlx(err, "read order"))?
-        .map(Order::try_from)
-        .transpose()
+    sqlx::query_as!(
+        OrderRow,
+        "SELECT id, customer_name, customer_email, product_name, quantity, status,
+                rejection_reason, created_at, updated_at
+         FROM orders WHERE id = $1",
+        id,
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(|err| StoreError::from_sqlx(err, "read order"))?
+    .map(Order::try_from)
+    .transpose()
 }
 
 /// A position in the newest-first order list; opaque to clients.
@@ -365,31 +385,30 @@ pub struct OrderPage {
     pub next: Option<Cursor>,
 }
 
-/// Keyset pagination over `(created_at, id)` descending, which the indexes serve directly.
+/// Keyset pagination over `(created_at, id)` descending. One statement serves every
+/// combination of filters: an absent filter is a `NULL` parameter, which PostgreSQL folds
+/// away when it plans the query for the values at hand.
 pub async fn list_orders(pool: &PgPool, query: &OrderQuery) -> Result<OrderPage, StoreError> {
-    let mut sql =
-        QueryBuilder::<Postgres>::new(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE TRUE"));
-    if let Some(email) = &query.customer_email {
-        sql.push(" AND customer_email = ").push_bind(email.as_str());
-    }
-    if let Some(status) = query.status {
-        sql.push(" AND status = ").push_bind(status.as_str());
-    }
-    if let Some(cursor) = query.after {
-        sql.push(" AND (created_at, id) < (")
-            .push_bind(cursor.created_at)
-            .push(", ")
-            .push_bind(cursor.id)
-            .push(")");
-    }
     // One extra row tells whether another page follows.
-    sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(query.limit.get() + 1);
-    let rows = sql
-        .build_query_as::<OrderRow>()
-        .fetch_all(pool)
-        .await
-        .map_err(|err| StoreError::from_sqlx(err, "list orders"))?;
+    let rows = sqlx::query_as!(
+        OrderRow,
+        "SELECT id, customer_name, customer_email, product_name, quantity, status,
+                rejection_reason, created_at, updated_at
+         FROM orders
+         WHERE ($1::text IS NULL OR customer_email = $1)
+           AND ($2::text IS NULL OR status = $2)
+           AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+         ORDER BY created_at DESC, id DESC
+         LIMIT $5",
+        query.customer_email.as_ref().map(EmailAddress::as_str),
+        query.status.map(OrderStatus::as_str),
+        query.after.map(|cursor| cursor.created_at),
+        query.after.map(|cursor| cursor.id),
+        query.limit.get() + 1,
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|err| StoreError::from_sqlx(err, "list orders"))?;
     let mut items = rows
         .into_iter()
         .map(Order::try_from)
@@ -404,7 +423,7 @@ pub async fn list_orders(pool: &PgPool, query: &OrderQuery) -> Result<OrderPage,
 }
 
 /// A product's stock level.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockItem {
     pub product_name: String,
     pub quantity: i32,
@@ -416,10 +435,11 @@ pub async fn get_stock(
     pool: &PgPool,
     product: &ProductName,
 ) -> Result<Option<StockItem>, StoreError> {
-    sqlx::query_as::<_, StockItem>(
+    sqlx::query_as!(
+        StockItem,
         "SELECT product_name, quantity, updated_at FROM stock WHERE product_name = $1",
+        product.as_str(),
     )
-    .bind(product.as_str())
     .fetch_optional(pool)
     .await
     .map_err(|err| StoreError::from_sqlx(err, "read stock"))
@@ -427,7 +447,8 @@ pub async fn get_stock(
 
 /// Every product's stock level, by product name.
 pub async fn list_stock(pool: &PgPool) -> Result<Vec<StockItem>, StoreError> {
-    sqlx::query_as::<_, StockItem>(
+    sqlx::query_as!(
+        StockItem,
         "SELECT product_name, quantity, updated_at FROM stock ORDER BY product_name",
     )
     .fetch_all(pool)
@@ -441,13 +462,14 @@ pub async fn set_stock(
     product: &ProductName,
     level: StockLevel,
 ) -> Result<StockItem, StoreError> {
-    sqlx::query_as::<_, StockItem>(
+    sqlx::query_as!(
+        StockItem,
         "INSERT INTO stock (product_name, quantity) VALUES ($1, $2)
          ON CONFLICT (product_name) DO UPDATE SET quantity = EXCLUDED.quantity, updated_at = now()
          RETURNING product_name, quantity, updated_at",
+        product.as_str(),
+        level.get(),
     )
-    .bind(product.as_str())
-    .bind(level.get())
     .fetch_one(pool)
     .await
     .map_err(|err| StoreError::from_sqlx(err, "set stock"))
@@ -456,7 +478,7 @@ pub async fn set_stock(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CustomerName, Quantity};
+    use shared::domain::{CustomerName, Quantity};
 
     fn order(name: &str, quantity: i64) -> NewOrder {
         NewOrder {
@@ -489,7 +511,7 @@ mod tests {
     fn cursors_round_trip_and_refuse_garbage() {
         let cursor = Cursor {
             created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
-            id: crate::domain::new_id(),
+            id: shared::domain::new_id(),
         };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
         assert!(Cursor::decode("not a cursor").is_err());

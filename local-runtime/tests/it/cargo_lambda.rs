@@ -1,4 +1,4 @@
-//! `cargo lambda watch` and `cargo lambda invoke` with the samples under `events/` (DESIGN §7):
+//! `cargo lambda watch` and `cargo lambda invoke` with the samples under `events/` (docs/architecture.md, "Local runs"):
 //! the inventory and order-api functions as cargo-lambda builds and serves them, on the test's
 //! own database and a private broker.
 
@@ -159,7 +159,7 @@ async fn apply(pool: &PgPool, file: &str) {
         .unwrap_or_else(|err| panic!("{file}: {err}"));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn invoking_inventory_with_its_sample_under_cargo_lambda_watch_confirms_the_order(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
@@ -189,7 +189,7 @@ async fn invoking_inventory_with_its_sample_under_cargo_lambda_watch_confirms_th
     assert!(processed, "the sample's event is recorded as processed");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn invoking_order_api_under_cargo_lambda_watch_answers_201_and_publishes_after_the_answer(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
@@ -218,21 +218,21 @@ async fn invoking_order_api_under_cargo_lambda_watch_answers_201_and_publishes_a
     )
     .await;
     assert_eq!(records.len(), 1, "one order.placed event for {id}");
-    let mut marked = false;
-    for _ in 0..100 {
-        marked = sqlx::query_scalar(
-            "SELECT published_at IS NOT NULL FROM outbox WHERE payload->>'subject' = $1",
-        )
-        .bind(&id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if marked {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(marked, "the outbox row is marked published");
+    testkit::eventually(
+        "the outbox row marked published",
+        Duration::from_secs(10),
+        || async {
+            let marked: bool = sqlx::query_scalar(
+                "SELECT published_at IS NOT NULL FROM outbox WHERE payload->>'subject' = $1",
+            )
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if marked { Ok(()) } else { Err("not marked") }
+        },
+    )
+    .await;
     let log = std::fs::read_to_string(&watch.log).unwrap();
     assert!(
         log.contains("events are published after each answer")

@@ -3,17 +3,14 @@
 
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 use testkit::maildev::Maildev;
+use testkit::runtime::{LocalRuntime, RuntimeSpec};
 use testkit::tansu::Tansu;
-use tokio::process::{Child, Command};
 
-/// Where mails for orders without `customerEmail` go in these tests.
-pub const FALLBACK_RECIPIENT: &str = "order-desk@example.com";
+pub use testkit::runtime::FALLBACK_RECIPIENT;
 
 /// The URL of a `#[sqlx::test]` database, for a child process to connect to.
 pub fn database_url(options: &PgConnectOptions) -> String {
@@ -29,12 +26,10 @@ pub fn database_url(options: &PgConnectOptions) -> String {
 }
 
 pub struct System {
-    pub database_url: String,
     pub pool: PgPool,
     pub broker: Tansu,
     pub mail: Maildev,
-    pub api_port: u16,
-    runtime: Option<Child>,
+    pub runtime: LocalRuntime,
     client: reqwest::Client,
 }
 
@@ -52,85 +47,29 @@ impl System {
 
     async fn start_with(pool: PgPool, options: &PgConnectOptions, broker: Tansu) -> Self {
         testkit::init_tracing();
-        let mut system = Self {
-            database_url: database_url(options),
+        let mail = Maildev::spawn().await;
+        let spec = RuntimeSpec::new(
+            env!("CARGO_BIN_EXE_local-runtime").as_ref(),
+            &database_url(options),
+            &broker.bootstrap(),
+            mail.smtp_port(),
+        )
+        .with("KAFKA_DELIVERY_TIMEOUT_MS", "1500")
+        // Tests cannot wait a minute for the relay: run it often, for rows older than 1 s.
+        .with("LOCAL_RELAY_INTERVAL_SECS", "1")
+        .with("RELAY_MIN_AGE_SECS", "1")
+        .with("RUST_LOG", "info");
+        Self {
             pool,
             broker,
-            mail: Maildev::spawn().await,
-            api_port: testkit::free_port(),
-            runtime: None,
+            mail,
+            runtime: LocalRuntime::start(spec).await,
             client: reqwest::Client::new(),
-        };
-        system.start_runtime().await;
-        system
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.api_port)
-    }
-
-    /// Starts the runtime and waits until its API answers.
-    pub async fn start_runtime(&mut self) {
-        let log_dir = std::env::temp_dir().join("local-runtime-tests");
-        std::fs::create_dir_all(&log_dir).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log_dir.join(format!("runtime-{}.log", self.api_port)))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_local-runtime"))
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .env("DATABASE_URL", &self.database_url)
-            .env("KAFKA_BOOTSTRAP_SERVERS", self.broker.bootstrap())
-            .env("KAFKA_DELIVERY_TIMEOUT_MS", "1500")
-            .env("SMTP_HOST", "127.0.0.1")
-            .env("SMTP_PORT", self.mail.smtp_port().to_string())
-            .env("SMTP_TLS", "none")
-            .env("MAIL_FROM", "orders@example.com")
-            .env("NOTIFY_FALLBACK_TO", FALLBACK_RECIPIENT)
-            .env("ORDER_API_ADDR", format!("127.0.0.1:{}", self.api_port))
-            // Tests cannot wait a minute for the relay: run it often, for rows older than 1 s.
-            .env("LOCAL_RELAY_INTERVAL_SECS", "1")
-            .env("RELAY_MIN_AGE_SECS", "1")
-            .env("RUST_LOG", "info")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the local-runtime binary starts");
-        self.runtime = Some(child);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let health = self.client.get(self.url("/api/health")).send().await;
-            if health.is_ok_and(|r| r.status().is_success()) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the local runtime did not become healthy; see {}",
-                log_dir.display()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGKILL: no shutdown hooks, nothing flushed or committed.
-    pub async fn kill_runtime(&mut self) {
-        if let Some(mut child) = self.runtime.take() {
-            child.kill().await.unwrap();
-        }
-    }
-
-    /// SIGTERM, then waits for a clean exit and returns its status code.
-    pub async fn terminate_runtime(&mut self) -> Option<i32> {
-        let mut child = self.runtime.take()?;
-        let pid = Pid::from_raw(child.id().expect("running") as i32);
-        kill(pid, Signal::SIGTERM).expect("the runtime can be signalled");
-        tokio::time::timeout(Duration::from_secs(30), child.wait())
-            .await
-            .expect("the runtime exits within 30 s of SIGTERM")
-            .unwrap()
-            .code()
+        format!("{}{path}", self.runtime.base_url())
     }
 
     pub async fn set_stock(&self, product: &str, quantity: i32) {
@@ -171,8 +110,8 @@ impl System {
 
     /// Waits until every order left `PLACED`; returns their final states.
     pub async fn wait_until_decided(&self, ids: &[String], timeout: Duration) -> Vec<Value> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
+        // Gives up quietly: the caller's assertions on the states say what went wrong.
+        let _ = testkit::poll_until(timeout, || async {
             let placed: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM orders WHERE id::text = ANY($1) AND status = 'PLACED'",
             )
@@ -180,11 +119,9 @@ impl System {
             .fetch_one(&self.pool)
             .await
             .unwrap();
-            if placed == 0 || tokio::time::Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            if placed == 0 { Ok(()) } else { Err(placed) }
+        })
+        .await;
         let mut orders = Vec::with_capacity(ids.len());
         for id in ids {
             orders.push(self.order(id).await);

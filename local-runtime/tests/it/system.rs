@@ -186,8 +186,9 @@ async fn assert_consistent(
         })
         .collect();
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
+    // Waits until every expected mail is in, then checks the counts exactly (a duplicate
+    // fails the check below).
+    let mails = testkit::poll_until(Duration::from_secs(120), || async {
         let mails = mails_by_recipient(system).await;
         let complete = placed.iter().all(|(id, customer)| {
             let received = mails
@@ -200,24 +201,23 @@ async fn assert_consistent(
                 .unwrap_or(0);
             received >= 1 && refusals >= usize::from(rejected[id])
         });
-        if complete || tokio::time::Instant::now() >= deadline {
-            for (id, customer) in placed {
-                let customer = customer.to_lowercase();
-                let received = mails
-                    .get(&(customer.clone(), "received"))
-                    .copied()
-                    .unwrap_or(0);
-                assert_eq!(received, 1, "received mails for order {id}");
-                let refusals = mails.get(&(customer, "rejected")).copied().unwrap_or(0);
-                assert_eq!(
-                    refusals,
-                    usize::from(rejected[id]),
-                    "rejection mails for order {id}"
-                );
-            }
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        if complete { Ok(mails) } else { Err(mails) }
+    })
+    .await
+    .unwrap_or_else(|incomplete| incomplete);
+    for (id, customer) in placed {
+        let customer = customer.to_lowercase();
+        let received = mails
+            .get(&(customer.clone(), "received"))
+            .copied()
+            .unwrap_or(0);
+        assert_eq!(received, 1, "received mails for order {id}");
+        let refusals = mails.get(&(customer, "rejected")).copied().unwrap_or(0);
+        assert_eq!(
+            refusals,
+            usize::from(rejected[id]),
+            "rejection mails for order {id}"
+        );
     }
 }
 
@@ -259,8 +259,8 @@ async fn killing_the_runtime_mid_stream_loses_nothing_and_applies_nothing_twice(
 
     let mut placed = place_many(&system, 40, &products, Duration::ZERO).await;
     // Orders are in flight in every stage of the pipeline: kill without warning.
-    system.kill_runtime().await;
-    system.start_runtime().await;
+    system.runtime.kill().await;
+    system.runtime.restart().await;
     placed.extend(place_many(&system, 40, &products, Duration::ZERO).await);
 
     assert_consistent(
@@ -303,7 +303,48 @@ async fn mails_held_back_by_an_smtp_outage_arrive_exactly_once(
 async fn the_runtime_exits_cleanly_on_sigterm(_: PgPoolOptions, options: PgConnectOptions) {
     let mut system = start(options).await;
 
-    let code = system.terminate_runtime().await;
+    let code = system
+        .runtime
+        .terminate()
+        .await
+        .and_then(|status| status.code());
 
     assert_eq!(code, Some(0));
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_runtime_migrates_a_fresh_database_and_serves_the_router_on_its_address(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let system = start(options).await;
+
+    let health = reqwest::get(system.url("/api/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let missing = reqwest::get(system.url("/api/missing")).await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    let migrated: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&system.pool)
+        .await
+        .unwrap();
+    assert!(migrated >= 1, "the runtime applied the migrations");
+}
+
+#[test]
+fn start_up_with_an_invalid_listen_address_fails_naming_it() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_local-runtime"))
+        .env_clear()
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orders")
+        .env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+        .env("ORDER_API_ADDR", "port three thousand")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("ORDER_API_ADDR"), "{stderr}");
 }

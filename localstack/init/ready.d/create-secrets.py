@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Create the local Secrets Manager secrets (DESIGN §6), idempotently.
+"""Create the local Secrets Manager secrets (docs/configuration.md), idempotently.
 
 LocalStack runs this file as a ready.d init hook; `scripts/services up` runs the
 same file with the tools venv's python against moto_server. An existing secret

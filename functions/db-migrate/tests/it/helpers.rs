@@ -1,4 +1,3 @@
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -9,48 +8,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::put;
 use db_migrate::Deps;
 use db_migrate::config::TopicLayout;
-use db_migrate::resource::Invocation;
+use db_migrate::handler::Invocation;
 use serde_json::{Value, json};
 use shared::config::{KafkaSettings, Secrets};
 use sqlx::PgPool;
-use tokio::process::{Child, Command};
-
-/// A private tansu broker with NO topics (testkit's starts with the system's topics, and
-/// these tests are about creating them).
-pub struct EmptyBroker {
-    port: u16,
-    _child: Child,
-}
-
-impl EmptyBroker {
-    pub async fn start() -> Self {
-        let port = testkit::free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(testkit::tansu::binary())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the tansu binary runs (scripts/services up installs it)");
-        testkit::wait_for_port(port, "a private tansu broker", Duration::from_secs(20)).await;
-        Self {
-            port,
-            _child: child,
-        }
-    }
-
-    pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
 
 pub fn deps(pool: PgPool, bootstrap: &str) -> Deps {
     Deps {
@@ -156,7 +117,7 @@ pub fn request(request_type: &str, response_url: &str) -> Value {
         }
     });
     if request_type != "Create" {
-        event["PhysicalResourceId"] = json!(db_migrate::resource::PHYSICAL_RESOURCE_ID);
+        event["PhysicalResourceId"] = json!(db_migrate::handler::PHYSICAL_RESOURCE_ID);
     }
     if request_type == "Update" {
         event["OldResourceProperties"] = json!({

@@ -2,4 +2,5 @@
 //! broker, and a local HTTP server playing CloudFormation's pre-signed response URL.
 
 mod helpers;
+mod migrations;
 mod resource;

@@ -1,11 +1,12 @@
 use std::time::Duration;
 
 use db_migrate::handle;
-use db_migrate::resource::{HandleError, PHYSICAL_RESOURCE_ID, response_client};
+use db_migrate::handler::{HandleError, PHYSICAL_RESOURCE_ID, response_client};
 use serde_json::json;
 use shared::events::topics;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use testkit::tansu::Tansu;
 
 use crate::helpers::*;
 
@@ -34,7 +35,7 @@ async fn create_applies_the_migrations_creates_the_topics_and_answers_success(po
         table_names(&pool).await.is_empty(),
         "the database starts empty"
     );
-    let broker = EmptyBroker::start().await;
+    let broker = Tansu::start_without_topics().await;
     let cfn = ResponseUrl::start().await;
 
     let deps = deps(pool.clone(), &broker.bootstrap());
@@ -68,7 +69,7 @@ async fn create_applies_the_migrations_creates_the_topics_and_answers_success(po
 
 #[sqlx::test(migrations = false)]
 async fn update_runs_again_without_changing_anything_and_keeps_the_physical_id(pool: PgPool) {
-    let broker = EmptyBroker::start().await;
+    let broker = Tansu::start_without_topics().await;
     let deps = deps(pool.clone(), &broker.bootstrap());
     let first = ResponseUrl::start().await;
     handle(
@@ -111,7 +112,7 @@ async fn update_runs_again_without_changing_anything_and_keeps_the_physical_id(p
 
 #[sqlx::test(migrations = false)]
 async fn delete_answers_success_and_leaves_schema_and_data_alone(pool: PgPool) {
-    let broker = EmptyBroker::start().await;
+    let broker = Tansu::start_without_topics().await;
     let deps = deps(pool.clone(), &broker.bootstrap());
     let create = ResponseUrl::start().await;
     handle(
@@ -287,7 +288,7 @@ fn sample(name: &str, response_url: &str) -> serde_json::Value {
 
 #[sqlx::test(migrations = false)]
 async fn the_sample_create_and_delete_events_are_answered(pool: PgPool) {
-    let broker = EmptyBroker::start().await;
+    let broker = Tansu::start_without_topics().await;
     let deps = deps(pool.clone(), &broker.bootstrap());
     for (name, status) in [
         ("db-migrate-create.json", "SUCCESS"),

@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 
 use futures::future::join_all;
-use inventory::Inventory;
 use shared::events::OrderEvent;
 use shared::msk::kafka_event;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -13,7 +12,7 @@ use crate::helpers::*;
 
 const INVOCATIONS: usize = 8;
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn concurrent_invocations_on_overlapping_products_never_oversell_or_deadlock(
     _: PgPoolOptions,
     connect: PgConnectOptions,
@@ -54,7 +53,7 @@ async fn concurrent_invocations_on_overlapping_products_never_oversell_or_deadlo
     }
     let unique: usize = per_product.iter().map(Vec::len).sum();
 
-    let inventory = Inventory::new(pool.clone(), shared_publisher().await);
+    let inventory = inventory::consumer(pool.clone(), shared_publisher().await);
     let handles = batches.into_iter().map(|batch| {
         let inventory = inventory.clone();
         tokio::spawn(async move { inventory.handle(batch).await })

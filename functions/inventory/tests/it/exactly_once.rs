@@ -10,7 +10,7 @@ use sqlx::PgPool;
 
 use crate::helpers::*;
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn the_same_batch_delivered_twice_takes_stock_once(pool: PgPool) {
     set_stock(&pool, &[("Desk Lamp", 10)]).await;
     let mut orders = Vec::new();
@@ -33,7 +33,7 @@ async fn the_same_batch_delivered_twice_takes_stock_once(pool: PgPool) {
     assert_eq!(count(&pool, "outbox").await, 3);
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_retried_batch_overlapping_a_committed_one_applies_only_the_new_records(pool: PgPool) {
     set_stock(&pool, &[("Desk Lamp", 100), ("Bookshelf", 100)]).await;
     let mut orders = Vec::new();
@@ -66,7 +66,7 @@ async fn a_retried_batch_overlapping_a_committed_one_applies_only_the_new_record
 
 /// Publishes real `order.placed` events, reads the whole topic back from the beginning as a
 /// new consumer group would, and feeds it to the function twice in Lambda-sized batches.
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn replaying_the_whole_topic_from_the_beginning_changes_nothing(pool: PgPool) {
     set_stock(&pool, &[("Desk Lamp", 4), ("Bookshelf", 20)]).await;
     let mut ours = Vec::new();

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use inventory::{Inventory, InventoryError};
-use shared::outbox::{self, RelayLimits};
+use inventory::InventoryError;
+use outbox_relay::{RelayLimits, run_once};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use testkit::proxy::TcpProxy;
@@ -13,23 +13,28 @@ use crate::helpers::*;
 
 /// Waits until some session of this test's database waits for a row lock.
 async fn wait_for_a_lock_wait(pool: &PgPool) {
-    for _ in 0..600 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the handler never reached the stock lock");
+    testkit::eventually(
+        "the handler waiting for the stock lock",
+        Duration::from_secs(30),
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                Ok(())
+            } else {
+                Err("no session waits for a lock")
+            }
+        },
+    )
+    .await;
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_database_outage_mid_batch_applies_nothing_and_the_retry_succeeds(
     _: PgPoolOptions,
     connect: PgConnectOptions,
@@ -58,7 +63,7 @@ async fn a_database_outage_mid_batch_applies_nothing_and_the_retry_succeeds(
         .unwrap()
         .push(poison);
     let before = snapshot(&direct).await;
-    let inventory = Inventory::new(through_proxy, shared_publisher().await);
+    let inventory = inventory::consumer(through_proxy, shared_publisher().await);
 
     // Hold one stock row so that the handler stops inside its transaction, after it has
     // stored dead letters and claimed the events, then cut the line.
@@ -77,7 +82,7 @@ async fn a_database_outage_mid_batch_applies_nothing_and_the_retry_succeeds(
     blocker.rollback().await.unwrap();
 
     assert!(err.is_transient(), "{err:?}");
-    assert!(matches!(err, InventoryError::Database { .. }), "{err:?}");
+    assert!(matches!(err.0, InventoryError::Database { .. }), "{err:?}");
     assert_eq!(
         snapshot(&direct).await,
         before,
@@ -94,9 +99,9 @@ async fn a_database_outage_mid_batch_applies_nothing_and_the_retry_succeeds(
 }
 
 /// Decision: a broker outage after the commit fails the invocation (a transient fault, as
-/// DESIGN §5 asks), the events wait in the outbox, and Lambda's retry finds every event
+/// docs/failure-rules.md asks), the events wait in the outbox, and Lambda's retry finds every event
 /// already processed and succeeds without touching anything.
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_broker_outage_after_the_commit_fails_the_invocation_and_the_retry_is_harmless(
     pool: PgPool,
 ) {
@@ -106,7 +111,7 @@ async fn a_broker_outage_after_the_commit_fails_the_invocation_and_the_retry_is_
     let confirmed = place_order(&pool, "Desk Lamp", 1).await;
     let rejected = place_order(&pool, "Desk Lamp", 1).await;
     let event = batch(&[confirmed.clone(), rejected.clone()], 0, 3);
-    let inventory = Inventory::new(pool.clone(), publisher.clone());
+    let inventory = inventory::consumer(pool.clone(), publisher.clone());
     broker.stop().await;
 
     let err = inventory
@@ -115,12 +120,12 @@ async fn a_broker_outage_after_the_commit_fails_the_invocation_and_the_retry_is_
         .expect_err("publishing fails");
 
     assert!(err.is_transient());
-    let InventoryError::NotPublished {
-        summary,
-        unpublished,
-    } = err
-    else {
-        panic!("unexpected error {err:?}");
+    let (summary, unpublished) = match err.0 {
+        InventoryError::NotPublished {
+            summary,
+            unpublished,
+        } => (summary, unpublished),
+        other => panic!("unexpected error {other:?}"),
     };
     assert_eq!(
         (summary.confirmed, summary.rejected, unpublished),
@@ -147,7 +152,7 @@ async fn a_broker_outage_after_the_commit_fails_the_invocation_and_the_retry_is_
 
     // Once the broker is back, the relay delivers what the function could not.
     broker.restart().await;
-    let relayed = outbox::relay(
+    let relayed = run_once(
         &pool,
         &crate::helpers::publisher(&broker.bootstrap(), Duration::from_secs(10)).await,
         RelayLimits {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use aws_lambda_events::event::kafka::KafkaEvent;
 use inventory::Inventory;
 use shared::config::{KafkaSettings, Secrets};
+use shared::consumer::Consumer;
 use shared::events::{OrderEvent, OrderEventData};
 use shared::kafka::KafkaPublisher;
 use shared::msk::{BrokerRecord, kafka_event};
@@ -48,9 +49,9 @@ pub async fn publisher(bootstrap: &str, delivery_timeout: Duration) -> KafkaPubl
         .expect("a producer can be configured")
 }
 
-pub async fn inventory(pool: &PgPool) -> Inventory {
+pub async fn inventory(pool: &PgPool) -> Consumer<Inventory> {
     testkit::init_tracing();
-    Inventory::new(pool.clone(), shared_publisher().await)
+    inventory::consumer(pool.clone(), shared_publisher().await)
 }
 
 pub async fn set_stock(pool: &PgPool, levels: &[(&str, i32)]) {

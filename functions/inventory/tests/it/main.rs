@@ -3,6 +3,7 @@
 //! unless a test needs an outage, then it starts a private one.
 
 mod concurrency;
+mod credentials;
 mod decisions;
 mod exactly_once;
 mod failures;

@@ -27,7 +27,7 @@ fn lambda_record(record: BrokerRecord) -> KafkaRecord {
     event.records.into_values().next().unwrap().remove(0)
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn poison_records_are_dead_lettered_while_the_valid_ones_around_them_are_processed(
     pool: PgPool,
 ) {

@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use inventory::Inventory;
 use shared::events::OrderEvent;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -104,9 +103,19 @@ impl FrontendParser {
 /// Waits until the pool has taken its connection back: sqlx checks a returned connection
 /// in a background task, and that round trip belongs to the batch that returned it.
 async fn settle(pool: &sqlx::PgPool) {
-    while pool.num_idle() < pool.size() as usize {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
+    testkit::eventually(
+        "the pool taking its connections back",
+        std::time::Duration::from_secs(10),
+        || async {
+            let (idle, size) = (pool.num_idle(), pool.size() as usize);
+            if idle < size {
+                Err(format!("{idle} of {size} connections idle"))
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
 }
 
 /// A batch of `n` orders: a third confirmed, a third out of stock, a third unknown products.
@@ -119,7 +128,7 @@ async fn mixed_batch(pool: &sqlx::PgPool, n: usize) -> Vec<OrderEvent> {
     events
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_batch_of_1000_takes_as_many_round_trips_as_a_batch_of_10(
     _: PgPoolOptions,
     connect: PgConnectOptions,
@@ -138,7 +147,7 @@ async fn a_batch_of_1000_takes_as_many_round_trips_as_a_batch_of_10(
         .await
         .unwrap();
     set_stock(&direct, &[("Desk Lamp", 100_000), ("Sold Out", 0)]).await;
-    let inventory = Inventory::new(counted, shared_publisher().await);
+    let inventory = inventory::consumer(counted, shared_publisher().await);
 
     // Warm up: the first batch on a connection also prepares the statements.
     let warm_up = mixed_batch(&direct, 3).await;

@@ -1,31 +1,13 @@
 //! The credentials path: `SMTP_SECRET_ARN` names a secret in the local Secrets Manager
 //! emulator, and the transport logs in to an SMTP server that requires AUTH.
 
-use aws_sdk_secretsmanager::config::{Credentials as AwsCredentials, Region};
 use notification::{NotificationError, SmtpAuth};
 use shared::config::Secrets;
 use sqlx::PgPool;
-use testkit::env;
 use uuid::Uuid;
 
 use crate::helpers::*;
 use crate::smtp_server::{SmtpServer, recipients};
-
-async fn emulator_client() -> aws_sdk_secretsmanager::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(env("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"))
-        .region(Region::new(env("AWS_REGION", "us-east-1")))
-        .credentials_provider(AwsCredentials::new(
-            env("AWS_ACCESS_KEY_ID", "test"),
-            env("AWS_SECRET_ACCESS_KEY", "test"),
-            None,
-            None,
-            "test",
-        ))
-        .load()
-        .await;
-    aws_sdk_secretsmanager::Client::new(&config)
-}
 
 /// Stores a fresh SMTP secret (`username`, `password`) and returns its ARN.
 async fn smtp_secret(
@@ -33,24 +15,21 @@ async fn smtp_secret(
     user: &str,
     password: &str,
 ) -> String {
-    client
-        .create_secret()
-        .name(format!("notification-test/smtp-{}", Uuid::now_v7()))
-        .secret_string(serde_json::json!({"username": user, "password": password}).to_string())
-        .send()
-        .await
-        .expect("the Secrets Manager emulator answers (scripts/services up)")
-        .arn
-        .expect("a created secret has an ARN")
+    testkit::secrets::create(
+        client,
+        "notification-test/smtp-",
+        &serde_json::json!({"username": user, "password": password}),
+    )
+    .await
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn credentials_from_the_secret_authenticate_against_a_server_that_requires_auth(
     pool: PgPool,
 ) {
     let password = format!("pw-{}", Uuid::now_v7());
     let server = SmtpServer::start(&["--auth", &format!("orders:{password}")]).await;
-    let client = emulator_client().await;
+    let client = testkit::secrets::emulator_client().await;
     let arn = smtp_secret(&client, "orders", &password).await;
     let mut smtp = server.settings();
     smtp.auth = SmtpAuth::Secret { arn };
@@ -71,11 +50,11 @@ async fn credentials_from_the_secret_authenticate_against_a_server_that_requires
     );
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_wrong_password_is_refused_and_the_corrected_secret_is_fetched_again(pool: PgPool) {
     let password = format!("pw-{}", Uuid::now_v7());
     let server = SmtpServer::start(&["--auth", &format!("orders:{password}")]).await;
-    let client = emulator_client().await;
+    let client = testkit::secrets::emulator_client().await;
     let arn = smtp_secret(&client, "orders", "not-the-password").await;
     let mut smtp = server.settings();
     smtp.auth = SmtpAuth::Secret { arn: arn.clone() };
@@ -84,7 +63,10 @@ async fn a_wrong_password_is_refused_and_the_corrected_secret_is_fetched_again(p
 
     let err = notifier.handle(batch(&[&event])).await.unwrap_err();
 
-    assert!(matches!(err, NotificationError::Delivery { .. }), "{err:?}");
+    assert!(
+        matches!(err.0, NotificationError::Delivery { .. }),
+        "{err:?}"
+    );
     assert!(
         err.is_transient(),
         "a login problem must not fail mails for good: {err:?}"
@@ -99,13 +81,12 @@ async fn a_wrong_password_is_refused_and_the_corrected_secret_is_fetched_again(p
     assert!(server.accepted().is_empty());
 
     // The secret is rotated to the right value; the retry fetches it again and logs in.
-    client
-        .put_secret_value()
-        .secret_id(&arn)
-        .secret_string(serde_json::json!({"username": "orders", "password": password}).to_string())
-        .send()
-        .await
-        .unwrap();
+    testkit::secrets::rotate(
+        &client,
+        &arn,
+        &serde_json::json!({"username": "orders", "password": password}),
+    )
+    .await;
     let summary = notifier.handle(batch(&[&event])).await.unwrap();
 
     assert_eq!(summary.sent, 1, "{summary:?}");

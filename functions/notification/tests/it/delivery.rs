@@ -6,7 +6,7 @@ use testkit::maildev::Maildev;
 
 use crate::helpers::*;
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_placed_order_mails_the_customer_once_with_text_html_and_stable_headers(pool: PgPool) {
     let email = unique_address("placed");
     let event = placed("Ada Lovelace", Some(&email));
@@ -49,7 +49,7 @@ async fn a_placed_order_mails_the_customer_once_with_text_html_and_stable_header
     assert_eq!(row.last_error, None);
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_rejected_order_mails_why_it_could_not_be_fulfilled(pool: PgPool) {
     let email = unique_address("rejected");
     let out_of_stock = rejected(
@@ -103,7 +103,7 @@ async fn a_rejected_order_mails_why_it_could_not_be_fulfilled(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn an_order_without_email_is_mailed_to_the_fallback_address(pool: PgPool) {
     let fallback = unique_address("fallback");
     let event = placed("Grace Hopper", None);
@@ -125,7 +125,7 @@ async fn an_order_without_email_is_mailed_to_the_fallback_address(pool: PgPool) 
     assert_eq!(row.recipient.as_deref(), Some(fallback.as_str()));
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn an_order_without_email_and_without_fallback_is_skipped(pool: PgPool) {
     let event = placed("Grace Hopper", None);
     let notifier = shared_notifier(&pool, None).await;
@@ -144,7 +144,7 @@ async fn an_order_without_email_and_without_fallback_is_skipped(pool: PgPool) {
     assert_eq!((again.already_done, again.skipped), (1, 0), "{again:?}");
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_script_tag_in_the_customer_name_is_escaped_in_the_html(pool: PgPool) {
     let email = unique_address("escaping");
     let name = "<script>alert('pwned')</script> Mallory";

@@ -6,7 +6,7 @@ use testkit::maildev::Maildev;
 
 use crate::helpers::*;
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn the_same_batch_delivered_twice_sends_one_mail_per_order_and_kind(pool: PgPool) {
     let (ada, grace) = (unique_address("twice-ada"), unique_address("twice-grace"));
     let ada_placed = placed("Ada Lovelace", Some(&ada));
@@ -38,7 +38,7 @@ async fn the_same_batch_delivered_twice_sends_one_mail_per_order_and_kind(pool: 
     }
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn an_event_repeated_within_one_batch_is_mailed_once(pool: PgPool) {
     let email = unique_address("repeated");
     let event = placed("Ada Lovelace", Some(&email));

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use notification::NotificationError;
+use shared::consumer::{BatchFailure, Invocation};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use testkit::maildev::Maildev;
@@ -12,14 +13,14 @@ use testkit::proxy::TcpProxy;
 use crate::helpers::*;
 use crate::smtp_server::{SmtpServer, recipients};
 
-fn delivery_summary(err: &NotificationError) -> &notification::BatchSummary {
-    match err {
+fn delivery_summary(err: &BatchFailure<NotificationError>) -> &notification::BatchSummary {
+    match &err.0 {
         NotificationError::Delivery { summary, .. } => summary,
         other => panic!("expected a delivery failure, got {other:?}"),
     }
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn while_smtp_is_down_the_invocation_fails_and_the_retry_delivers_each_mail_once(
     pool: PgPool,
 ) {
@@ -64,7 +65,7 @@ async fn while_smtp_is_down_the_invocation_fails_and_the_retry_delivers_each_mai
     }
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_550_for_one_recipient_fails_that_row_with_the_reply_and_the_others_are_sent(
     pool: PgPool,
 ) {
@@ -120,7 +121,7 @@ async fn a_550_for_one_recipient_fails_that_row_with_the_reply_and_the_others_ar
     );
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_451_leaves_that_row_retryable_sends_the_rest_and_fails_the_invocation(pool: PgPool) {
     let (deferred, fine) = (unique_address("deferred"), unique_address("fine"));
     let server = SmtpServer::start(&["--defer", &deferred]).await;
@@ -148,14 +149,19 @@ async fn a_451_leaves_that_row_retryable_sends_the_rest_and_fails_the_invocation
     assert_eq!(recipients(&server.wait_for_accepted(1).await), vec![fine]);
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn mails_not_started_before_the_invocation_deadline_stay_retryable(pool: PgPool) {
     let email = unique_address("deadline");
     let event = placed("Ada", Some(&email));
     let notifier = shared_notifier(&pool, None).await;
 
     let err = notifier
-        .handle_until(batch(&[&event]), Some(Instant::now()))
+        .handle_within(
+            batch(&[&event]),
+            Invocation {
+                deadline: Some(Instant::now()),
+            },
+        )
         .await
         .unwrap_err();
 
@@ -166,7 +172,7 @@ async fn mails_not_started_before_the_invocation_deadline_stay_retryable(pool: P
     assert!(Maildev::shared().messages_to(&email).await.is_empty());
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn with_the_database_down_nothing_is_sent_and_the_invocation_fails(
     _: PgPoolOptions,
     connect: PgConnectOptions,
@@ -183,14 +189,14 @@ async fn with_the_database_down_nothing_is_sent_and_the_invocation_fails(
 
     let err = notifier.handle(batch(&[&event])).await.unwrap_err();
 
-    assert!(matches!(err, NotificationError::Database(_)), "{err:?}");
+    assert!(matches!(err.0, NotificationError::Database(_)), "{err:?}");
     assert!(err.is_transient(), "{err:?}");
     assert!(server.accepted().is_empty());
 }
 
 /// The documented at-least-once window: the mail left, then the bookkeeping failed. The
 /// retry sends it again, with the same `Message-ID`, so the receiver can drop the copy.
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_crash_between_sending_and_recording_resends_with_the_same_message_id(
     _: PgPoolOptions,
     connect: PgConnectOptions,
@@ -220,7 +226,7 @@ async fn a_crash_between_sending_and_recording_resends_with_the_same_message_id(
     server.release_one().await;
     let err = first.await.unwrap().unwrap_err();
 
-    assert!(matches!(err, NotificationError::Database(_)), "{err:?}");
+    assert!(matches!(err.0, NotificationError::Database(_)), "{err:?}");
     let row_after_crash = row(&direct, event.data.order_id, "ORDER_RECEIVED").await;
     assert_eq!(row_after_crash.status, "SENDING");
 
@@ -244,14 +250,14 @@ async fn notifier_with_release(
     pool: &PgPool,
     server: &mut SmtpServer,
     lambda_batch: aws_lambda_events::event::kafka::KafkaEvent,
-) -> notification::BatchSummary {
+) -> shared::consumer::BatchReport<notification::BatchSummary> {
     let notifier = notifier(pool, server.settings(), None).await;
     let handle = tokio::spawn(async move { notifier.handle(lambda_batch).await });
     server.release_one().await;
     handle.await.unwrap().unwrap()
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_server_that_never_answers_times_out_and_leaves_the_mail_retryable(pool: PgPool) {
     // Accepts connections and never says a word, like a black-holed relay.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

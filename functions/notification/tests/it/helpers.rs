@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use notification::{MailSettings, Mailer, Notifier, SmtpSettings};
 use serde_json::Value;
 use shared::config::Secrets;
+use shared::consumer::Consumer;
 use shared::domain::{RejectionReason, new_id};
 use shared::events::{OrderEvent, OrderEventData};
 use shared::msk::{BrokerRecord, kafka_event};
@@ -45,20 +46,24 @@ pub async fn notifier_with(
     smtp: SmtpSettings,
     secrets: Secrets,
     fallback: Option<&str>,
-) -> Notifier {
+) -> Consumer<Notifier> {
     testkit::init_tracing();
-    let mailer = Mailer::new(smtp, 4, Arc::new(secrets))
+    let mailer = Mailer::new(smtp, 4, secrets)
         .await
         .expect("the SMTP transport builds");
-    Notifier::new(pool.clone(), Arc::new(mailer), mail_settings(fallback), 4)
+    notification::consumer(pool.clone(), Arc::new(mailer), mail_settings(fallback), 4)
 }
 
-pub async fn notifier(pool: &PgPool, smtp: SmtpSettings, fallback: Option<&str>) -> Notifier {
+pub async fn notifier(
+    pool: &PgPool,
+    smtp: SmtpSettings,
+    fallback: Option<&str>,
+) -> Consumer<Notifier> {
     notifier_with(pool, smtp, Secrets::new(), fallback).await
 }
 
 /// A notifier on the shared maildev.
-pub async fn shared_notifier(pool: &PgPool, fallback: Option<&str>) -> Notifier {
+pub async fn shared_notifier(pool: &PgPool, fallback: Option<&str>) -> Consumer<Notifier> {
     notifier(pool, smtp_on(Maildev::shared().smtp_port()), fallback).await
 }
 

@@ -18,7 +18,7 @@ fn sample(name: &str) -> KafkaEvent {
     serde_json::from_str(text).expect("samples are Lambda MSK events")
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn the_sample_batches_send_the_mails_they_describe(pool: PgPool) {
     let sink = Maildev::spawn().await;
     let notifier = notifier(
@@ -60,7 +60,7 @@ async fn the_sample_batches_send_the_mails_they_describe(pool: PgPool) {
     assert!(text(&edsger[0], "text").contains("we do not sell a product by that name"));
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn poison_records_are_dead_lettered_and_the_rest_of_the_batch_is_mailed(pool: PgPool) {
     let sink = Maildev::spawn().await;
     let notifier = notifier(&pool, smtp_on(sink.smtp_port()), None).await;
@@ -70,7 +70,7 @@ async fn poison_records_are_dead_lettered_and_the_rest_of_the_batch_is_mailed(po
     let again = notifier.handle(sample("mixed-batch")).await.unwrap();
 
     assert_eq!(
-        (summary.records, summary.poison, summary.sent),
+        (summary.records, summary.dead_lettered, summary.sent),
         (4, 2, 2),
         "{summary:?}"
     );

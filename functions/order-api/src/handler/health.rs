@@ -34,7 +34,7 @@ pub struct Health {
 pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     tokio::time::timeout(
         HEALTH_TIMEOUT,
-        sqlx::query("SELECT 1").execute(state.pool()),
+        sqlx::query!("SELECT 1 AS alive").fetch_one(state.pool()),
     )
     .await
     .context("the database did not answer in time")

@@ -10,8 +10,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::{health, orders, stock};
 use crate::state::AppState;
-use crate::{health, orders, stock};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -1,5 +1,8 @@
 //! The order routes: place one (idempotently, with its event), read one, list them.
 
+use crate::store::{
+    self as repo, Cursor, IdempotencyKey, Order, OrderQuery, PageLimit, PlaceOrderError, Placement,
+};
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -12,15 +15,12 @@ use shared::domain::{
     CustomerName, EmailAddress, NewOrder, OrderStatus, ProductName, Quantity, RejectionReason,
     new_id,
 };
-use shared::orders::{
-    self as repo, Cursor, IdempotencyKey, Order, OrderQuery, PageLimit, PlaceOrderError, Placement,
-};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::extract::{JsonObject, field};
+use crate::handler::record_order_id;
 use crate::problem::{ApiError, FieldError, Problem};
-use crate::record_order_id;
 use crate::state::AppState;
 
 /// The message the original system answered with; clients may match on it.

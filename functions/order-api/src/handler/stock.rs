@@ -1,5 +1,6 @@
 //! The stock routes: read levels, and set one (an admin route, IAM-authorised in AWS).
 
+use crate::store::{self as repo, StockItem};
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -7,11 +8,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::domain::{ProductName, StockLevel};
-use shared::orders::{self as repo, StockItem};
 use utoipa::ToSchema;
 
 use crate::extract::{JsonObject, field};
-use crate::orders::FieldErrors;
+use crate::handler::orders::FieldErrors;
 use crate::problem::{ApiError, FieldError, Problem};
 use crate::state::AppState;
 

@@ -15,7 +15,7 @@ async fn refused(pool: &PgPool, request: Request<Body>) -> Reply {
     reply
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn malformed_json_is_a_400_problem(pool: PgPool) {
     for body in [
         r#"{"customerName": "Ada", "#,
@@ -28,7 +28,7 @@ async fn malformed_json_is_a_400_problem(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_body_that_is_not_an_object_is_a_400_problem(pool: PgPool) {
     for body in ["[]", "42", r#""order""#, "null", "true"] {
         let reply = refused(&pool, post_json("/api/orders", body)).await;
@@ -37,7 +37,7 @@ async fn a_body_that_is_not_an_object_is_a_400_problem(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn missing_fields_are_each_listed_in_a_422(pool: PgPool) {
     let reply = refused(&pool, post_json("/api/orders", "{}")).await;
     assert_eq!(
@@ -55,7 +55,7 @@ async fn missing_fields_are_each_listed_in_a_422(pool: PgPool) {
     assert_eq!(reply.invalid_fields(), ["productName"]);
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn empty_and_blank_names_are_422(pool: PgPool) {
     let body = json!({"customerName": "", "productName": "   ", "quantity": 1});
     let reply = refused(&pool, post_json("/api/orders", body.to_string())).await;
@@ -65,7 +65,7 @@ async fn empty_and_blank_names_are_422(pool: PgPool) {
     assert!(problem.errors[0].message.contains("empty"));
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn quantities_outside_one_to_ten_thousand_fractions_and_strings_are_422(pool: PgPool) {
     for quantity in [
         json!(0),
@@ -81,7 +81,7 @@ async fn quantities_outside_one_to_ten_thousand_fractions_and_strings_are_422(po
     }
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_300_character_name_and_an_invalid_email_are_422(pool: PgPool) {
     let long = "x".repeat(300);
     let body = json!({"customerName": long, "productName": "Laptop", "quantity": 1});
@@ -105,7 +105,7 @@ async fn a_300_character_name_and_an_invalid_email_are_422(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn every_bad_field_is_listed_at_once(pool: PgPool) {
     let body =
         json!({"customerName": 7, "customerEmail": "nope", "productName": "", "quantity": 0});
@@ -122,7 +122,7 @@ async fn every_bad_field_is_listed_at_once(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn the_wrong_content_type_is_415(pool: PgPool) {
     let body = r#"{"customerName": "Ada", "productName": "Laptop", "quantity": 1}"#;
     for content_type in [
@@ -139,7 +139,7 @@ async fn the_wrong_content_type_is_415(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_100_kib_body_is_413_with_or_without_a_content_length(pool: PgPool) {
     let name = "x".repeat(100 * 1024);
     let body = json!({"customerName": name, "productName": "Laptop", "quantity": 1}).to_string();
@@ -167,7 +167,7 @@ async fn a_100_kib_body_is_413_with_or_without_a_content_length(pool: PgPool) {
         .problem(StatusCode::PAYLOAD_TOO_LARGE);
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn an_unknown_route_is_a_404_problem(pool: PgPool) {
     for path in [
         "/",
@@ -184,7 +184,7 @@ async fn an_unknown_route_is_a_404_problem(pool: PgPool) {
         .problem(StatusCode::NOT_FOUND);
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_wrong_method_is_a_405_problem_naming_the_allowed_ones(pool: PgPool) {
     for (method, path) in [
         ("DELETE", "/api/orders"),
@@ -209,7 +209,7 @@ async fn a_wrong_method_is_a_405_problem_naming_the_allowed_ones(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_malformed_order_id_is_400_and_an_unknown_one_404(pool: PgPool) {
     for id in [
         "42",
@@ -228,7 +228,7 @@ async fn a_malformed_order_id_is_400_and_an_unknown_one_404(pool: PgPool) {
         .problem(StatusCode::NOT_FOUND);
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn problems_never_show_sql_or_internal_details(pool: PgPool) {
     // A broken invariant inside the database becomes a bare 500.
     sqlx::query("ALTER TABLE orders RENAME TO orders_gone")

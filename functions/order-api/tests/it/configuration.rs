@@ -3,21 +3,20 @@
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use axum::http::StatusCode;
 use order_api::{AppState, OrderApiConfig, app};
 use shared::config::Secrets;
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::support::{call, get};
 
-const LOCAL_BINARY: &str = env!("CARGO_BIN_EXE_order-api-local");
+/// The Lambda binary: it reads its settings before it talks to any Runtime API.
+const LAMBDA_BINARY: &str = env!("CARGO_BIN_EXE_order-api");
 
-/// Runs the local binary with only `variables` set and returns its exit status and stderr.
+/// Runs the function's binary with only `variables` set; returns its exit status and stderr.
 fn start_with(variables: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
-    let output = Command::new(LOCAL_BINARY)
+    let output = Command::new(LAMBDA_BINARY)
         .env_clear()
         .envs(variables.iter().copied())
         .stdin(Stdio::null())
@@ -44,86 +43,7 @@ fn start_up_without_kafka_bootstrap_servers_fails_naming_it() {
     assert!(stderr.contains("KAFKA_BOOTSTRAP_SERVERS"), "{stderr}");
 }
 
-#[test]
-fn start_up_with_an_invalid_listen_address_fails_naming_it() {
-    let (status, stderr) = start_with(&[
-        ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orders"),
-        ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        ("ORDER_API_ADDR", "port three thousand"),
-    ]);
-    assert!(!status.success());
-    assert!(stderr.contains("ORDER_API_ADDR"), "{stderr}");
-}
-
-/// Kills the child process it holds when the test ends, however it ends.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[sqlx::test(migrations = "../../migrations")]
-async fn the_local_binary_migrates_and_serves_the_router_on_its_address(
-    _: PgPoolOptions,
-    connect: PgConnectOptions,
-) {
-    let port = testkit::free_port();
-    let database_url = format!(
-        "postgres://postgres@{}:{}/{}",
-        connect.get_host(),
-        connect.get_port(),
-        connect.get_database().unwrap()
-    );
-    let _server = Running(
-        Command::new(LOCAL_BINARY)
-            .env("DATABASE_URL", database_url)
-            .env("KAFKA_BOOTSTRAP_SERVERS", testkit::kafka::bootstrap())
-            .env("ORDER_API_ADDR", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the binary starts"),
-    );
-    testkit::wait_for_port(port, "order-api-local", Duration::from_secs(30)).await;
-
-    let health = reqwest::get(format!("http://127.0.0.1:{port}/api/health"))
-        .await
-        .unwrap();
-    assert_eq!(health.status(), StatusCode::OK);
-    let missing = reqwest::get(format!("http://127.0.0.1:{port}/api/missing"))
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    assert_eq!(
-        missing.headers()["content-type"],
-        "application/problem+json"
-    );
-}
-
-async fn secrets_manager() -> aws_sdk_secretsmanager::Client {
-    let credentials = aws_sdk_secretsmanager::config::Credentials::new(
-        testkit::env("AWS_ACCESS_KEY_ID", "test"),
-        testkit::env("AWS_SECRET_ACCESS_KEY", "test"),
-        None,
-        None,
-        "local-emulator",
-    );
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(testkit::env("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"))
-        .region(aws_config::Region::new(testkit::env(
-            "AWS_REGION",
-            "us-east-1",
-        )))
-        .credentials_provider(credentials)
-        .load()
-        .await;
-    aws_sdk_secretsmanager::Client::new(&config)
-}
-
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn database_credentials_are_read_from_secrets_manager(pool: PgPool) {
     testkit::init_tracing();
     // A role only the secret names; the local server trusts loopback, so any password works.
@@ -134,17 +54,13 @@ async fn database_credentials_are_read_from_secrets_manager(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
-    let client = secrets_manager().await;
-    let created = client
-        .create_secret()
-        .name(format!("order-api-test/db-{}", uuid::Uuid::now_v7()))
-        .secret_string(
-            serde_json::json!({"username": role, "password": "unused-locally"}).to_string(),
-        )
-        .send()
-        .await
-        .expect("the emulator creates the secret");
-    let arn = created.arn().unwrap().to_owned();
+    let client = testkit::secrets::emulator_client().await;
+    let arn = testkit::secrets::create(
+        &client,
+        "order-api-test/db-",
+        &serde_json::json!({"username": role, "password": "unused-locally"}),
+    )
+    .await;
     let database: String = sqlx::query_scalar("SELECT current_database()")
         .fetch_one(&pool)
         .await

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 
 use crate::support::{call, counts, order_body, post_order_with_key, test_app};
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn the_same_key_and_body_twice_gives_one_order_and_the_same_id(pool: PgPool) {
     let app = test_app(&pool).await;
     let body = order_body("Ada", "Laptop", 2);
@@ -25,7 +25,7 @@ async fn the_same_key_and_body_twice_gives_one_order_and_the_same_id(pool: PgPoo
     assert_eq!(counts(&pool).await, (1, 1), "one order, one event");
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn an_equivalent_body_counts_as_the_same_request(pool: PgPool) {
     let app = test_app(&pool).await;
     let first = call(
@@ -41,7 +41,7 @@ async fn an_equivalent_body_counts_as_the_same_request(pool: PgPool) {
     assert_eq!(counts(&pool).await, (1, 1));
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn the_same_key_with_another_body_is_422_and_writes_nothing(pool: PgPool) {
     let app = test_app(&pool).await;
     let first = call(
@@ -66,7 +66,7 @@ async fn the_same_key_with_another_body_is_422_and_writes_nothing(pool: PgPool) 
     assert_eq!(counts(&pool).await, (1, 1));
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn an_empty_or_overlong_key_is_422_alongside_the_other_bad_fields(pool: PgPool) {
     let app = test_app(&pool).await;
     let reply = call(
@@ -88,7 +88,7 @@ async fn an_empty_or_overlong_key_is_422_alongside_the_other_bad_fields(pool: Pg
     assert_eq!(counts(&pool).await, (0, 0));
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn twenty_concurrent_requests_sharing_a_key_create_exactly_one_order(pool: PgPool) {
     let app = test_app(&pool).await;
     let body = order_body("Ada", "Laptop", 1);

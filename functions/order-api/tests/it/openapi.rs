@@ -29,7 +29,7 @@ fn the_committed_openapi_json_matches_the_code() {
     );
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn the_openapi_document_is_served_as_openapi_3_1_with_every_route(pool: PgPool) {
     let app = test_app(&pool).await;
     let reply = call(&app, get("/api/openapi.json")).await;

@@ -13,7 +13,7 @@ use crate::support::{
     SEED_BODY, call, get, order_body, placed_records, post_json, publisher, spawn_app, test_app,
 };
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn the_seed_request_places_an_order_and_publishes_one_cloudevent(pool: PgPool) {
     let bootstrap = testkit::kafka::bootstrap();
     let state = AppState::new(
@@ -73,7 +73,7 @@ async fn the_seed_request_places_an_order_and_publishes_one_cloudevent(pool: PgP
     assert!(published.is_some(), "the outbox row is marked published");
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn sql_metacharacters_and_unicode_are_stored_and_returned_unchanged(pool: PgPool) {
     let app = test_app(&pool).await;
     let customer = "Robert'); DROP TABLE orders;-- \"Bobby\" \\ Ünïcødé 東京 🚀";
@@ -110,7 +110,7 @@ async fn sql_metacharacters_and_unicode_are_stored_and_returned_unchanged(pool: 
     assert_eq!(listed["items"][0]["customerName"], customer);
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn names_are_trimmed_and_unknown_fields_ignored(pool: PgPool) {
     let app = test_app(&pool).await;
     let body = r#"{"customerName": "  Ada  ", "productName": " Mouse ", "quantity": 3,
@@ -124,7 +124,7 @@ async fn names_are_trimmed_and_unknown_fields_ignored(pool: PgPool) {
     assert_eq!(order["customerEmail"], serde_json::Value::Null);
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_hundred_concurrent_posts_create_a_hundred_orders_and_as_many_distinct_events(
     pool: PgPool,
 ) {

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 
 use crate::support::{call, get, order_body, place, test_app};
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_placed_order_reads_back_with_every_field(pool: PgPool) {
     let app = test_app(&pool).await;
     let body = json!({"customerName": "Ada", "customerEmail": "ada@example.com",
@@ -29,7 +29,7 @@ async fn a_placed_order_reads_back_with_every_field(pool: PgPool) {
     assert!(order["createdAt"].is_string() && order["updatedAt"].is_string());
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn orders_are_listed_newest_first_page_by_page_without_gaps_or_repeats(pool: PgPool) {
     let app = test_app(&pool).await;
     let mut placed = Vec::new();
@@ -65,7 +65,7 @@ async fn orders_are_listed_newest_first_page_by_page_without_gaps_or_repeats(poo
     );
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn orders_can_be_filtered_by_email_and_status(pool: PgPool) {
     let app = test_app(&pool).await;
     let mut ada = HashSet::new();
@@ -106,7 +106,7 @@ async fn orders_can_be_filtered_by_email_and_status(pool: PgPool) {
     assert!(page["items"].as_array().unwrap().is_empty());
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn the_default_page_holds_twenty_orders(pool: PgPool) {
     let app = test_app(&pool).await;
     sqlx::query(
@@ -121,7 +121,7 @@ async fn the_default_page_holds_twenty_orders(pool: PgPool) {
     assert!(page["nextCursor"].is_string());
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn invalid_list_parameters_are_each_listed_in_a_422(pool: PgPool) {
     let app = test_app(&pool).await;
     let reply = call(

@@ -14,7 +14,7 @@ fn put_stock(product: &str, body: &str) -> Request<Body> {
         .unwrap()
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn stock_levels_can_be_set_read_and_listed(pool: PgPool) {
     let app = test_app(&pool).await;
 
@@ -44,7 +44,7 @@ async fn stock_levels_can_be_set_read_and_listed(pool: PgPool) {
     assert_eq!(level, 1_000_000);
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn stock_levels_outside_zero_to_a_million_are_422_and_change_nothing(pool: PgPool) {
     let app = test_app(&pool).await;
     for body in [
@@ -69,7 +69,7 @@ async fn stock_levels_outside_zero_to_a_million_are_422_and_change_nothing(pool:
     assert_eq!(rows, 0);
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn an_unknown_product_has_no_stock_level(pool: PgPool) {
     let app = test_app(&pool).await;
     call(&app, get("/api/stock/Unobtainium"))

@@ -3,16 +3,15 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use outbox_relay::RelayLimits;
 use outbox_relay::{RelayError, run_once};
 use shared::config::{KafkaSettings, Secrets};
 use shared::domain::{CustomerName, NewOrder, ProductName, Quantity, new_id};
 use shared::events::{OrderEvent, OrderEventData, topics};
 use shared::kafka::KafkaPublisher;
-use shared::outbox::{self, OutboxRow, RelayLimits};
+use shared::outbox::{self, OutboxRow};
 use sqlx::PgPool;
 use testkit::tansu::Tansu;
-
-const MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 fn any_age(batch_size: i64) -> RelayLimits {
     RelayLimits {
@@ -80,7 +79,7 @@ async fn published_ids(broker: &Tansu, rows: &[OutboxRow], expected: usize) -> V
     .collect()
 }
 
-#[sqlx::test(migrator = "MIGRATIONS")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn relay_publishes_stragglers_exactly_once(pool: PgPool) {
     testkit::init_tracing();
     let broker = Tansu::start().await;
@@ -98,7 +97,7 @@ async fn relay_publishes_stragglers_exactly_once(pool: PgPool) {
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 25);
 }
 
-#[sqlx::test(migrator = "MIGRATIONS")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn relay_leaves_fresh_rows_to_their_writer(pool: PgPool) {
     let broker = Tansu::start().await;
     let publisher = publisher_for(&broker).await;
@@ -112,7 +111,7 @@ async fn relay_leaves_fresh_rows_to_their_writer(pool: PgPool) {
     assert_eq!(unpublished(&pool).await, 3);
 }
 
-#[sqlx::test(migrator = "MIGRATIONS")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn concurrent_relays_never_publish_a_row_twice(pool: PgPool) {
     let broker = Tansu::start().await;
     let publisher = publisher_for(&broker).await;
@@ -128,7 +127,7 @@ async fn concurrent_relays_never_publish_a_row_twice(pool: PgPool) {
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 300);
 }
 
-#[sqlx::test(migrator = "MIGRATIONS")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn relay_keeps_rows_while_the_broker_is_down_and_sends_them_once_it_returns(pool: PgPool) {
     let mut broker = Tansu::start().await;
     let publisher = publisher_for(&broker).await;
@@ -154,7 +153,7 @@ async fn relay_keeps_rows_while_the_broker_is_down_and_sends_them_once_it_return
     assert_eq!(ids.len(), 5, "each row once after the outage");
 }
 
-#[sqlx::test(migrator = "MIGRATIONS")]
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_publisher_that_sent_before_a_broker_restart_still_sends_after_it(pool: PgPool) {
     testkit::init_tracing();
     let mut broker = Tansu::start().await;
@@ -170,22 +169,16 @@ async fn a_publisher_that_sent_before_a_broker_restart_still_sends_after_it(pool
 
     broker.restart().await;
     let after = committed_but_unpublished(&pool, 3).await;
-    let mut published = 0;
-    for _ in 0..10 {
-        match run_once(&pool, &publisher, any_age(100)).await {
-            Ok(report) => {
-                published += report.published;
-                break;
-            }
-            Err(err) => {
-                eprintln!(
-                    "relay run failed: {err}; log in {}",
-                    broker.log_path().display()
-                );
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
+    let published = testkit::eventually(
+        &format!(
+            "a relay run after the restart (broker log: {})",
+            broker.log_path().display()
+        ),
+        Duration::from_secs(10),
+        || run_once(&pool, &publisher, any_age(100)),
+    )
+    .await
+    .published;
 
     assert_eq!(published, 3);
     assert_eq!(published_ids(&broker, &before, 3).await.len(), 3);

@@ -1,0 +1,30 @@
+//! The relay's SQL: claiming the stragglers of the outbox.
+
+use std::time::Duration;
+
+use shared::outbox::OutboxRow;
+use sqlx::PgConnection;
+
+/// Claims up to `limit` rows still unpublished after `min_age`, oldest first, with
+/// `FOR UPDATE SKIP LOCKED`: concurrent relays never claim the same row, and a row that a
+/// function is marking right now is left to it.
+pub(crate) async fn claim_unpublished(
+    conn: &mut PgConnection,
+    min_age: Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<OutboxRow>> {
+    let min_age_ms = i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX);
+    sqlx::query_as!(
+        OutboxRow,
+        "SELECT id, topic, key, payload FROM outbox
+         WHERE published_at IS NULL
+           AND created_at <= now() - make_interval(secs => $1::float8 / 1000)
+         ORDER BY id
+         LIMIT $2
+         FOR UPDATE SKIP LOCKED",
+        min_age_ms as f64,
+        limit,
+    )
+    .fetch_all(conn)
+    .await
+}

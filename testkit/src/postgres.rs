@@ -1,0 +1,183 @@
+//! A private PostgreSQL cluster per test (`initdb` into a temporary folder), for what the
+//! shared server cannot show: password authentication (the shared one trusts 127.0.0.1) and
+//! settings such as a small `max_connections`. It speaks TLS with a throwaway self-signed
+//! certificate, as RDS does. Stopped and deleted on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+/// The superuser's password in every private cluster.
+pub const SUPERUSER_PASSWORD: &str = "testkit-superuser";
+
+/// A running private cluster, listening on 127.0.0.1 with SCRAM password authentication.
+pub struct Cluster {
+    port: u16,
+    dir: PathBuf,
+    server: Option<Child>,
+}
+
+/// The newest installed server's binaries (Debian keeps them out of PATH).
+fn bin(name: &str) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| entries.flatten().map(|entry| entry.path()).collect())
+        .unwrap_or_default();
+    versions.sort_by_key(|path| {
+        path.file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    versions
+        .pop()
+        .map(|version| version.join("bin").join(name))
+        .filter(|path| path.exists())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// PostgreSQL refuses to run as root; as root, the cluster runs as `postgres`.
+fn run_as_postgres() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn as_server_user(program: &Path) -> Command {
+    if run_as_postgres() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn self_signed(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+impl Cluster {
+    /// Starts a cluster with the given `postgresql.conf` settings, such as
+    /// `[("max_connections", "20")]`.
+    pub async fn start(settings: &[(&str, &str)]) -> Self {
+        let dir = std::env::temp_dir().join(format!("testkit-postgres-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("a temporary folder can be created");
+        let password_file = dir.join("password");
+        std::fs::write(&password_file, SUPERUSER_PASSWORD).unwrap();
+        let output = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+            .arg("-keyout")
+            .arg(dir.join("server.key"))
+            .arg("-out")
+            .arg(dir.join("server.crt"))
+            .output()
+            .expect("openssl runs");
+        assert!(
+            output.status.success(),
+            "could not make a certificate: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let data = dir.join("data");
+        if run_as_postgres() {
+            let status = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .expect("chown runs");
+            assert!(
+                status.success(),
+                "could not hand {} to postgres",
+                dir.display()
+            );
+        }
+        let output = as_server_user(&bin("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=scram-sha-256", "--no-sync"])
+            .arg(format!("--pwfile={}", password_file.display()))
+            .output()
+            .await
+            .expect("initdb runs (install PostgreSQL's server package)");
+        assert!(
+            output.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let port = crate::free_port();
+        let mut server = as_server_user(&bin("postgres"));
+        server
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", dir.display()))
+            .args(["-c", "fsync=off", "-c", "ssl=on"])
+            .arg("-c")
+            .arg(format!("ssl_cert_file={}", self_signed(&dir, "server.crt")))
+            .arg("-c")
+            .arg(format!("ssl_key_file={}", self_signed(&dir, "server.key")));
+        for (name, value) in settings {
+            server.arg("-c").arg(format!("{name}={value}"));
+        }
+        let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        let child = server
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the PostgreSQL server starts");
+        let cluster = Self {
+            port,
+            dir,
+            server: Some(child),
+        };
+        crate::wait_for_port(port, "the private PostgreSQL", Duration::from_secs(30)).await;
+        cluster
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A URL for `user` with `password` on database `database`.
+    pub fn url(&self, user: &str, password: &str, database: &str) -> String {
+        format!(
+            "postgres://{user}:{password}@127.0.0.1:{}/{database}",
+            self.port
+        )
+    }
+
+    /// The superuser's URL on database `postgres`.
+    pub fn superuser_url(&self) -> String {
+        self.url("postgres", SUPERUSER_PASSWORD, "postgres")
+    }
+
+    /// The server's log, for a failing test's message.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.as_mut() {
+            let _ = server.start_kill();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The `local-runtime` binary as a child process, started as a user starts it, on a
+//! database, broker and mail sink of the caller's choosing: the one harness of the local
+//! runtime's end-to-end tests and of the pipeline benchmark. The caller may kill it, stop it
+//! cleanly, and start it again.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+/// Where mails for orders without `customerEmail` go (`NOTIFY_FALLBACK_TO`).
+pub const FALLBACK_RECIPIENT: &str = "order-desk@example.com";
+
+/// How to start the runtime: its binary and environment.
+#[derive(Debug, Clone)]
+pub struct RuntimeSpec {
+    pub binary: PathBuf,
+    /// Variables on top of the defaults [`RuntimeSpec::new`] sets; later ones win.
+    pub env: Vec<(String, String)>,
+    /// How long start-up may take until the API answers `/api/health`.
+    pub start_timeout: Duration,
+}
+
+impl RuntimeSpec {
+    /// The runtime on `database_url`, the broker at `bootstrap` and the SMTP sink on
+    /// `smtp_port`, with its API on a free port.
+    pub fn new(binary: &Path, database_url: &str, bootstrap: &str, smtp_port: u16) -> Self {
+        let env = [
+            ("DATABASE_URL", database_url.to_owned()),
+            ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.to_owned()),
+            ("SMTP_HOST", "127.0.0.1".to_owned()),
+            ("SMTP_PORT", smtp_port.to_string()),
+            ("SMTP_TLS", "none".to_owned()),
+            ("MAIL_FROM", "orders@example.com".to_owned()),
+            ("NOTIFY_FALLBACK_TO", FALLBACK_RECIPIENT.to_owned()),
+        ];
+        Self {
+            binary: binary.to_owned(),
+            env: env
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect(),
+            start_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Sets one more variable.
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.env.push((name.to_owned(), value.into()));
+        self
+    }
+}
+
+/// A running (or deliberately stopped) runtime; killed on drop.
+pub struct LocalRuntime {
+    spec: RuntimeSpec,
+    port: u16,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+/// The workspace root, where `template.yaml` is (the runtime reads it from its working folder).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+impl LocalRuntime {
+    /// Starts the runtime and waits until its API answers; panics (with where the log is)
+    /// when it does not.
+    pub async fn start(spec: RuntimeSpec) -> Self {
+        match Self::try_start(spec).await {
+            Ok(runtime) => runtime,
+            Err(err) => panic!("{err:#}"),
+        }
+    }
+
+    /// As [`Self::start`], with the failure as an error (for commands that must clean up).
+    pub async fn try_start(spec: RuntimeSpec) -> anyhow::Result<Self> {
+        let port = crate::free_port();
+        let log_dir = std::env::temp_dir().join("local-runtime-logs");
+        std::fs::create_dir_all(&log_dir).expect("a log folder can be created");
+        let mut runtime = Self {
+            spec,
+            port,
+            log: log_dir.join(format!("runtime-{port}.log")),
+            child: None,
+        };
+        runtime.try_restart().await?;
+        Ok(runtime)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The base URL of its API, such as `http://127.0.0.1:40123`.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Its output (stdout and stderr, appended across restarts).
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Starts the runtime again (after [`Self::kill`] or [`Self::terminate`]) on the same
+    /// port, and waits until its API answers.
+    pub async fn restart(&mut self) {
+        if let Err(err) = self.try_restart().await {
+            panic!("{err:#}");
+        }
+    }
+
+    async fn try_restart(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.child.is_none(), "the runtime is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("the runtime log can be opened");
+        let mut command = Command::new(&self.spec.binary);
+        command
+            .current_dir(workspace_root())
+            .env("ORDER_API_ADDR", format!("127.0.0.1:{}", self.port));
+        for (name, value) in &self.spec.env {
+            command.env(name, value);
+        }
+        let child = command
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|err| {
+                anyhow::anyhow!("cannot start {}: {err}", self.spec.binary.display())
+            })?;
+        self.child = Some(child);
+        let health = format!("{}/api/health", self.base_url());
+        let client = reqwest::Client::new();
+        let child = self.child.as_mut().expect("just started");
+        let answered = crate::poll_until(self.spec.start_timeout, || {
+            let exited = child.try_wait().ok().flatten();
+            let request = client.get(&health).send();
+            let health = &health;
+            async move {
+                if let Some(status) = exited {
+                    return Ok(Err(format!("it exited during start-up ({status})")));
+                }
+                match request.await {
+                    Ok(response) if response.status().is_success() => Ok(Ok(())),
+                    Ok(response) => Err(format!("{health}: {}", response.status())),
+                    Err(err) => Err(format!("{health}: {err}")),
+                }
+            }
+        })
+        .await;
+        let failure = match answered {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(exited)) => exited,
+            Err(last) => format!(
+                "its API did not answer within {:?} (last: {last})",
+                self.spec.start_timeout
+            ),
+        };
+        self.child = None;
+        anyhow::bail!(
+            "the local runtime did not start: {failure}; see its log {}",
+            self.log.display()
+        )
+    }
+
+    /// SIGKILL: no shutdown hooks, nothing flushed or committed.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("the runtime can be killed");
+        }
+    }
+
+    /// SIGTERM, as Ctrl-C would; waits up to 30 s for the exit and returns its status
+    /// (`None` when it was not running). Panics when it does not exit.
+    pub async fn terminate(&mut self) -> Option<ExitStatus> {
+        self.try_terminate()
+            .await
+            .unwrap_or_else(|err| panic!("{err:#}"))
+    }
+
+    /// As [`Self::terminate`], with the failure as an error.
+    pub async fn try_terminate(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(None);
+        };
+        if let Some(pid) = child.id() {
+            kill(Pid::from_raw(pid as i32), Signal::SIGTERM)?;
+        }
+        match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+            Ok(status) => Ok(Some(status?)),
+            Err(_) => {
+                let _ = child.kill().await;
+                anyhow::bail!(
+                    "the local runtime did not exit within 30 s of SIGTERM; see {}",
+                    self.log.display()
+                )
+            }
+        }
+    }
+}
