@@ -278,6 +278,20 @@ impl KafkaPublisher {
         &self,
         records: impl IntoIterator<Item = (&'a str, &'a str, &'a [u8])>,
     ) -> Vec<Result<(), PublishError>> {
+        // Collected first: a closure held across the await would make the future lose `Send`.
+        let records: Vec<_> = records
+            .into_iter()
+            .map(|(topic, key, payload)| (topic, Some(key.as_bytes()), Some(payload)))
+            .collect();
+        self.publish_raw(records).await
+    }
+
+    /// As [`Self::publish_all`], for records whose key or value may be absent or not text:
+    /// a replayed dead letter goes out with exactly the bytes it arrived with.
+    pub async fn publish_raw<'a>(
+        &self,
+        records: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>, Option<&'a [u8]>)>,
+    ) -> Vec<Result<(), PublishError>> {
         let producer = self.producer();
         let mut pending = Vec::new();
         for (topic, key, payload) in records {
@@ -285,10 +299,13 @@ impl KafkaPublisher {
                 key: CONTENT_TYPE_HEADER,
                 value: Some(CLOUDEVENTS_CONTENT_TYPE),
             });
-            let record = FutureRecord::to(topic)
-                .key(key)
-                .payload(payload)
-                .headers(headers);
+            let mut record = FutureRecord::<[u8], [u8]>::to(topic).headers(headers);
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            if let Some(payload) = payload {
+                record = record.payload(payload);
+            }
             // `send` enqueues on its first poll; awaiting enqueue one by one keeps the order,
             // and the acknowledgements are then awaited together.
             pending.push(producer.send_result(record).map_err(|(err, _)| err));
