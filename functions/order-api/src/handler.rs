@@ -4,9 +4,11 @@
 //!
 //! - [`orders`]: place one (idempotently, with its event), read one, list them.
 //! - [`stock`]: read levels, and set one (an admin route).
+//! - [`dead_letters`]: list the records the consumers refused, and replay one (admin routes).
 //! - [`health`]: whether the database answers.
 //! - [`openapi`]: the OpenAPI 3.1 document generated from the route annotations.
 
+pub mod dead_letters;
 pub mod health;
 pub mod openapi;
 pub mod orders;

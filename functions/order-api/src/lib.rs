@@ -2,7 +2,8 @@
 //! the tests alike.
 //!
 //! - [`config`]: typed settings read once at start-up.
-//! - [`store`]: its SQL: orders (placed with their outbox row in one statement) and stock.
+//! - [`store`]: its SQL: orders (placed with their outbox row in one statement), stock and
+//!   dead letters.
 //! - [`handler`]: the router and its routes; requests are parsed into domain types at this
 //!   edge and handed to [`store`].
 //! - [`extract`]: the JSON body extractor (content type, size, syntax).

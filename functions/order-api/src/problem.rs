@@ -7,12 +7,13 @@ use crate::store::{PlaceOrderError, StoreError};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
-/// Seconds a client should wait before retrying while the database is unavailable.
+/// Seconds a client should wait before retrying while the database or the broker is unavailable.
 pub const RETRY_AFTER_SECS: u32 = 2;
 
 /// An RFC 9457 problem document.
@@ -68,9 +69,15 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("idempotency key reused with another request")]
     IdempotencyKeyReused,
+    /// A dead letter is replayed once: this one was (at that time), or is being replayed.
+    #[error("dead letter {id} was already replayed")]
+    AlreadyReplayed { id: i64, at: Option<DateTime<Utc>> },
     /// Transient: the database cannot be reached; the client should retry.
     #[error("the database is unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// Transient: the broker did not acknowledge a record the client waits for.
+    #[error("the broker is unavailable")]
+    BrokerUnavailable(#[source] anyhow::Error),
     /// A status the framework produced (405, 413, ...), with a generic problem body.
     #[error("{0}")]
     Status(StatusCode),
@@ -92,7 +99,8 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Validation(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::AlreadyReplayed { .. } => StatusCode::CONFLICT,
+            Self::Unavailable(_) | Self::BrokerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Status(status) => *status,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -133,10 +141,28 @@ impl ApiError {
                     "was already used with a different request",
                 )],
             ),
+            Self::AlreadyReplayed { id, at } => (
+                "urn:problem:order-api:already-replayed",
+                "Dead letter already replayed",
+                match at {
+                    Some(at) => format!(
+                        "Dead letter {id} was replayed at {}; a dead letter is replayed once",
+                        at.to_rfc3339_opts(SecondsFormat::Micros, true)
+                    ),
+                    None => format!("Another request is replaying dead letter {id}"),
+                },
+                Vec::new(),
+            ),
             Self::Unavailable(_) => (
                 "urn:problem:order-api:service-unavailable",
                 "Service temporarily unavailable",
                 format!("The order database cannot be reached; retry in {RETRY_AFTER_SECS} seconds"),
+                Vec::new(),
+            ),
+            Self::BrokerUnavailable(_) => (
+                "urn:problem:order-api:service-unavailable",
+                "Service temporarily unavailable",
+                format!("The event broker did not acknowledge the record; retry in {RETRY_AFTER_SECS} seconds"),
                 Vec::new(),
             ),
             Self::Status(status) => (
@@ -185,12 +211,13 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Unexpected(err) => tracing::error!(error = ?err, "request failed"),
             Self::Unavailable(err) => tracing::warn!(error = ?err, "database unavailable"),
+            Self::BrokerUnavailable(err) => tracing::warn!(error = ?err, "broker unavailable"),
             other => tracing::info!(error = %other, "request refused"),
         }
         let mut response = (self.status(), Json(self.problem())).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if matches!(self, Self::Unavailable(_)) {
+        if matches!(self, Self::Unavailable(_) | Self::BrokerUnavailable(_)) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
         response

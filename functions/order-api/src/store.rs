@@ -1,4 +1,4 @@
-//! The order API's SQL: orders and stock levels (docs/data.md).
+//! The order API's SQL: orders, stock levels and dead letters (docs/data.md).
 //!
 //! Placing an order writes the order and its `order.placed` outbox row in one statement;
 //! an `Idempotency-Key` makes a retried request return the first order instead of a second
@@ -303,28 +303,22 @@ pub async fn get_order(pool: &PgPool, id: Uuid) -> Result<Option<Order>, StoreEr
     .transpose()
 }
 
-/// A position in the newest-first order list; opaque to clients.
+/// A position in a newest-first list: the time and id of the last item returned, opaque to
+/// clients. Orders are keyed by UUID ([`Cursor`]), dead letters by their serial id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    created_at: DateTime<Utc>,
-    id: Uuid,
+pub struct PageCursor<Id> {
+    at: DateTime<Utc>,
+    id: Id,
 }
 
-impl Cursor {
-    /// The position just after `order`.
-    pub fn after(order: &Order) -> Self {
-        Self {
-            created_at: order.created_at,
-            id: order.id,
-        }
-    }
+/// A position in the order list.
+pub type Cursor = PageCursor<Uuid>;
+/// A position in the dead letter list.
+pub type DeadLetterCursor = PageCursor<i64>;
 
+impl<Id: Copy + std::fmt::Display + std::str::FromStr> PageCursor<Id> {
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!(
-            "{}|{}",
-            self.created_at.timestamp_micros(),
-            self.id
-        ))
+        URL_SAFE_NO_PAD.encode(format!("{}|{}", self.at.timestamp_micros(), self.id))
     }
 
     pub fn decode(raw: &str) -> Result<Self, Invalid> {
@@ -334,13 +328,23 @@ impl Cursor {
         let (micros, id) = text.split_once('|').ok_or_else(not_a_cursor)?;
         let micros: i64 = micros.parse().map_err(|_| not_a_cursor())?;
         Ok(Self {
-            created_at: DateTime::from_timestamp_micros(micros).ok_or_else(not_a_cursor)?,
-            id: Uuid::parse_str(id).map_err(|_| not_a_cursor())?,
+            at: DateTime::from_timestamp_micros(micros).ok_or_else(not_a_cursor)?,
+            id: id.parse().map_err(|_| not_a_cursor())?,
         })
     }
 }
 
-/// How many orders one page holds: 1 to 100, 20 by default.
+impl Cursor {
+    /// The position just after `order`.
+    pub fn after(order: &Order) -> Self {
+        Self {
+            at: order.created_at,
+            id: order.id,
+        }
+    }
+}
+
+/// How many items one page holds: 1 to 100, 20 by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageLimit(u8);
 
@@ -358,8 +362,20 @@ impl PageLimit {
         }
     }
 
+    /// Reads a `limit` query parameter.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        raw.parse::<i64>()
+            .map_err(|_| Invalid(format!("must be an integer, got {raw:?}")))
+            .and_then(Self::new)
+    }
+
     pub fn get(self) -> i64 {
         i64::from(self.0)
+    }
+
+    /// Rows to fetch for a page: one more than it holds tells whether another page follows.
+    fn rows_to_fetch(self) -> i64 {
+        self.get() + 1
     }
 }
 
@@ -378,18 +394,38 @@ pub struct OrderQuery {
     pub after: Option<Cursor>,
 }
 
-/// One page of orders, newest first, and the cursor of the next page if there is one.
+/// One page of a newest-first list, and the cursor of the next page if there is one.
 #[derive(Debug, Clone)]
-pub struct OrderPage {
-    pub items: Vec<Order>,
-    pub next: Option<Cursor>,
+pub struct Page<T, Id> {
+    pub items: Vec<T>,
+    pub next: Option<PageCursor<Id>>,
+}
+
+/// One page of orders.
+pub type OrderPage = Page<Order, Uuid>;
+
+impl<T, Id> Page<T, Id> {
+    /// From the rows fetched with [`PageLimit::rows_to_fetch`]; `position` is the cursor
+    /// just after an item.
+    fn from_rows(
+        mut rows: Vec<T>,
+        limit: PageLimit,
+        position: impl Fn(&T) -> PageCursor<Id>,
+    ) -> Self {
+        let next = if rows.len() > usize::from(limit.0) {
+            rows.truncate(limit.0.into());
+            rows.last().map(position)
+        } else {
+            None
+        };
+        Self { items: rows, next }
+    }
 }
 
 /// Keyset pagination over `(created_at, id)` descending. One statement serves every
 /// combination of filters: an absent filter is a `NULL` parameter, which PostgreSQL folds
 /// away when it plans the query for the values at hand.
 pub async fn list_orders(pool: &PgPool, query: &OrderQuery) -> Result<OrderPage, StoreError> {
-    // One extra row tells whether another page follows.
     let rows = sqlx::query_as!(
         OrderRow,
         "SELECT id, customer_name, customer_email, product_name, quantity, status,
@@ -402,24 +438,18 @@ pub async fn list_orders(pool: &PgPool, query: &OrderQuery) -> Result<OrderPage,
          LIMIT $5",
         query.customer_email.as_ref().map(EmailAddress::as_str),
         query.status.map(OrderStatus::as_str),
-        query.after.map(|cursor| cursor.created_at),
+        query.after.map(|cursor| cursor.at),
         query.after.map(|cursor| cursor.id),
-        query.limit.get() + 1,
+        query.limit.rows_to_fetch(),
     )
     .fetch_all(pool)
     .await
     .map_err(|err| StoreError::from_sqlx(err, "list orders"))?;
-    let mut items = rows
+    let orders = rows
         .into_iter()
         .map(Order::try_from)
         .collect::<Result<Vec<_>, _>>()?;
-    let next = if items.len() as i64 > query.limit.get() {
-        items.truncate(query.limit.0.into());
-        items.last().map(Cursor::after)
-    } else {
-        None
-    };
-    Ok(OrderPage { items, next })
+    Ok(Page::from_rows(orders, query.limit, Cursor::after))
 }
 
 /// A product's stock level.
@@ -475,6 +505,122 @@ pub async fn set_stock(
     .map_err(|err| StoreError::from_sqlx(err, "set stock"))
 }
 
+/// A record a consumer refused, as `dead_letters` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub consumer: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    /// Why the consumer refused it.
+    pub error: String,
+    pub received_at: DateTime<Utc>,
+    pub replayed_at: Option<DateTime<Utc>>,
+}
+
+impl DeadLetterCursor {
+    /// The position just after `letter`.
+    pub fn after(letter: &DeadLetter) -> Self {
+        Self {
+            at: letter.received_at,
+            id: letter.id,
+        }
+    }
+}
+
+/// Which dead letters to list, and from where.
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetterQuery {
+    pub consumer: Option<String>,
+    pub limit: PageLimit,
+    pub after: Option<DeadLetterCursor>,
+}
+
+/// One page of dead letters.
+pub type DeadLetterPage = Page<DeadLetter, i64>;
+
+/// Dead letters newest first (by `received_at`, then id), keyset-paginated as orders are.
+pub async fn list_dead_letters(
+    pool: &PgPool,
+    query: &DeadLetterQuery,
+) -> Result<DeadLetterPage, StoreError> {
+    let rows = sqlx::query_as!(
+        DeadLetter,
+        r#"SELECT id, consumer, topic, "partition", "offset", key, value, error, received_at,
+                  replayed_at
+           FROM dead_letters
+           WHERE ($1::text IS NULL OR consumer = $1)
+             AND ($2::timestamptz IS NULL OR (received_at, id) < ($2, $3::bigint))
+           ORDER BY received_at DESC, id DESC
+           LIMIT $4"#,
+        query.consumer.as_deref(),
+        query.after.map(|cursor| cursor.at),
+        query.after.map(|cursor| cursor.id),
+        query.limit.rows_to_fetch(),
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|err| StoreError::from_sqlx(err, "list dead letters"))?;
+    Ok(Page::from_rows(rows, query.limit, DeadLetterCursor::after))
+}
+
+/// The outcome of [`claim_dead_letter`].
+#[derive(Debug)]
+pub enum ReplayClaim {
+    /// This caller may replay it now; `replayed_at` is the claim, to release if it fails.
+    Claimed(DeadLetter),
+    /// Replayed, or being replayed, since this time (`None`: a failed replay released it
+    /// just now).
+    Taken(Option<DateTime<Utc>>),
+    Missing,
+}
+
+/// Claims dead letter `id` for its one replay by setting `replayed_at`. Concurrent claims
+/// of one row wait for each other and then see it set, so exactly one caller gets it.
+pub async fn claim_dead_letter(pool: &PgPool, id: i64) -> Result<ReplayClaim, StoreError> {
+    let claimed = sqlx::query_as!(
+        DeadLetter,
+        r#"UPDATE dead_letters SET replayed_at = now()
+           WHERE id = $1 AND replayed_at IS NULL
+           RETURNING id, consumer, topic, "partition", "offset", key, value, error, received_at,
+                     replayed_at"#,
+        id,
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(|err| StoreError::from_sqlx(err, "claim a dead letter"))?;
+    if let Some(letter) = claimed {
+        return Ok(ReplayClaim::Claimed(letter));
+    }
+    // Only to say why: it is missing, or someone replayed it.
+    let taken = sqlx::query_scalar!("SELECT replayed_at FROM dead_letters WHERE id = $1", id)
+        .fetch_optional(pool)
+        .await
+        .map_err(|err| StoreError::from_sqlx(err, "read a dead letter"))?;
+    Ok(taken.map_or(ReplayClaim::Missing, ReplayClaim::Taken))
+}
+
+/// Gives a claim back after the broker did not acknowledge the replay, so that the dead
+/// letter can be replayed again. Only the claim made at `claimed_at` is released.
+pub async fn release_dead_letter(
+    pool: &PgPool,
+    id: i64,
+    claimed_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE dead_letters SET replayed_at = NULL WHERE id = $1 AND replayed_at = $2",
+        id,
+        claimed_at,
+    )
+    .execute(pool)
+    .await
+    .map_err(|err| StoreError::from_sqlx(err, "release a dead letter claim"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,12 +656,20 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_refuse_garbage() {
         let cursor = Cursor {
-            created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
+            at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
             id: shared::domain::new_id(),
         };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
         assert!(Cursor::decode("not a cursor").is_err());
         assert!(Cursor::decode(&URL_SAFE_NO_PAD.encode("12|not-a-uuid")).is_err());
+        // Each list reads only its own cursors.
+        assert!(DeadLetterCursor::decode(&cursor.encode()).is_err());
+        let letter = DeadLetterCursor {
+            at: cursor.at,
+            id: 42,
+        };
+        assert_eq!(DeadLetterCursor::decode(&letter.encode()).unwrap(), letter);
+        assert!(Cursor::decode(&letter.encode()).is_err());
     }
 
     #[test]

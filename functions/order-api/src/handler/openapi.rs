@@ -10,7 +10,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{health, orders, stock};
+use super::{dead_letters, health, orders, stock};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -23,6 +23,7 @@ use crate::state::AppState;
     tags(
         (name = "orders", description = "Place and read orders"),
         (name = "stock", description = "Stock levels"),
+        (name = "dead letters", description = "Records the consumers refused: list and replay them (admin)"),
         (name = "operations", description = "Health and API description"),
     ),
 )]
@@ -35,6 +36,8 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::get_order))
         .routes(routes!(stock::list_stock))
         .routes(routes!(stock::get_stock, stock::set_stock))
+        .routes(routes!(dead_letters::list_dead_letters))
+        .routes(routes!(dead_letters::replay_dead_letter))
         .routes(routes!(health::health))
         .routes(routes!(openapi_document))
 }

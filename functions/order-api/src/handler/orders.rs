@@ -211,13 +211,13 @@ impl TryFrom<&ListOrdersParams> for OrderQuery {
         );
         let limit = errors.check(
             "limit",
-            match params.limit.as_deref() {
-                None => Ok(PageLimit::default()),
-                Some(raw) => raw
-                    .parse::<i64>()
-                    .map_err(|_| format!("must be an integer, got {raw:?}"))
-                    .and_then(|n| PageLimit::new(n).map_err(|err| err.0)),
-            },
+            params
+                .limit
+                .as_deref()
+                .map(PageLimit::parse)
+                .transpose()
+                .map(Option::unwrap_or_default)
+                .map_err(|err| err.0),
         );
         let after = errors.check(
             "cursor",

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod configuration;
+mod dead_letters;
 mod idempotency;
 mod openapi;
 mod outages;

@@ -45,6 +45,8 @@ async fn the_openapi_document_is_served_as_openapi_3_1_with_every_route(pool: Pg
         ("/api/stock", "get"),
         ("/api/stock/{productName}", "get"),
         ("/api/stock/{productName}", "put"),
+        ("/api/dead-letters", "get"),
+        ("/api/dead-letters/{id}/replay", "post"),
         ("/api/health", "get"),
         ("/api/openapi.json", "get"),
     ] {
