@@ -112,8 +112,12 @@ fn expectations() -> Vec<Expectation> {
             binary: "order-api".into(),
             reads: order_api::config::OrderApiConfig::variables(),
             routes: api_routes(),
-            // docs/api.md: the stock admin route is IAM-authorised in AWS.
-            iam_routes: vec![("PUT".into(), "/api/stock/{productName}".into())],
+            // docs/api.md: the admin routes are IAM-authorised in AWS.
+            iam_routes: vec![
+                ("PUT".into(), "/api/stock/{productName}".into()),
+                ("GET".into(), "/api/dead-letters".into()),
+                ("POST".into(), "/api/dead-letters/{id}/replay".into()),
+            ],
             ..Expectation::default()
         },
         Expectation {
@@ -324,6 +328,19 @@ fn an_admin_route_without_iam_is_reported() {
         &drifts,
         "OrderApiFunction",
         "PUT /api/stock/{productName} must use AWS_IAM",
+    );
+}
+
+#[test]
+fn a_dead_letter_route_without_iam_is_reported() {
+    let drifts = drifts_of(&edited(
+        "            Path: /api/dead-letters/{id}/replay\n            Auth:\n              Authorizer: AWS_IAM\n",
+        "            Path: /api/dead-letters/{id}/replay\n",
+    ));
+    assert_reports(
+        &drifts,
+        "OrderApiFunction",
+        "POST /api/dead-letters/{id}/replay must use AWS_IAM",
     );
 }
 
