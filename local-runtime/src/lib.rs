@@ -4,7 +4,10 @@
 //! - [`template`]: reads the MSK triggers and the relay schedule from `template.yaml`, so that
 //!   local and cloud wiring cannot drift.
 //! - [`trigger`]: emulates Lambda's MSK event source mapping for one trigger.
+//! - [`redrive`]: hands the batches an MSK trigger discarded into its on-failure queue to the
+//!   consumer function again (`local-runtime redrive`).
 
+pub mod redrive;
 pub mod system;
 pub mod template;
 pub mod trigger;

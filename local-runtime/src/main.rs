@@ -1,5 +1,6 @@
 //! `local-runtime`: the whole system in one process (docs/architecture.md, "Local runs").
-//! `local-runtime provision` only migrates the database and creates the topics.
+//! `local-runtime provision` only migrates the database and creates the topics;
+//! `local-runtime redrive --queue-url <url> --function <name>` redrives an on-failure queue.
 
 use std::process::ExitCode;
 
@@ -11,11 +12,17 @@ async fn main() -> ExitCode {
     lambda_runtime::tracing::init_default_subscriber();
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let result = match std::env::args().nth(1).as_deref() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
         // Only db-migrate's work (migrations and topics), then exit.
         Some("provision") => system::provision().await,
+        Some("redrive") => match redrive_args(&args[1..]) {
+            Ok((queue_url, function)) => system::redrive(queue_url, function).await,
+            Err(err) => Err(err),
+        },
         Some(other) => Err(anyhow::anyhow!(
-            "unknown command {other:?}; run without arguments, or with `provision`"
+            "unknown command {other:?}; run without arguments, with `provision`, or with \
+             `redrive --queue-url <url> --function <name>`"
         )),
         None => match LocalConfig::from_env() {
             Ok(config) => system::run(config, shutdown).await,
@@ -29,6 +36,18 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--queue-url <url> --function <name>`, in either order.
+fn redrive_args(args: &[String]) -> anyhow::Result<(&str, &str)> {
+    let value = |flag: &str| {
+        args.iter()
+            .position(|arg| arg == flag)
+            .and_then(|at| args.get(at + 1))
+            .map(String::as_str)
+            .ok_or_else(|| anyhow::anyhow!("redrive needs {flag} <value>"))
+    };
+    Ok((value("--queue-url")?, value("--function")?))
 }
 
 /// Ctrl-C or SIGTERM: stop polling, finish the batch in flight, commit, exit.

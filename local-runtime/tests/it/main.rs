@@ -1,7 +1,9 @@
-//! The local runtime, tested two ways: its MSK trigger emulator in-process ([`trigger`]), and
-//! the whole system as a user runs it, as a child process against real services ([`system`]).
+//! The local runtime, tested two ways: its MSK trigger emulator and its on-failure queue
+//! redrive in-process ([`trigger`], [`redrive`]), and the whole system as a user runs it, as a
+//! child process against real services ([`system`]).
 
 mod cargo_lambda;
 mod harness;
+mod redrive;
 mod system;
 mod trigger;

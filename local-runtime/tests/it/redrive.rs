@@ -1,0 +1,313 @@
+//! Redriving an on-failure queue: SQS through the local emulator, a private broker holding
+//! the batch, and the real inventory consumer, in-process and through `local-runtime redrive`.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use local_runtime::redrive;
+use shared::config::{KafkaSettings, Secrets};
+use shared::events::{OrderEvent, OrderEventData, topics};
+use shared::kafka::KafkaPublisher;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use testkit::proxy::TcpProxy;
+use testkit::tansu::Tansu;
+use uuid::Uuid;
+
+use crate::harness::database_url;
+
+async fn sqs() -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(
+        &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+    )
+}
+
+/// A fresh queue on the emulator; its URL.
+async fn queue(sqs: &aws_sdk_sqs::Client) -> String {
+    sqs.create_queue()
+        .queue_name(format!("redrive-{}", Uuid::now_v7()))
+        .send()
+        .await
+        .expect("the SQS emulator answers (scripts/services up)")
+        .queue_url
+        .unwrap()
+}
+
+/// Messages still in the queue, visible or being handled.
+async fn messages_left(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> usize {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+    attributes
+        .values()
+        .map(|count| count.parse::<usize>().unwrap())
+        .sum()
+}
+
+/// What Lambda sends the on-failure queue for a discarded batch of `order-placed` records
+/// on `partition`, offsets `first..=last` (the documented format).
+fn on_failure_message(bootstrap: &str, partition: i32, first: i64, last: i64) -> String {
+    serde_json::json!({
+        "requestContext": {
+            "requestId": Uuid::now_v7(),
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:orders-inventory",
+            "condition": "RetryAttemptsExhausted",
+            "approximateInvokeCount": 10
+        },
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": "2025-11-24T16:00:06.021Z",
+        "KafkaBatchInfo": {
+            "batchSize": last - first + 1,
+            "eventSourceArn": "arn:aws:kafka:us-east-1:123456789012:cluster/orders/abc-1",
+            "bootstrapServers": bootstrap,
+            "payloadSize": 2048,
+            "recordsInfo": {
+                format!("{}-{partition}", topics::ORDER_PLACED): {
+                    "firstRecordOffset": first.to_string(),
+                    "lastRecordOffset": last.to_string(),
+                    "firstRecordTimestamp": "2025-11-24T16:00:04.835Z",
+                    "lastRecordTimestamp": "2025-11-24T16:00:05.580Z"
+                }
+            }
+        }
+    })
+    .to_string()
+}
+
+async fn send(sqs: &aws_sdk_sqs::Client, queue_url: &str, body: String) {
+    sqs.send_message()
+        .queue_url(queue_url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A private broker holding four placed orders for one product (so one partition), with
+/// the orders PLACED in the database and stock for all of them.
+struct Placed {
+    broker: Tansu,
+    orders: Vec<Uuid>,
+    partition: i32,
+    offsets: Vec<i64>,
+}
+
+async fn place_four_orders(pool: &PgPool) -> Placed {
+    testkit::init_tracing();
+    let broker = Tansu::start().await;
+    sqlx::query("INSERT INTO stock (product_name, quantity) VALUES ('Laptop', 10)")
+        .execute(pool)
+        .await
+        .unwrap();
+    let events: Vec<OrderEvent> = (0..4)
+        .map(|n| {
+            OrderEvent::placed(OrderEventData {
+                order_id: shared::domain::new_id(),
+                customer_name: format!("Customer {n}"),
+                customer_email: None,
+                product_name: "Laptop".to_owned(),
+                quantity: 1,
+                reason: None,
+            })
+        })
+        .collect();
+    for event in &events {
+        sqlx::query(
+            "INSERT INTO orders (id, customer_name, product_name, quantity, status)
+             VALUES ($1, $2, 'Laptop', 1, 'PLACED')",
+        )
+        .bind(event.data.order_id)
+        .bind(&event.data.customer_name)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    let payloads: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| serde_json::to_vec(e).unwrap())
+        .collect();
+    let results = publisher(&broker)
+        .await
+        .publish_all(
+            payloads
+                .iter()
+                .map(|p| (topics::ORDER_PLACED, "Laptop", p.as_slice())),
+        )
+        .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let records = testkit::kafka::read_records(
+        &broker.bootstrap(),
+        topics::ORDER_PLACED,
+        |_| true,
+        4,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(records.len(), 4);
+    Placed {
+        partition: records[0].partition,
+        offsets: records.iter().map(|r| r.offset).collect(),
+        orders: events.iter().map(|e| e.data.order_id).collect(),
+        broker,
+    }
+}
+
+async fn publisher(broker: &Tansu) -> KafkaPublisher {
+    KafkaPublisher::new(
+        &KafkaSettings::plaintext(broker.bootstrap()),
+        &Secrets::new(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn statuses(pool: &PgPool, orders: &[Uuid]) -> Vec<String> {
+    let mut found = Vec::new();
+    for id in orders {
+        found.push(
+            sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+                .bind(id)
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+        );
+    }
+    found
+}
+
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn a_discarded_batch_is_read_back_from_kafka_handed_to_the_consumer_and_then_deleted(
+    pool: PgPool,
+) {
+    let placed = place_four_orders(&pool).await;
+    let (sqs, bootstrap) = (sqs().await, placed.broker.bootstrap());
+    let queue_url = queue(&sqs).await;
+    // The trigger discarded the batch of the second and third orders.
+    let (first, last) = (placed.offsets[1], placed.offsets[2]);
+    send(
+        &sqs,
+        &queue_url,
+        on_failure_message(&bootstrap, placed.partition, first, last),
+    )
+    .await;
+    let inventory = inventory::consumer(pool.clone(), publisher(&placed.broker).await);
+
+    let report = redrive::run(
+        &sqs,
+        &queue_url,
+        &KafkaSettings::plaintext(&bootstrap),
+        &Secrets::new(),
+        &inventory,
+    )
+    .await
+    .unwrap();
+
+    assert_eq!((report.redriven, report.records), (1, 2), "{report:?}");
+    assert!(report.failed.is_empty());
+    assert_eq!(
+        statuses(&pool, &placed.orders).await,
+        ["PLACED", "CONFIRMED", "CONFIRMED", "PLACED"],
+        "exactly the batch's records, none around them"
+    );
+    assert_eq!(
+        messages_left(&sqs, &queue_url).await,
+        0,
+        "deleted after success"
+    );
+}
+
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn a_message_whose_batch_fails_again_or_that_describes_no_batch_stays_in_the_queue(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let pool = PgPoolOptions::new()
+        .connect_with(connect.clone())
+        .await
+        .unwrap();
+    let placed = place_four_orders(&pool).await;
+    let (sqs, bootstrap) = (sqs().await, placed.broker.bootstrap());
+    let queue_url = queue(&sqs).await;
+    let last = *placed.offsets.last().unwrap();
+    send(
+        &sqs,
+        &queue_url,
+        on_failure_message(&bootstrap, placed.partition, placed.offsets[0], last),
+    )
+    .await;
+    send(&sqs, &queue_url, "not an on-failure record".to_owned()).await;
+    // The consumer's database is cut off: the batch fails again, transiently.
+    let proxy = TcpProxy::start(format!("{}:{}", connect.get_host(), connect.get_port())).await;
+    let cut_off = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy_with(connect.clone().host("127.0.0.1").port(proxy.port()));
+    proxy.cut().await;
+    let inventory = inventory::consumer(cut_off, publisher(&placed.broker).await);
+    let kafka = KafkaSettings::plaintext(&bootstrap);
+
+    let report = redrive::run(&sqs, &queue_url, &kafka, &Secrets::new(), &inventory)
+        .await
+        .unwrap();
+
+    assert_eq!(report.redriven, 0);
+    assert_eq!(report.failed.len(), 2, "{report:?}");
+    assert_eq!(messages_left(&sqs, &queue_url).await, 2);
+    assert_eq!(statuses(&pool, &placed.orders).await, ["PLACED"; 4]);
+}
+
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn local_runtime_redrive_hands_a_queue_to_the_named_consumer(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let pool = PgPoolOptions::new()
+        .connect_with(connect.clone())
+        .await
+        .unwrap();
+    let placed = place_four_orders(&pool).await;
+    let (sqs, bootstrap) = (sqs().await, placed.broker.bootstrap());
+    let queue_url = queue(&sqs).await;
+    let last = *placed.offsets.last().unwrap();
+    send(
+        &sqs,
+        &queue_url,
+        on_failure_message(&bootstrap, placed.partition, placed.offsets[0], last),
+    )
+    .await;
+    let redrive = |function: &str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_local-runtime"))
+            .args(["redrive", "--queue-url", &queue_url, "--function", function])
+            .env("DATABASE_URL", database_url(&connect))
+            .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
+            .env("RUST_LOG", "warn")
+            .output()
+    };
+
+    let unknown = redrive("nobody").await.unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no consumer function is named"));
+    assert_eq!(messages_left(&sqs, &queue_url).await, 1, "nothing was read");
+
+    let output = redrive("inventory").await.unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("redriven: 1 batches (4 records) handed to inventory"),
+        "{stdout}"
+    );
+    assert_eq!(statuses(&pool, &placed.orders).await, ["CONFIRMED"; 4]);
+    assert_eq!(messages_left(&sqs, &queue_url).await, 0);
+}
