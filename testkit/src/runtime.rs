@@ -134,9 +134,7 @@ impl LocalRuntime {
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|err| {
-                anyhow::anyhow!("cannot start {}: {err}", self.spec.binary.display())
-            })?;
+            .map_err(|err| anyhow::anyhow!("cannot start {}: {err}", self.spec.binary.display()))?;
         self.child = Some(child);
         let health = format!("{}/api/health", self.base_url());
         let client = reqwest::Client::new();

@@ -11,9 +11,9 @@
 //! local runner or a test can call it in-process.
 
 pub mod config;
-pub mod provision;
 pub mod handler;
+pub mod provision;
 
 pub use config::MigrateConfig;
-pub use provision::{Deps, Provisioned};
 pub use handler::{Answer, HandleError, handle};
+pub use provision::{Deps, Provisioned};
