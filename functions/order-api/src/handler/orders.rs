@@ -50,7 +50,8 @@ pub struct PlaceOrderRequest {
     /// 1–255 characters after trimming.
     #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
     pub product_name: Option<Value>,
-    /// Units ordered: a JSON integer from 1 to 10,000.
+    /// Units ordered: an integer from 1 to 10,000. A number with a zero fraction is that
+    /// integer (`2.0` is 2), as JSON Schema counts it; `1.5` is refused.
     #[schema(value_type = i32, required = true, minimum = 1, maximum = 10000)]
     pub quantity: Option<Value>,
 }

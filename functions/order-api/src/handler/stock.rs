@@ -44,7 +44,7 @@ pub struct StockListView {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"quantity": 50}))]
 pub struct SetStockRequest {
-    /// The new level: a JSON integer from 0 to 1,000,000.
+    /// The new level: an integer from 0 to 1,000,000 (`50.0` is 50; `2.5` is refused).
     #[schema(value_type = i32, required = true, minimum = 0, maximum = 1000000)]
     pub quantity: Option<Value>,
 }
