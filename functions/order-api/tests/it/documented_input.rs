@@ -1,12 +1,112 @@
 //! The OpenAPI document and the code agree on input: a value the document allows is accepted,
-//! a value it rules out is refused. Integers written with a zero fraction (`989.0`) are
-//! integers to JSON Schema, so they are to the API too.
+//! a value it rules out is refused: the list cursor, and integers written with a zero
+//! fraction.
 
 use axum::http::StatusCode;
-use serde_json::json;
+use regex::Regex;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::support::{call, get, post_json, test_app};
+use crate::support::{Reply, call, get, order_body, place, post_json, test_app};
+
+/// The served document.
+async fn document(app: &axum::Router) -> Value {
+    call(app, get("/api/openapi.json")).await.json()
+}
+
+/// The schema at `pointer`, following one `$ref`.
+fn schema<'a>(document: &'a Value, pointer: &str) -> &'a Value {
+    let schema = document
+        .pointer(pointer)
+        .unwrap_or_else(|| panic!("{pointer} is in the document"));
+    match schema["$ref"].as_str() {
+        Some(reference) => document
+            .pointer(reference.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("{reference} resolves")),
+        None => schema,
+    }
+}
+
+/// The `pattern` of the schema at `pointer`, compiled.
+fn pattern(document: &Value, pointer: &str) -> Regex {
+    let pattern = schema(document, pointer)["pattern"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{pointer} has a pattern"));
+    Regex::new(pattern).expect("the pattern compiles")
+}
+
+/// Accepted (`accepted`) or refused with a 422 naming `field`, and nothing else.
+fn assert_judged(
+    reply: &Reply,
+    accepted: bool,
+    accepted_status: StatusCode,
+    field: &str,
+    what: &str,
+) {
+    if accepted {
+        assert_eq!(reply.status, accepted_status, "{what}: {}", reply.text);
+    } else {
+        assert_eq!(reply.invalid_fields(), [field], "{what}");
+    }
+}
+
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn the_documented_cursor_pattern_admits_exactly_the_cursors_the_api_accepts(pool: PgPool) {
+    let app = test_app(&pool).await;
+    let document = document(&app).await;
+    let cursor = pattern(&document, "/paths/~1api~1orders/get/parameters/3/schema");
+    assert_eq!(
+        document["paths"]["/api/orders"]["get"]["parameters"][3]["name"],
+        "cursor"
+    );
+    assert_eq!(cursor.as_str(), order_api::store::CURSOR_PATTERN);
+
+    for n in 0..3 {
+        place(&app, &order_body(&format!("C{n}"), "Laptop", 1)).await;
+    }
+    let page = call(&app, get("/api/orders?limit=1")).await.json();
+    let issued = page["nextCursor"].as_str().expect("a next page").to_owned();
+    assert!(
+        cursor.is_match(&issued),
+        "{issued} matches the documented pattern"
+    );
+
+    let id = "019ab5c0000170008000000000000001";
+    for raw in [
+        issued.clone(),
+        format!("0_{id}"),
+        format!("9999999999999999_{id}"),
+        format!("10000000000000000_{id}"),
+        format!("1_{}", id.to_uppercase()),
+        format!("1_{}", &id[1..]),
+        format!("-300000000000000000_{id}"),
+        "1_019ab5c0-0001-7000-8000-000000000001".to_owned(),
+        // The earlier, base64 form, whose time could lie outside what PostgreSQL stores.
+        "LTMwMDAwMDAwMDAwMDAwMDAwMHwwMTlhYjVjMC0wMDAxLTcwMDAtODAwMC0wMDAwMDAwMDAwMDE".to_owned(),
+        "garbage".to_owned(),
+    ] {
+        let reply = call(&app, get(&format!("/api/orders?cursor={raw}"))).await;
+        assert_judged(
+            &reply,
+            cursor.is_match(&raw),
+            StatusCode::OK,
+            "cursor",
+            &format!("cursor {raw:?}"),
+        );
+    }
+}
+
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn an_empty_cursor_is_422_as_the_document_says(pool: PgPool) {
+    let app = test_app(&pool).await;
+    let document = document(&app).await;
+    let cursor = pattern(&document, "/paths/~1api~1orders/get/parameters/3/schema");
+    assert!(!cursor.is_match(""));
+    for query in ["cursor=", "customerEmail=0%400.com&limit=20&cursor="] {
+        let reply = call(&app, get(&format!("/api/orders?{query}"))).await;
+        assert_eq!(reply.invalid_fields(), ["cursor"], "{query}");
+    }
+}
 
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_quantity_written_with_a_zero_fraction_is_that_integer(pool: PgPool) {
