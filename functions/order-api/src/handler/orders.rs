@@ -41,14 +41,12 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
     "quantity": 1
 }))]
 pub struct PlaceOrderRequest {
-    /// 1–255 characters after trimming.
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
+    #[schema(value_type = CustomerName, required = true)]
     pub customer_name: Option<Value>,
     /// Where order mails go; optional.
     #[schema(value_type = Option<String>, format = Email, max_length = 254)]
     pub customer_email: Option<Value>,
-    /// 1–255 characters after trimming.
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
+    #[schema(value_type = ProductName, required = true)]
     pub product_name: Option<Value>,
     /// Units ordered: an integer from 1 to 10,000. A number with a zero fraction is that
     /// integer (`2.0` is 2), as JSON Schema counts it; `1.5` is refused.

@@ -78,7 +78,7 @@ pub async fn list_stock(State(state): State<AppState>) -> Result<Json<StockListV
     get,
     path = "/api/stock/{productName}",
     tag = "stock",
-    params(("productName" = String, Path, description = "URL-encoded product name")),
+    params(("productName" = ProductName, Path, description = "The product name, URL-encoded")),
     responses(
         (status = 200, description = "The stock level", body = StockView),
         (status = 404, description = "Unknown product", body = Problem, content_type = "application/problem+json"),
@@ -103,7 +103,7 @@ pub async fn get_stock(
     put,
     path = "/api/stock/{productName}",
     tag = "stock",
-    params(("productName" = String, Path, description = "URL-encoded product name")),
+    params(("productName" = ProductName, Path, description = "The product name, URL-encoded")),
     request_body(content = SetStockRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The new stock level", body = StockView),
