@@ -273,7 +273,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, String
         (status = 400, description = "Malformed JSON or not a JSON object", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields (all listed), or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, all listed (`urn:problem:order-api:validation-failed`); or an Idempotency-Key first used with another request (`urn:problem:order-api:idempotency-key-reused`), as the IETF Idempotency-Key draft asks: a request that the schema allows is still refused when its key was used for a different order, and nothing is written", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable; see Retry-After", body = Problem, content_type = "application/problem+json",
          headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
         (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
