@@ -5,8 +5,6 @@
 //! one, race-free because the key is unique and claimed with `ON CONFLICT DO NOTHING`.
 //! Every query is checked against the schema at compile time (`sqlx::query!`).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -303,12 +301,20 @@ pub async fn get_order(pool: &PgPool, id: Uuid) -> Result<Option<Order>, StoreEr
     .transpose()
 }
 
-/// A position in the newest-first order list; opaque to clients.
+/// A position in the newest-first order list: the creation time (microseconds since 1970)
+/// and the id of the last order of a page, as `<micros>_<id as 32 hex digits>`. Clients
+/// treat it as opaque; its shape is still exact ([`CURSOR_PATTERN`]), so that the OpenAPI
+/// document can say which values are cursors and every such value is a valid position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     created_at: DateTime<Utc>,
     id: Uuid,
 }
+
+/// Every string [`Cursor::decode`] accepts, as a JSON Schema `pattern`. At most 16 digits
+/// keep the time between 1970 and 2286, inside what PostgreSQL can compare.
+pub const CURSOR_PATTERN: &str = "^[0-9]{1,16}_[0-9a-f]{32}$";
+const CURSOR_MAX_DIGITS: usize = 16;
 
 impl Cursor {
     /// The position just after `order`.
@@ -319,19 +325,24 @@ impl Cursor {
         }
     }
 
+    /// Orders are created after 1970 and long before 2286, so every encoded cursor decodes.
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!(
-            "{}|{}",
+        format!(
+            "{}_{}",
             self.created_at.timestamp_micros(),
-            self.id
-        ))
+            self.id.simple()
+        )
     }
 
     pub fn decode(raw: &str) -> Result<Self, Invalid> {
         let not_a_cursor = || Invalid("is not a cursor returned by this API".to_owned());
-        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| not_a_cursor())?;
-        let text = String::from_utf8(bytes).map_err(|_| not_a_cursor())?;
-        let (micros, id) = text.split_once('|').ok_or_else(not_a_cursor)?;
+        let (micros, id) = raw.split_once('_').ok_or_else(not_a_cursor)?;
+        let digits = (1..=CURSOR_MAX_DIGITS).contains(&micros.len())
+            && micros.bytes().all(|b| b.is_ascii_digit());
+        let hex = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !(digits && hex) {
+            return Err(not_a_cursor());
+        }
         let micros: i64 = micros.parse().map_err(|_| not_a_cursor())?;
         Ok(Self {
             created_at: DateTime::from_timestamp_micros(micros).ok_or_else(not_a_cursor)?,
@@ -515,7 +526,45 @@ mod tests {
         };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
         assert!(Cursor::decode("not a cursor").is_err());
-        assert!(Cursor::decode(&URL_SAFE_NO_PAD.encode("12|not-a-uuid")).is_err());
+        assert!(Cursor::decode("12_not-a-uuid").is_err());
+    }
+
+    #[test]
+    fn the_cursor_pattern_accepts_exactly_the_cursors_that_decode() {
+        let pattern = regex::Regex::new(CURSOR_PATTERN).unwrap();
+        let id = "019ab5c0000170008000000000000001";
+        let encoded = Cursor {
+            created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
+            id: id.parse().unwrap(),
+        }
+        .encode();
+        for raw in [
+            encoded.as_str(),
+            &format!("0_{id}"),
+            &format!("0000000000000000_{id}"),
+            &format!("9999999999999999_{id}"),
+            &format!("10000000000000000_{id}"),
+            &format!("-1_{id}"),
+            &format!("+1_{id}"),
+            &format!("1_{}", id.to_uppercase()),
+            &format!("1_{}", &id[1..]),
+            &format!("1_{id}0"),
+            &format!("1_{id}\n"),
+            "1_019ab5c0-0001-7000-8000-000000000001",
+            &format!("_{id}"),
+            &format!("1{id}"),
+            "",
+            "garbage",
+            // The earlier, base64 form.
+            "MTc2NDAwMDAwMDEyMzQ1NnwwMTlhYjVjMC0wMDAxLTcwMDAtODAwMC0wMDAwMDAwMDAwMDE",
+        ] {
+            assert_eq!(
+                pattern.is_match(raw),
+                Cursor::decode(raw).is_ok(),
+                "{raw:?}: pattern and decoder disagree"
+            );
+        }
+        assert!(pattern.is_match(&encoded));
     }
 
     #[test]

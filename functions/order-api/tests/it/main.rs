@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod configuration;
+mod documented_input;
 mod idempotency;
 mod openapi;
 mod outages;
