@@ -11,10 +11,55 @@
 //! - [`settings`]: benchmark knobs from the environment.
 //! - [`pipeline`]: the phases of the end-to-end pipeline benchmark (`--bin pipeline`):
 //!   latency, sustained rate, and the open-loop load, API client and mailbox they share.
+//! - [`soak`]: the mixed-fault soak (`--bin soak`): its seeded fault schedule, the faults,
+//!   and the invariants checked at the end.
+//! - [`local_runtime_binary`]: the runtime the end-to-end commands start.
 
 pub mod load;
 pub mod pgbench;
 pub mod pipeline;
 pub mod scratch;
 pub mod settings;
+pub mod soak;
 pub mod stats;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, ensure};
+use serde_json::Value;
+use tokio::process::Command;
+
+/// The `local-runtime` binary: `BENCH_RUNTIME_BIN`, or built now (release) in this workspace.
+pub async fn local_runtime_binary() -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var("BENCH_RUNTIME_BIN")
+        && !path.is_empty()
+    {
+        return Ok(PathBuf::from(path));
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    eprintln!("building local-runtime (release)...");
+    let output = Command::new(cargo)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "local-runtime",
+            "--bin",
+            "local-runtime",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .context("could not run cargo to build local-runtime")?;
+    ensure!(output.status.success(), "building local-runtime failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|message| {
+            message["reason"] == "compiler-artifact" && message["target"]["name"] == "local-runtime"
+        })
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .context("cargo built no local-runtime executable")
+}

@@ -14,7 +14,8 @@ fn invalid(message: impl Into<String>) -> Invalid {
     Invalid(message.into())
 }
 
-/// A trimmed, non-empty name of at most 255 characters (the width of the original columns).
+/// A trimmed, non-empty name of at most 255 characters (the width of the original columns),
+/// without control characters. [`NAME_PATTERN`] states the same rule as a regular expression.
 fn parse_name(raw: &str) -> Result<String, Invalid> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
@@ -35,8 +36,31 @@ fn parse_name(raw: &str) -> Result<String, Invalid> {
 /// The widest name the schema stores.
 pub const NAME_MAX_CHARS: usize = 255;
 
+/// The names [`CustomerName::parse`] and [`ProductName::parse`] accept, as a JSON Schema
+/// `pattern` for the OpenAPI document: white space that trimming removes (Unicode
+/// `White_Space`, as [`str::trim`]), then 1 to 255 characters without control characters
+/// (Unicode `Cc`) that neither start nor end with white space, then white space again.
+/// Escapes are `\uXXXX` only, which ECMA-262, Python's `re` and Rust's `regex` read alike.
+pub const NAME_PATTERN: &str = concat!(
+    r"^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
+    r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    r"(?:[^\u0000-\u001f\u007f-\u009f]{0,253}",
+    r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?",
+    r"[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+);
+
+/// The OpenAPI schema of a name: a string matching [`NAME_PATTERN`].
+fn name_schema(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .pattern(Some(NAME_PATTERN))
+        .into()
+}
+
 macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $schema_description:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
         #[serde(transparent)]
@@ -64,16 +88,28 @@ macro_rules! name_type {
                 &self.0
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                name_schema($schema_description)
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 
 name_type!(
     /// The customer's display name, as given.
-    CustomerName
+    CustomerName,
+    "The customer's name: 1–255 characters once surrounding white space is trimmed (as it is \
+     before the name is stored), no control characters."
 );
 name_type!(
     /// A product's name; it is also the stock key and the Kafka key of `order-placed`.
-    ProductName
+    ProductName,
+    "A product's name: 1–255 characters once surrounding white space is trimmed (as it is \
+     before the name is stored), no control characters."
 );
 
 /// How many units an order asks for: 1 to 10,000.
@@ -260,6 +296,52 @@ mod tests {
         // Characters, not bytes, are counted.
         assert!(ProductName::parse(&"é".repeat(255)).is_ok());
         assert!(ProductName::parse("tab\tinside").is_err());
+    }
+
+    /// Every character as a whole name, inside one, and at each end, plus the length limits:
+    /// the documented pattern and the parser agree on each.
+    #[test]
+    fn the_name_pattern_accepts_exactly_the_names_the_parser_accepts() {
+        let pattern = regex::Regex::new(NAME_PATTERN).expect("the pattern compiles");
+        let agree = |raw: &str| {
+            assert_eq!(
+                pattern.is_match(raw),
+                ProductName::parse(raw).is_ok(),
+                "{raw:?}: pattern and parser disagree"
+            );
+        };
+        // Every character up to U+3100 (all white space and control characters lie below),
+        // then a sample of the rest.
+        let chars = (0..=0x3100u32)
+            .chain((0x3101..=0x10FFFF).step_by(251))
+            .filter_map(char::from_u32);
+        for c in chars {
+            for raw in [
+                format!("{c}"),
+                format!("a{c}b"),
+                format!("{c}ab"),
+                format!("ab{c}"),
+                format!(" {c} "),
+            ] {
+                agree(&raw);
+            }
+        }
+        for raw in [
+            String::new(),
+            "x".repeat(255),
+            "x".repeat(256),
+            format!("x{}x", " ".repeat(253)),
+            format!("x{}x", " ".repeat(254)),
+            format!("{}{}\n\t", " ".repeat(300), "é".repeat(255)),
+            "🚀".repeat(255),
+            "🚀".repeat(256),
+            "\u{85}Laptop\u{85}".to_owned(),
+            "Lap\u{85}top".to_owned(),
+            "Laptop\r\n".to_owned(),
+            "\u{feff}Laptop".to_owned(),
+        ] {
+            agree(&raw);
+        }
     }
 
     #[test]

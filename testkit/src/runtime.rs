@@ -114,7 +114,8 @@ impl LocalRuntime {
         }
     }
 
-    async fn try_restart(&mut self) -> anyhow::Result<()> {
+    /// As [`Self::restart`], with the failure as an error.
+    pub async fn try_restart(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.child.is_none(), "the runtime is already running");
         let log = std::fs::OpenOptions::new()
             .create(true)

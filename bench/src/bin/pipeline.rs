@@ -33,7 +33,7 @@
 //! database is created on it and dropped afterwards). `BENCH_ORDERS=0` skips the first
 //! phase, `BENCH_STEPS=none` the second.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
@@ -43,12 +43,10 @@ use bench::pipeline::orders::{PRODUCTS, STOCK};
 use bench::pipeline::{Settings, latency, sustained};
 use bench::scratch::ScratchDatabase;
 use bench::settings::{env, env_number, env_secs};
-use serde_json::Value;
 use sqlx::PgPool;
 use testkit::maildev::Maildev;
 use testkit::runtime::{LocalRuntime, RuntimeSpec};
 use testkit::tansu::Tansu;
-use tokio::process::Command;
 
 fn settings_from_env() -> anyhow::Result<Settings> {
     let steps = env("BENCH_STEPS", "10,20,40,80,160,320,640");
@@ -87,7 +85,7 @@ fn settings_from_env() -> anyhow::Result<Settings> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = settings_from_env()?;
-    let binary = runtime_binary().await?;
+    let binary = bench::local_runtime_binary().await?;
     let base_url = env(
         "DATABASE_URL",
         "postgres://postgres:postgres@127.0.0.1:5432/orders",
@@ -163,39 +161,4 @@ async fn stop(mut runtime: LocalRuntime) -> anyhow::Result<()> {
         ensure!(status.success(), "local-runtime exited with {status}");
     }
     Ok(())
-}
-
-/// The `local-runtime` binary: `BENCH_RUNTIME_BIN`, or built now (release) in this workspace.
-async fn runtime_binary() -> anyhow::Result<PathBuf> {
-    if let Ok(path) = std::env::var("BENCH_RUNTIME_BIN")
-        && !path.is_empty()
-    {
-        return Ok(PathBuf::from(path));
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    eprintln!("building local-runtime (release)...");
-    let output = Command::new(cargo)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "local-runtime",
-            "--bin",
-            "local-runtime",
-            "--message-format=json-render-diagnostics",
-        ])
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .await
-        .context("could not run cargo to build local-runtime")?;
-    ensure!(output.status.success(), "building local-runtime failed");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|message| {
-            message["reason"] == "compiler-artifact" && message["target"]["name"] == "local-runtime"
-        })
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .context("cargo built no local-runtime executable")
 }

@@ -86,8 +86,10 @@ pub mod field {
         }
     }
 
-    /// A required JSON integer (not a string, not a fraction). Integers beyond `i64` come
-    /// back as `i64::MAX` / `i64::MIN`, so that the range check names them as out of range.
+    /// A required integer: a JSON number without a fractional part, written `2`, `2.0` or
+    /// `2e0` alike (JSON Schema's `integer`, and what encoders that hold numbers as floats
+    /// send); not a string, not a fraction such as `1.5`. Integers beyond `i64` come back as
+    /// `i64::MAX` / `i64::MIN`, so that the range check names them as out of range.
     pub fn integer(value: Option<&Value>) -> Result<i64, String> {
         match value {
             None | Some(Value::Null) => Err("is required".to_owned()),
@@ -97,7 +99,13 @@ pub mod field {
                 } else if number.is_u64() {
                     Ok(i64::MAX)
                 } else {
-                    Err(format!("must be an integer, got {number}"))
+                    match number.as_f64() {
+                        // `as` saturates at the ends of i64, which is what the range check needs.
+                        Some(float) if float.is_finite() && float.fract() == 0.0 => {
+                            Ok(float as i64)
+                        }
+                        _ => Err(format!("must be an integer, got {number}")),
+                    }
                 }
             }
             Some(_) => Err("must be an integer".to_owned()),
@@ -131,12 +139,30 @@ mod tests {
     }
 
     #[test]
+    fn numbers_with_a_zero_fraction_are_the_integers_they_equal() {
+        let read = |text: &str| field::integer(Some(&serde_json::from_str(text).unwrap()));
+        assert_eq!(read("989.0"), Ok(989));
+        assert_eq!(read("2.000"), Ok(2));
+        assert_eq!(read("1e3"), Ok(1000));
+        assert_eq!(read("1.5e1"), Ok(15));
+        assert_eq!(read("-0.0"), Ok(0));
+        assert_eq!(read("-7.0"), Ok(-7));
+        assert_eq!(read("1e30"), Ok(i64::MAX));
+        assert_eq!(read("-1e30"), Ok(i64::MIN));
+        assert_eq!(
+            read("989.5"),
+            Err("must be an integer, got 989.5".to_owned())
+        );
+    }
+
+    #[test]
     fn integers_are_told_apart_from_fractions_and_strings() {
         use serde_json::json;
         assert_eq!(field::integer(Some(&json!(5))), Ok(5));
         assert_eq!(field::integer(Some(&json!(-1))), Ok(-1));
         assert_eq!(field::integer(Some(&json!(u64::MAX))), Ok(i64::MAX));
         assert!(field::integer(Some(&json!(1.5))).is_err());
+        assert!(field::integer(Some(&json!(-0.25))).is_err());
         assert!(field::integer(Some(&json!("1"))).is_err());
         assert!(field::integer(None).is_err());
         assert!(field::integer(Some(&json!(null))).is_err());

@@ -5,8 +5,6 @@
 //! one, race-free because the key is unique and claimed with `ON CONFLICT DO NOTHING`.
 //! Every query is checked against the schema at compile time (`sqlx::query!`).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -303,8 +301,12 @@ pub async fn get_order(pool: &PgPool, id: Uuid) -> Result<Option<Order>, StoreEr
     .transpose()
 }
 
-/// A position in a newest-first list: the time and id of the last item returned, opaque to
-/// clients. Orders are keyed by UUID ([`Cursor`]), dead letters by their serial id.
+/// A position in a newest-first list: the time (microseconds since 1970) and the id of the
+/// last item of a page, as `<micros>_<id as 32 hex digits>`. Orders are keyed by UUID
+/// ([`Cursor`]), dead letters by their serial id ([`DeadLetterCursor`]); both lists write
+/// and read cursors alike. Clients treat a cursor as opaque; its shape is still exact
+/// ([`CURSOR_PATTERN`]), so that the OpenAPI document can say which values are cursors and
+/// every such value is a valid position in either list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageCursor<Id> {
     at: DateTime<Utc>,
@@ -316,20 +318,60 @@ pub type Cursor = PageCursor<Uuid>;
 /// A position in the dead letter list.
 pub type DeadLetterCursor = PageCursor<i64>;
 
-impl<Id: Copy + std::fmt::Display + std::str::FromStr> PageCursor<Id> {
+/// Every string [`PageCursor::decode`] accepts, as a JSON Schema `pattern`. At most 16
+/// digits keep the time between 1970 and 2286, inside what PostgreSQL can compare.
+pub const CURSOR_PATTERN: &str = "^[0-9]{1,16}_[0-9a-f]{32}$";
+const CURSOR_MAX_DIGITS: usize = 16;
+
+/// An id a cursor can hold, written as 32 hex digits. Every 32-digit value must read as a
+/// position, because the documented pattern admits all of them.
+pub trait CursorId: Copy {
+    fn to_bits(self) -> u128;
+    fn from_bits(bits: u128) -> Self;
+}
+
+impl CursorId for Uuid {
+    fn to_bits(self) -> u128 {
+        self.as_u128()
+    }
+
+    fn from_bits(bits: u128) -> Self {
+        Uuid::from_u128(bits)
+    }
+}
+
+/// Dead letter ids are `bigserial`, so from 1 up. A value above `i64::MAX` lies after every
+/// id of its time, as `i64::MAX` does.
+impl CursorId for i64 {
+    fn to_bits(self) -> u128 {
+        u128::try_from(self).unwrap_or(0)
+    }
+
+    fn from_bits(bits: u128) -> Self {
+        i64::try_from(bits).unwrap_or(i64::MAX)
+    }
+}
+
+impl<Id: CursorId> PageCursor<Id> {
+    /// Items are created after 1970 and long before 2286, so every encoded cursor decodes.
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}|{}", self.at.timestamp_micros(), self.id))
+        format!("{}_{:032x}", self.at.timestamp_micros(), self.id.to_bits())
     }
 
     pub fn decode(raw: &str) -> Result<Self, Invalid> {
         let not_a_cursor = || Invalid("is not a cursor returned by this API".to_owned());
-        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| not_a_cursor())?;
-        let text = String::from_utf8(bytes).map_err(|_| not_a_cursor())?;
-        let (micros, id) = text.split_once('|').ok_or_else(not_a_cursor)?;
+        let (micros, id) = raw.split_once('_').ok_or_else(not_a_cursor)?;
+        let digits = (1..=CURSOR_MAX_DIGITS).contains(&micros.len())
+            && micros.bytes().all(|b| b.is_ascii_digit());
+        let hex = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !(digits && hex) {
+            return Err(not_a_cursor());
+        }
         let micros: i64 = micros.parse().map_err(|_| not_a_cursor())?;
+        let bits = u128::from_str_radix(id, 16).map_err(|_| not_a_cursor())?;
         Ok(Self {
             at: DateTime::from_timestamp_micros(micros).ok_or_else(not_a_cursor)?,
-            id: id.parse().map_err(|_| not_a_cursor())?,
+            id: Id::from_bits(bits),
         })
     }
 }
@@ -661,15 +703,69 @@ mod tests {
         };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
         assert!(Cursor::decode("not a cursor").is_err());
-        assert!(Cursor::decode(&URL_SAFE_NO_PAD.encode("12|not-a-uuid")).is_err());
-        // Each list reads only its own cursors.
-        assert!(DeadLetterCursor::decode(&cursor.encode()).is_err());
+        assert!(Cursor::decode("12_not-a-uuid").is_err());
         let letter = DeadLetterCursor {
             at: cursor.at,
             id: 42,
         };
+        assert_eq!(
+            letter.encode(),
+            "1764000000123456_0000000000000000000000000000002a"
+        );
         assert_eq!(DeadLetterCursor::decode(&letter.encode()).unwrap(), letter);
-        assert!(Cursor::decode(&letter.encode()).is_err());
+        // Both lists read every value of the documented pattern; past the last id there is
+        // nothing, so a dead letter cursor beyond i64 is the position after the largest id.
+        let beyond = format!("1764000000123456_{}", "f".repeat(32));
+        assert_eq!(
+            DeadLetterCursor::decode(&beyond).unwrap(),
+            DeadLetterCursor {
+                at: cursor.at,
+                id: i64::MAX,
+            }
+        );
+    }
+
+    #[test]
+    fn the_cursor_pattern_accepts_exactly_the_cursors_that_decode() {
+        let pattern = regex::Regex::new(CURSOR_PATTERN).unwrap();
+        let id = "019ab5c0000170008000000000000001";
+        let encoded = Cursor {
+            at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
+            id: id.parse().unwrap(),
+        }
+        .encode();
+        for raw in [
+            encoded.as_str(),
+            &format!("0_{id}"),
+            &format!("0000000000000000_{id}"),
+            &format!("9999999999999999_{id}"),
+            &format!("10000000000000000_{id}"),
+            &format!("-1_{id}"),
+            &format!("+1_{id}"),
+            &format!("1_{}", id.to_uppercase()),
+            &format!("1_{}", &id[1..]),
+            &format!("1_{id}0"),
+            &format!("1_{id}\n"),
+            "1_019ab5c0-0001-7000-8000-000000000001",
+            &format!("_{id}"),
+            &format!("1{id}"),
+            "",
+            "garbage",
+            // The earlier, base64 form.
+            "MTc2NDAwMDAwMDEyMzQ1NnwwMTlhYjVjMC0wMDAxLTcwMDAtODAwMC0wMDAwMDAwMDAwMDE",
+        ] {
+            assert_eq!(
+                pattern.is_match(raw),
+                Cursor::decode(raw).is_ok(),
+                "{raw:?}: pattern and order cursor decoder disagree"
+            );
+            assert_eq!(
+                pattern.is_match(raw),
+                DeadLetterCursor::decode(raw).is_ok(),
+                "{raw:?}: pattern and dead letter cursor decoder disagree"
+            );
+        }
+        assert!(pattern.is_match(&encoded));
     }
 
     #[test]

@@ -75,7 +75,8 @@ pub struct ListDeadLettersParams {
     /// Dead letters per page, 1–100.
     #[param(value_type = Option<i32>, minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<String>,
-    /// The `nextCursor` of the previous page.
+    /// The `nextCursor` of the previous page, passed back unchanged.
+    #[param(pattern = "^[0-9]{1,16}_[0-9a-f]{32}$")]
     pub cursor: Option<String>,
 }
 

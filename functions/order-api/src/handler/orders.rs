@@ -41,16 +41,15 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
     "quantity": 1
 }))]
 pub struct PlaceOrderRequest {
-    /// 1–255 characters after trimming.
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
+    #[schema(value_type = CustomerName, required = true)]
     pub customer_name: Option<Value>,
     /// Where order mails go; optional.
     #[schema(value_type = Option<String>, format = Email, max_length = 254)]
     pub customer_email: Option<Value>,
-    /// 1–255 characters after trimming.
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
+    #[schema(value_type = ProductName, required = true)]
     pub product_name: Option<Value>,
-    /// Units ordered: a JSON integer from 1 to 10,000.
+    /// Units ordered: an integer from 1 to 10,000. A number with a zero fraction is that
+    /// integer (`2.0` is 2), as JSON Schema counts it; `1.5` is refused.
     #[schema(value_type = i32, required = true, minimum = 1, maximum = 10000)]
     pub quantity: Option<Value>,
 }
@@ -182,7 +181,8 @@ pub struct ListOrdersParams {
     /// Orders per page, 1–100.
     #[param(value_type = Option<i32>, minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<String>,
-    /// The `nextCursor` of the previous page.
+    /// The `nextCursor` of the previous page, passed back unchanged.
+    #[param(pattern = "^[0-9]{1,16}_[0-9a-f]{32}$")]
     pub cursor: Option<String>,
 }
 
@@ -273,7 +273,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, String
         (status = 400, description = "Malformed JSON or not a JSON object", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields (all listed), or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, all listed (`urn:problem:order-api:validation-failed`); or an Idempotency-Key first used with another request (`urn:problem:order-api:idempotency-key-reused`), as the IETF Idempotency-Key draft asks: a request that the schema allows is still refused when its key was used for a different order, and nothing is written", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable; see Retry-After", body = Problem, content_type = "application/problem+json",
          headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
         (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),

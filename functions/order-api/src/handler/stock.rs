@@ -44,7 +44,7 @@ pub struct StockListView {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"quantity": 50}))]
 pub struct SetStockRequest {
-    /// The new level: a JSON integer from 0 to 1,000,000.
+    /// The new level: an integer from 0 to 1,000,000 (`50.0` is 50; `2.5` is refused).
     #[schema(value_type = i32, required = true, minimum = 0, maximum = 1000000)]
     pub quantity: Option<Value>,
 }
@@ -78,7 +78,7 @@ pub async fn list_stock(State(state): State<AppState>) -> Result<Json<StockListV
     get,
     path = "/api/stock/{productName}",
     tag = "stock",
-    params(("productName" = String, Path, description = "URL-encoded product name")),
+    params(("productName" = ProductName, Path, description = "The product name, URL-encoded")),
     responses(
         (status = 200, description = "The stock level", body = StockView),
         (status = 404, description = "Unknown product", body = Problem, content_type = "application/problem+json"),
@@ -103,7 +103,7 @@ pub async fn get_stock(
     put,
     path = "/api/stock/{productName}",
     tag = "stock",
-    params(("productName" = String, Path, description = "URL-encoded product name")),
+    params(("productName" = ProductName, Path, description = "The product name, URL-encoded")),
     request_body(content = SetStockRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The new stock level", body = StockView),

@@ -38,6 +38,11 @@ async fn an_equivalent_body_counts_as_the_same_request(pool: PgPool) {
     let second = call(&app, post_order_with_key(&same, "k")).await;
     assert_eq!(second.status, StatusCode::CREATED);
     assert_eq!(first.json()["orderId"], second.json()["orderId"]);
+    // The same quantity written as 2.0.
+    let same = json!({"customerName": "Ada", "productName": "Laptop", "quantity": 2.0});
+    let third = call(&app, post_order_with_key(&same, "k")).await;
+    assert_eq!(third.status, StatusCode::CREATED, "{}", third.text);
+    assert_eq!(first.json()["orderId"], third.json()["orderId"]);
     assert_eq!(counts(&pool).await, (1, 1));
 }
 

@@ -3,6 +3,7 @@
 mod bad_input;
 mod configuration;
 mod dead_letters;
+mod documented_input;
 mod idempotency;
 mod openapi;
 mod outages;

@@ -53,3 +53,21 @@ async fn the_openapi_document_is_served_as_openapi_3_1_with_every_route(pool: Pg
         assert!(paths[path].get(method).is_some(), "{method} {path}");
     }
 }
+
+#[test]
+fn the_document_says_a_reused_idempotency_key_is_422_and_why() {
+    let document = serde_json::to_value(order_api::openapi()).unwrap();
+    let post = &document["paths"]["/api/orders"]["post"];
+    let unprocessable = post["responses"]["422"]["description"].as_str().unwrap();
+    assert!(
+        unprocessable.contains("urn:problem:order-api:idempotency-key-reused"),
+        "{unprocessable}"
+    );
+    assert!(
+        unprocessable.contains("urn:problem:order-api:validation-failed"),
+        "{unprocessable}"
+    );
+    let key = &post["parameters"][0];
+    assert_eq!(key["name"], "Idempotency-Key");
+    assert!(key["description"].as_str().unwrap().contains("422"));
+}

@@ -1,0 +1,289 @@
+//! A mixed-fault soak of the whole local system: the real `local-runtime` binary on a scratch
+//! database, a private broker behind a cuttable network and a private maildev, driven with
+//! steady orders while faults from a seeded schedule come and go. At the end it checks and
+//! prints the invariants (see `bench::soak::invariants`).
+//!
+//! ```text
+//! cargo run --release -p bench --bin soak
+//! ```
+//!
+//! Faults: the broker's network cut, every database session killed, the SMTP sink stopped,
+//! the runtime SIGKILLed and restarted. Every `SOAK_POISON_EVERY`-th order also brings a
+//! poison record on `order-placed`. One product has little stock, so that orders are
+//! rejected too and rejection mails are part of the check.
+//!
+//! Settings: `SOAK_SECS` (600), `SOAK_RATE` (10 orders/s), `SOAK_SEED` (1),
+//! `SOAK_MEAN_FAULT_GAP_SECS` (12), `SOAK_POISON_EVERY` (250), `SOAK_DRAIN_SECS` (180),
+//! `BENCH_RUNTIME_BIN` (default: built here), `DATABASE_URL` (the server to use).
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use bench::pipeline::api::Api;
+use bench::pipeline::offered_load::offer;
+use bench::pipeline::orders::{PRODUCTS, customer_email_pattern};
+use bench::scratch::ScratchDatabase;
+use bench::settings::{env, env_number, env_secs};
+use bench::soak::Settings;
+use bench::soak::faults::{OBSERVER, System};
+use bench::soak::invariants::{self, Run};
+use bench::soak::schedule::{self, FaultKind};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use testkit::maildev::Maildev;
+use testkit::runtime::{LocalRuntime, RuntimeSpec};
+use testkit::tansu::Tansu;
+use tokio::sync::Mutex;
+
+/// The product that runs out, and its stock.
+const SCARCE: (&str, i64) = ("Headphones", 150);
+/// Every other product's stock: more than the run orders.
+const AMPLE: i64 = 1_000_000;
+/// The relay's grace period in this run (the runtime's `RELAY_MIN_AGE_SECS`).
+const RELAY_WINDOW: Duration = Duration::from_secs(5);
+/// The consumers of `order-placed`, each of which dead-letters a poison record once.
+const ORDER_PLACED_READERS: usize = 2;
+const TAG: &str = "soak";
+
+fn settings() -> anyhow::Result<Settings> {
+    Ok(Settings {
+        duration: env_secs("SOAK_SECS", 600)?,
+        rate: env_number("SOAK_RATE", 10.0)?,
+        seed: env_number("SOAK_SEED", 1)?,
+        mean_fault_gap: env_secs("SOAK_MEAN_FAULT_GAP_SECS", 12)?,
+        poison_every: env_number("SOAK_POISON_EVERY", 250)?,
+        drain: env_secs("SOAK_DRAIN_SECS", 180)?,
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = settings()?;
+    ensure!(settings.rate > 0.0, "SOAK_RATE must be positive");
+    ensure!(
+        settings.poison_every > 0,
+        "SOAK_POISON_EVERY must be positive"
+    );
+    let binary = bench::local_runtime_binary().await?;
+    let base_url = env(
+        "DATABASE_URL",
+        "postgres://postgres:postgres@127.0.0.1:5432/orders",
+    );
+    let database = ScratchDatabase::create(&base_url, "soak").await?;
+    let outcome = soak(&settings, binary, &database).await;
+    if outcome.is_ok() {
+        database.drop_database().await?;
+    } else {
+        eprintln!(
+            "the run's database is kept for inspection: {}",
+            database.url
+        );
+    }
+    outcome
+}
+
+async fn soak(
+    settings: &Settings,
+    binary: PathBuf,
+    database: &ScratchDatabase,
+) -> anyhow::Result<()> {
+    let broker = Tansu::start_behind_proxy().await;
+    let sink = Maildev::spawn().await;
+    let spec = RuntimeSpec::new(
+        &binary,
+        &database.url,
+        &broker.bootstrap(),
+        sink.smtp_port(),
+    )
+    .with("KAFKA_DELIVERY_TIMEOUT_MS", "2000")
+    .with("LOCAL_RELAY_INTERVAL_SECS", "1")
+    .with("RELAY_MIN_AGE_SECS", RELAY_WINDOW.as_secs().to_string())
+    .with("RUST_LOG", "warn");
+    let runtime = LocalRuntime::try_start(spec).await?;
+    let observer = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(
+            database
+                .url
+                .parse::<PgConnectOptions>()?
+                .application_name(OBSERVER),
+        )
+        .await
+        .context("could not connect to the run's database")?;
+    let api = Api::new(runtime.base_url());
+    println!(
+        "soak: {} s at {} orders/s, seed {}, runtime log {}",
+        settings.duration.as_secs(),
+        settings.rate,
+        settings.seed,
+        runtime.log_path().display()
+    );
+
+    let mut initial_stock = BTreeMap::new();
+    for product in PRODUCTS {
+        let level = if product == SCARCE.0 { SCARCE.1 } else { AMPLE };
+        api.set_stock(product, u32::try_from(level)?).await?;
+        initial_stock.insert(product.to_owned(), level);
+    }
+    let faults = schedule::draw(settings.seed, settings.duration, settings.mean_fault_gap);
+    println!("  fault schedule: {} faults", faults.len());
+
+    let system = Arc::new(Mutex::new(System {
+        broker,
+        sink,
+        runtime,
+        observer: observer.clone(),
+    }));
+    let count = (settings.duration.as_secs_f64() * settings.rate) as usize;
+    let (placed_tx, mut placed_rx) = tokio::sync::mpsc::unbounded_channel();
+    let started = tokio::time::Instant::now();
+    let injector = tokio::spawn({
+        let system = system.clone();
+        async move {
+            let mut injected: BTreeMap<FaultKind, usize> = BTreeMap::new();
+            for fault in faults {
+                tokio::time::sleep_until(started + fault.at).await;
+                println!(
+                    "  {:>5.0} s  {} for {} s",
+                    fault.at.as_secs_f64(),
+                    fault.kind.name(),
+                    fault.lasts.as_secs()
+                );
+                system.lock().await.inject(fault).await?;
+                *injected.entry(fault.kind).or_default() += 1;
+            }
+            anyhow::Ok(injected)
+        }
+    });
+    let poison = tokio::spawn(produce_poison(
+        system.lock().await.broker.bootstrap(),
+        count / settings.poison_every,
+        settings.duration,
+    ));
+    let offered = offer(&api, TAG, count, settings.rate, 256, Some(placed_tx)).await?;
+    let injected = injector.await.context("the fault injector panicked")??;
+    let poison = poison.await.context("the poison producer panicked")??;
+    let mut accepted = BTreeMap::new();
+    while let Ok((seq, id)) = placed_rx.try_recv() {
+        accepted.insert(seq, id);
+    }
+    println!(
+        "  offered {count} orders: {} accepted, {} refused while faults were on (first: {})",
+        accepted.len(),
+        offered.failures,
+        offered.first_failure.as_deref().unwrap_or("none")
+    );
+
+    let system = Arc::into_inner(system)
+        .context("the injector still holds the system")?
+        .into_inner();
+    drain(&observer, &accepted, settings.drain).await;
+    let mails = system.sink.messages().await;
+    let run = Run {
+        tag: TAG,
+        accepted: &accepted,
+        initial_stock: &initial_stock,
+        poison: &poison,
+        poison_readers: ORDER_PLACED_READERS,
+        relay_window: RELAY_WINDOW,
+    };
+    let checks = invariants::check(&run, &observer, &mails).await?;
+
+    println!();
+    println!("faults injected:");
+    for kind in FaultKind::ALL {
+        println!(
+            "  {:<36} {}",
+            kind.name(),
+            injected.get(&kind).copied().unwrap_or(0)
+        );
+    }
+    println!("  {:<36} {}", "poison records produced", poison.len());
+    println!("invariants:");
+    for check in &checks {
+        println!(
+            "  {}  {}: {}",
+            if check.held { "ok    " } else { "FAILED" },
+            check.name,
+            check.detail
+        );
+    }
+    let mut system = system;
+    let _ = system.runtime.try_terminate().await;
+    let failed = checks.iter().filter(|check| !check.held).count();
+    ensure!(failed == 0, "{failed} invariants did not hold");
+    Ok(())
+}
+
+/// Produces `count` poison records (not JSON) to `order-placed`, spread over `over`, each
+/// value unique so that its dead letters can be traced to it.
+async fn produce_poison(
+    bootstrap: String,
+    count: usize,
+    over: Duration,
+) -> anyhow::Result<HashSet<Vec<u8>>> {
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("message.timeout.ms", "600000")
+        .create()
+        .context("could not create the poison producer")?;
+    let mut produced = HashSet::new();
+    let gap = over / u32::try_from(count.max(1))?;
+    for n in 0..count {
+        tokio::time::sleep(gap).await;
+        let value = format!("soak poison record {n}: not a CloudEvent").into_bytes();
+        producer
+            .send(
+                FutureRecord::to("order-placed")
+                    .key("poison")
+                    .payload(&value),
+                Duration::from_secs(600),
+            )
+            .await
+            .map_err(|(err, _)| anyhow::anyhow!("could not produce a poison record: {err}"))?;
+        produced.insert(value);
+    }
+    Ok(produced)
+}
+
+/// Waits (up to `limit`) until every accepted order is decided and has its mails, so that
+/// the checks see the settled state; the checks themselves say what is missing if not.
+async fn drain(pool: &sqlx::PgPool, accepted: &BTreeMap<usize, uuid::Uuid>, limit: Duration) {
+    let ids: Vec<uuid::Uuid> = accepted.values().copied().collect();
+    let settled = testkit::poll_until(limit, || async {
+        let (placed, unmailed): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'PLACED'),
+                    count(*) FILTER (WHERE NOT EXISTS (
+                        SELECT 1 FROM notifications n
+                        WHERE n.order_id = orders.id AND n.kind = 'ORDER_RECEIVED'
+                          AND n.status IN ('SENT', 'FAILED', 'SKIPPED')))
+             FROM orders WHERE id = ANY($1) AND customer_email LIKE $2",
+        )
+        .bind(&ids)
+        .bind(customer_email_pattern(TAG))
+        .fetch_one(pool)
+        .await
+        .map_err(|err| err.to_string())?;
+        let unpublished: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(pool)
+                .await
+                .map_err(|err| err.to_string())?;
+        if placed == 0 && unmailed == 0 && unpublished == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{placed} PLACED, {unmailed} without their received mail, {unpublished} unpublished"
+            ))
+        }
+    })
+    .await;
+    if let Err(left) = settled {
+        println!("  not settled after {} s: {left}", limit.as_secs());
+    }
+    // Long enough for a mail the sink is still taking in to show.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
