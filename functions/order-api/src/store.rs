@@ -589,6 +589,18 @@ pub async fn list_dead_letters(
     pool: &PgPool,
     query: &DeadLetterQuery,
 ) -> Result<DeadLetterPage, StoreError> {
+    // PostgreSQL text cannot hold NUL, so no consumer is named with one (and the query would
+    // fail instead of matching nothing).
+    if query
+        .consumer
+        .as_deref()
+        .is_some_and(|name| name.contains('\0'))
+    {
+        return Ok(Page {
+            items: Vec::new(),
+            next: None,
+        });
+    }
     let rows = sqlx::query_as!(
         DeadLetter,
         r#"SELECT id, consumer, topic, "partition", "offset", key, value, error, received_at,

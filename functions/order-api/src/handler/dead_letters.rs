@@ -70,7 +70,9 @@ pub struct DeadLetterPageView {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListDeadLettersParams {
-    /// Only the dead letters of this consumer (`inventory`, `notification`).
+    /// Only the dead letters of this consumer (`inventory`, `notification`); any other
+    /// name lists none.
+    #[param(min_length = 1)]
     pub consumer: Option<String>,
     /// Dead letters per page, 1–100.
     #[param(value_type = Option<i32>, minimum = 1, maximum = 100, default = 20)]

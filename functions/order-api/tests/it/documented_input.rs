@@ -233,6 +233,20 @@ async fn the_dead_letter_list_documents_and_accepts_the_same_cursors(pool: PgPoo
         ),
     );
     assert_eq!(cursor.as_str(), order_api::store::CURSOR_PATTERN);
+    let consumer = schema(
+        &document,
+        &format!(
+            "/paths/~1api~1dead-letters/get/parameters/{}/schema",
+            at("consumer")
+        ),
+    );
+    assert_eq!(consumer["minLength"], json!(1), "an empty consumer is 422");
+    // Any other consumer name lists none, even one PostgreSQL cannot store.
+    for name in ["nobody", "in%00ventory", "%E2%80%8B"] {
+        let reply = call(&app, get(&format!("/api/dead-letters?consumer={name}"))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{name}: {}", reply.text);
+        assert_eq!(reply.json()["items"], json!([]), "{name}");
+    }
 
     let id = "019ab5c0000170008000000000000001";
     for raw in [
