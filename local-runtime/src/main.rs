@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Ctrl-C or SIGTERM: stop polling, finish the batch in flight, commit, exit.
+/// Ctrl-C or SIGTERM: stop polling, finish the batches in flight, commit, exit.
 async fn cancel_on_signal(shutdown: CancellationToken) {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("a SIGTERM handler can be installed");
