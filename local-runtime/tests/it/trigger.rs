@@ -474,3 +474,45 @@ async fn a_failing_partition_holds_back_only_itself_and_its_records_then_arrive_
         "partitions 1 and 2 were done before partition 0 recovered: {calls:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_rebalance_drops_a_failing_batch_and_its_partition_restarts_from_the_committed_offset() {
+    let broker = Tansu::start_behind_proxy().await;
+    let group = format!("group-{}", new_id());
+    produce_to(&broker, 0, 3).await;
+    let trigger = Partition0Outage::start(&broker, &group);
+    trigger
+        .wait_for_a_failed_call("partition 0's batch fails", |_| true)
+        .await;
+    produce_to(&broker, 1, 3).await;
+    produce_to(&broker, 0, 3).await;
+    wait_until_committed(&broker, &group, &[(1, 3)]).await;
+
+    // Cut off for longer than the session timeout, the member loses its partitions and gets
+    // them again when it rejoins. Partition 0 was paused and held by a batch read under the
+    // old assignment: it is read again from its committed offset (none yet: the start),
+    // with the records that waited behind that batch.
+    broker.disconnect().await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    broker.reconnect();
+    trigger
+        .wait_for_a_failed_call("partition 0 read again from the start", |call| {
+            call.offsets_in(0) == [0, 1, 2, 3, 4, 5]
+        })
+        .await;
+
+    trigger.recover();
+    wait_until_committed(&broker, &group, &[(0, 6), (1, 3)]).await;
+    let calls = trigger.stop().await;
+
+    assert_eq!(
+        succeeded_in(&calls, 0),
+        [0, 1, 2, 3, 4, 5],
+        "read again from the start, once each, in order: {calls:#?}"
+    );
+    assert_eq!(
+        succeeded_in(&calls, 1),
+        [0, 1, 2],
+        "committed before: not again"
+    );
+}
