@@ -186,14 +186,6 @@ impl<H: BatchHandler> Consumer<H> {
         Self { handler, database }
     }
 
-    pub fn handler(&self) -> &H {
-        &self.handler
-    }
-
-    pub fn database(&self) -> &Database {
-        &self.database
-    }
-
     pub fn pool(&self) -> &sqlx::PgPool {
         self.database.pool()
     }

@@ -161,10 +161,3 @@ pub fn is_transient(err: &sqlx::Error) -> bool {
 pub fn is_auth_failure(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|code| code == "28P01" || code == "28000"))
 }
-
-/// Whether an `anyhow` chain holds a transient database error anywhere.
-pub fn chain_is_transient(err: &anyhow::Error) -> bool {
-    err.chain()
-        .filter_map(|cause| cause.downcast_ref::<sqlx::Error>())
-        .any(is_transient)
-}
