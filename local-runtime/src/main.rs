@@ -50,7 +50,7 @@ fn redrive_args(args: &[String]) -> anyhow::Result<(&str, &str)> {
     Ok((value("--queue-url")?, value("--function")?))
 }
 
-/// Ctrl-C or SIGTERM: stop polling, finish the batch in flight, commit, exit.
+/// Ctrl-C or SIGTERM: stop polling, finish the batches in flight, commit, exit.
 async fn cancel_on_signal(shutdown: CancellationToken) {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("a SIGTERM handler can be installed");

@@ -274,7 +274,7 @@ fn print_banner(addr: SocketAddr) {
 Order system running locally.
   API          http://{addr}/api/orders   (OpenAPI: http://{addr}/api/openapi.json)
   Mails        http://127.0.0.1:1080      (maildev web UI; API at /api/email)
-  Stop         Ctrl-C (finishes the batch in flight, commits, exits)
+  Stop         Ctrl-C (finishes the batches in flight, commits, exits)
 
 Try:
   curl -i -X POST http://{addr}/api/orders -H 'Content-Type: application/json' \

@@ -1,12 +1,16 @@
 //! The MSK trigger emulator against a private broker, with handlers that record what
 //! Lambda would have delivered and fail on demand.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use local_runtime::trigger::{self, StartingPosition, TriggerSpec};
-use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use shared::config::{KafkaSettings, Secrets};
 use shared::domain::{CustomerName, NewOrder, ProductName, Quantity, new_id};
 use shared::events::{OrderEvent, OrderEventData, topics};
@@ -236,4 +240,304 @@ async fn batches_respect_the_batch_size() {
         deliveries.iter().all(|batch| batch.len() <= 4),
         "{deliveries:?}"
     );
+}
+
+/// Produces `count` records to one partition of `order-placed`. The payloads are not
+/// events: the handler below looks only at where each record sits.
+async fn produce_to(broker: &Tansu, partition: i32, count: usize) {
+    let producer: FutureProducer = kafka(broker).create().unwrap();
+    for n in 0..count {
+        let payload = format!("record {n} for partition {partition}");
+        producer
+            .send(
+                FutureRecord::to(topics::ORDER_PLACED)
+                    .partition(partition)
+                    .key("key")
+                    .payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(err, _)| err)
+            .unwrap();
+    }
+}
+
+/// The group's committed offsets on `order-placed`, by partition (none yet: absent). Read
+/// without joining the group, so the trigger stays its only member.
+async fn committed(broker: &Tansu, group: &str) -> Result<BTreeMap<i32, i64>, String> {
+    let reader: BaseConsumer = kafka(broker).set("group.id", group).create().unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut partitions = TopicPartitionList::new();
+        for partition in 0..3 {
+            partitions.add_partition(topics::ORDER_PLACED, partition);
+        }
+        let committed = reader
+            .committed_offsets(partitions, Duration::from_secs(5))
+            .map_err(|err| err.to_string())?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|element| match element.offset() {
+                Offset::Offset(offset) => Some((element.partition(), offset)),
+                _ => None,
+            })
+            .collect())
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits until the group's committed offsets are exactly `expected`.
+async fn wait_until_committed(broker: &Tansu, group: &str, expected: &[(i32, i64)]) {
+    let expected = BTreeMap::from_iter(expected.iter().copied());
+    testkit::eventually(
+        &format!("offsets {expected:?} committed"),
+        Duration::from_secs(30),
+        || async {
+            match committed(broker, group).await {
+                Ok(committed) if committed == expected => Ok(()),
+                other => Err(other),
+            }
+        },
+    )
+    .await;
+}
+
+/// One handler call: the (partition, offset) of each record, in delivery order within a
+/// partition, and whether it succeeded.
+#[derive(Debug, Clone, PartialEq)]
+struct Call {
+    records: Vec<(i32, i64)>,
+    succeeded: bool,
+}
+
+impl Call {
+    fn offsets_in(&self, partition: i32) -> Vec<i64> {
+        self.records
+            .iter()
+            .filter(|(p, _)| *p == partition)
+            .map(|(_, offset)| *offset)
+            .collect()
+    }
+}
+
+/// The offsets of `partition` that the handler took, in delivery order.
+fn succeeded_in(calls: &[Call], partition: i32) -> Vec<i64> {
+    calls
+        .iter()
+        .filter(|call| call.succeeded)
+        .flat_map(|call| call.offsets_in(partition))
+        .collect()
+}
+
+/// A trigger whose handler fails every batch holding records of partition 0 until
+/// [`Partition0Outage::recover`], and records every call.
+struct Partition0Outage {
+    calls: Arc<Mutex<Vec<Call>>>,
+    down: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Partition0Outage {
+    fn start(broker: &Tansu, group: &str) -> Self {
+        let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
+        let down = Arc::new(AtomicBool::new(true));
+        let handler = {
+            let (calls, down) = (calls.clone(), down.clone());
+            move |event: KafkaEvent| {
+                let mut records: Vec<(i32, i64)> = event
+                    .records
+                    .values()
+                    .flatten()
+                    .map(|record| (record.partition as i32, record.offset))
+                    .collect();
+                records.sort_by_key(|(partition, _)| *partition);
+                let fails = down.load(Ordering::SeqCst) && records.iter().any(|(p, _)| *p == 0);
+                calls.lock().unwrap().push(Call {
+                    records,
+                    succeeded: !fails,
+                });
+                std::future::ready(if fails {
+                    Err("partition 0's records cannot be processed yet")
+                } else {
+                    Ok(())
+                })
+            }
+        };
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(trigger::run(
+            spec(group),
+            kafka(broker),
+            "arn:aws:kafka:local".to_owned(),
+            handler,
+            shutdown.clone(),
+        ));
+        Self {
+            calls,
+            down,
+            shutdown,
+            task,
+        }
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// Waits until a call that failed matches `which`.
+    async fn wait_for_a_failed_call(&self, what: &str, which: impl Fn(&Call) -> bool) {
+        testkit::eventually(what, Duration::from_secs(30), || async {
+            let calls = self.calls();
+            if calls.iter().any(|call| !call.succeeded && which(call)) {
+                Ok(())
+            } else {
+                Err(calls)
+            }
+        })
+        .await;
+    }
+
+    fn recover(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+
+    /// Stops the trigger; returns every call it made.
+    async fn stop(self) -> Vec<Call> {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn a_failing_partition_holds_back_only_itself_and_its_records_then_arrive_in_offset_order() {
+    let broker = Tansu::start().await;
+    let group = format!("group-{}", new_id());
+    produce_to(&broker, 0, 3).await;
+    let trigger = Partition0Outage::start(&broker, &group);
+    trigger
+        .wait_for_a_failed_call("partition 0's batch fails", |_| true)
+        .await;
+
+    // Records for the other partitions, and more behind partition 0's failed batch.
+    produce_to(&broker, 1, 3).await;
+    produce_to(&broker, 2, 3).await;
+    produce_to(&broker, 0, 3).await;
+    wait_until_committed(&broker, &group, &[(1, 3), (2, 3)]).await;
+
+    let while_failing = trigger.calls();
+    assert!(
+        while_failing
+            .iter()
+            .all(|call| call.succeeded == call.offsets_in(0).is_empty()),
+        "only batches with partition 0's records failed, and all of them did: {while_failing:#?}"
+    );
+    for partition in [1, 2] {
+        assert_eq!(
+            succeeded_in(&while_failing, partition),
+            [0, 1, 2],
+            "partition {partition}, once each, in order"
+        );
+    }
+    let failed_batch = while_failing[0].clone();
+    assert!(!failed_batch.succeeded);
+    assert!(
+        while_failing
+            .iter()
+            .filter(|call| !call.succeeded)
+            .all(|call| *call == failed_batch),
+        "every retry carries the failed batch, and nothing read after it: {while_failing:#?}"
+    );
+
+    trigger.recover();
+    wait_until_committed(&broker, &group, &[(0, 6), (1, 3), (2, 3)]).await;
+    let calls = trigger.stop().await;
+
+    let first_success_on_0 = calls
+        .iter()
+        .position(|call| call.succeeded && !call.offsets_in(0).is_empty())
+        .unwrap();
+    assert_eq!(
+        calls[first_success_on_0].records, failed_batch.records,
+        "the failed batch, retried whole, is partition 0's first success"
+    );
+    assert_eq!(
+        succeeded_in(&calls, 0),
+        [0, 1, 2, 3, 4, 5],
+        "once each, in offset order"
+    );
+    assert!(
+        calls[first_success_on_0..]
+            .iter()
+            .all(|call| call.offsets_in(1).is_empty() && call.offsets_in(2).is_empty()),
+        "partitions 1 and 2 were done before partition 0 recovered: {calls:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_broker_outage_while_a_partition_fails_loses_nothing_and_keeps_its_order() {
+    let broker = Tansu::start_behind_proxy().await;
+    let group = format!("group-{}", new_id());
+    produce_to(&broker, 0, 3).await;
+    let trigger = Partition0Outage::start(&broker, &group);
+    trigger
+        .wait_for_a_failed_call("partition 0's batch fails", |_| true)
+        .await;
+    produce_to(&broker, 1, 3).await;
+    produce_to(&broker, 0, 3).await;
+    wait_until_committed(&broker, &group, &[(1, 3)]).await;
+
+    // Cut off for longer than a consumer group's session would last: the trigger is no
+    // member of the group, so it keeps its partitions, and partition 0's batch is still
+    // the one retried when the broker is back.
+    broker.disconnect().await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    broker.reconnect();
+    let before_reconnect = trigger.calls().len();
+    produce_to(&broker, 2, 3).await;
+    wait_until_committed(&broker, &group, &[(1, 3), (2, 3)]).await;
+    testkit::eventually(
+        "partition 0's first batch retried after the outage",
+        Duration::from_secs(30),
+        || async {
+            let calls = trigger.calls();
+            let retried = calls[before_reconnect..]
+                .iter()
+                .any(|call| !call.succeeded && call.offsets_in(0) == [0, 1, 2]);
+            if retried { Ok(()) } else { Err(calls) }
+        },
+    )
+    .await;
+
+    trigger.recover();
+    wait_until_committed(&broker, &group, &[(0, 6), (1, 3), (2, 3)]).await;
+    let calls = trigger.stop().await;
+
+    assert_eq!(
+        succeeded_in(&calls, 0),
+        [0, 1, 2, 3, 4, 5],
+        "once each, in order: {calls:#?}"
+    );
+    assert_eq!(succeeded_in(&calls, 1), [0, 1, 2], "{calls:#?}");
+    assert_eq!(succeeded_in(&calls, 2), [0, 1, 2], "{calls:#?}");
+}
+
+#[tokio::test]
+async fn a_trigger_started_again_resumes_at_once_from_the_committed_offsets() {
+    let broker = Tansu::start().await;
+    let group = format!("group-{}", new_id());
+    produce_to(&broker, 0, 2).await;
+    let first = Partition0Outage::start(&broker, &group);
+    first.recover();
+    wait_until_committed(&broker, &group, &[(0, 2)]).await;
+    // Aborted: no graceful stop, so no final commit.
+    first.task.abort();
+
+    produce_to(&broker, 0, 2).await;
+    let second = Partition0Outage::start(&broker, &group);
+    second.recover();
+    wait_until_committed(&broker, &group, &[(0, 4)]).await;
+    let calls = second.stop().await;
+    assert_eq!(succeeded_in(&calls, 0), [2, 3], "{calls:#?}");
 }
