@@ -4,6 +4,7 @@
 
 mod cargo_lambda;
 mod harness;
+mod limit;
 mod pinning;
 mod redrive;
 mod system;
