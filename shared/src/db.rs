@@ -13,10 +13,12 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
 /// How long a request waits for a pooled connection before the database counts as unavailable.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
-/// The server-side bound on any one statement.
-pub const STATEMENT_TIMEOUT: &str = "10s";
 
 /// Builds connect options, fetching RDS credentials from Secrets Manager when configured.
+///
+/// They carry no start-up `options` (`-c name=value`): RDS Proxy refuses a connection that
+/// sends them, and a session setting would pin it anyway (docs/scale.md). The statement
+/// timeout is the database's default instead (see the migrations).
 pub async fn connect_options(
     settings: &DatabaseSettings,
     secrets: &Secrets,
@@ -39,7 +41,7 @@ pub async fn connect_options(
                 .ssl_mode(PgSslMode::Require)
         }
     };
-    Ok(options.options([("statement_timeout", STATEMENT_TIMEOUT)]))
+    Ok(options)
 }
 
 /// The pool settings every function starts from: `max_connections` per instance and a
@@ -160,4 +162,35 @@ pub fn is_transient(err: &sqlx::Error) -> bool {
 /// The server refused our credentials (invalid password or authorization).
 pub fn is_auth_failure(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|code| code == "28P01" || code == "28000"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::config::variable_map;
+
+    #[tokio::test]
+    async fn connect_options_send_no_startup_options_which_rds_proxy_refuses() {
+        let settings = DatabaseSettings::from_source(variable_map(&[(
+            "DATABASE_URL",
+            "postgres://app@127.0.0.1:5432/orders",
+        )]))
+        .unwrap();
+        let options = connect_options(&settings, &Secrets::new()).await.unwrap();
+        assert_eq!(options.get_options(), None);
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_migrated_database_bounds_every_new_session_to_ten_second_statements(
+        _: PgPoolOptions,
+        options: PgConnectOptions,
+    ) {
+        let pool = pool_options(1).connect_with(options).await.unwrap();
+        let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(timeout, "10s");
+    }
 }

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use shared::config::{ConfigError, DatabaseSettings, KafkaSettings, from_source, variables_of};
 
+use crate::budget::Budget;
+
 /// How the topics are laid out when they are created (existing topics are left alone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicLayout {
@@ -29,13 +31,21 @@ pub struct MigrateConfig {
     pub database: DatabaseSettings,
     pub kafka: KafkaSettings,
     pub topics: TopicLayout,
+    /// The connection budget to check on every deploy (`CONNECTION_BUDGET`); unset locally.
+    pub budget: Option<Budget>,
 }
 
 #[derive(Deserialize)]
 struct RawTopicSettings {
     topic_partitions: Option<i32>,
     topic_replication_factor: Option<i32>,
+    connection_budget: Option<String>,
+    connection_budget_percent: Option<u32>,
 }
+
+/// The share of `max_connections` the functions may use when `CONNECTION_BUDGET_PERCENT` is
+/// not set (the template's default for the proxy).
+pub const DEFAULT_BUDGET_PERCENT: u32 = 80;
 
 impl MigrateConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -62,7 +72,17 @@ impl MigrateConfig {
                 "must be -1 (the broker's default) or at least 1",
             ));
         }
+        let budget = raw
+            .connection_budget
+            .map(|text| {
+                let percent = raw
+                    .connection_budget_percent
+                    .unwrap_or(DEFAULT_BUDGET_PERCENT);
+                Budget::parse(&text, percent, "CONNECTION_BUDGET")
+            })
+            .transpose()?;
         Ok(Self {
+            budget,
             database: DatabaseSettings::from_source(variables.clone())?,
             kafka: KafkaSettings::from_source(variables)?,
             topics: TopicLayout {
@@ -112,6 +132,24 @@ mod tests {
         pairs.push(("TOPIC_REPLICATION_FACTOR", "0"));
         let err = MigrateConfig::from_source(vars(&pairs)).err().unwrap();
         assert_eq!(err.variable, "TOPIC_REPLICATION_FACTOR");
+    }
+
+    #[test]
+    fn the_connection_budget_is_read_with_its_percentage() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("CONNECTION_BUDGET", "order-api=20x2, inventory=3x2"));
+        pairs.push(("CONNECTION_BUDGET_PERCENT", "50"));
+        let budget = MigrateConfig::from_source(vars(&pairs))
+            .unwrap()
+            .budget
+            .unwrap();
+        assert_eq!((budget.demand(), budget.percent), (46, 50));
+        assert!(
+            MigrateConfig::from_source(vars(&BASE))
+                .unwrap()
+                .budget
+                .is_none()
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use shared::events::topics;
 use shared::kafka::{KafkaContext, client_config, client_context};
 use sqlx::PgPool;
 
+use crate::budget::{self, Budget};
 use crate::config::{MigrateConfig, TopicLayout};
 
 /// How long one metadata or admin request to the broker may take.
@@ -24,6 +25,8 @@ pub struct Deps {
     pub kafka: KafkaSettings,
     pub secrets: Arc<Secrets>,
     pub topics: TopicLayout,
+    /// Checked after the migrations when set (on AWS).
+    pub budget: Option<Budget>,
 }
 
 impl Deps {
@@ -37,6 +40,7 @@ impl Deps {
             kafka: config.kafka,
             secrets,
             topics: config.topics,
+            budget: config.budget,
         })
     }
 }
@@ -50,10 +54,14 @@ pub struct Provisioned {
     pub topics_existing: Vec<String>,
 }
 
-/// Applies every migration, then makes sure every topic of [`topics::ALL`] exists.
+/// Applies every migration, checks the connection budget when there is one, then makes sure
+/// every topic of [`topics::ALL`] exists.
 #[tracing::instrument(skip_all, err(Display))]
 pub async fn provision(deps: &Deps) -> anyhow::Result<Provisioned> {
     migrate(&deps.pool).await?;
+    if let Some(budget) = &deps.budget {
+        budget::enforce(&deps.pool, budget).await?;
+    }
     let schema_version = shared::db::MIGRATOR
         .iter()
         .map(|migration| migration.version)

@@ -12,25 +12,23 @@
 //! invocation (from an internal extension, which keeps the instance running until it is done);
 //! the local runtime flushes before it exits.
 //!
-//! Marks are written through their own small pool whose sessions commit asynchronously
-//! (`synchronous_commit = off`): a mark lost in a database crash only makes the relay send
-//! that event again, which consumers drop by event id. The orders themselves are committed
-//! synchronously, on the main pool, before any of this.
+//! Marks are written on the request pool, in a transaction that commits asynchronously
+//! (`SET LOCAL synchronous_commit = off`, which lasts until that transaction ends and so does
+//! not pin an RDS Proxy connection; docs/scale.md): a mark lost in a database crash only
+//! makes the relay send that event again, which consumers drop by event id. The orders
+//! themselves are committed synchronously, before any of this.
 
 use std::sync::Arc;
 
 use shared::kafka::KafkaPublisher;
 use shared::outbox::{self, OutboxRow};
 use sqlx::PgPool;
-use sqlx::postgres::PgConnectOptions;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::Instrument;
 
-use crate::state::request_pool;
-
 /// The most requests whose rows go out in one batch.
 const MAX_BATCH: usize = 256;
-/// Batches in flight at once (and connections of the marking pool).
+/// Batches in flight at once (so at most this many pooled connections write marks).
 const MAX_IN_FLIGHT: usize = 2;
 /// Requests whose rows may wait for a batch before new requests wait for room.
 const QUEUE_CAPACITY: usize = 4096;
@@ -41,23 +39,16 @@ pub struct OutboxPublisher {
     queue: mpsc::Sender<Vec<OutboxRow>>,
     /// Rows handed over and not yet published or given up on.
     outstanding: Arc<watch::Sender<usize>>,
-    marks: PgPool,
 }
 
 impl OutboxPublisher {
-    /// Starts the publishing task, marking through a pool that connects like `pool`. The
-    /// task ends when the last handle is dropped. Must be called within a Tokio runtime.
+    /// Starts the publishing task, marking through `pool`. The task ends when the last handle
+    /// is dropped. Must be called within a Tokio runtime.
     pub fn start(pool: &PgPool, publisher: KafkaPublisher) -> Self {
-        let marks = request_pool(MAX_IN_FLIGHT as u32)
-            .connect_lazy_with(asynchronous_commits(&pool.connect_options()));
         let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
         let outstanding = Arc::new(watch::Sender::new(0));
-        tokio::spawn(run(marks.clone(), publisher, jobs, outstanding.clone()));
-        Self {
-            queue,
-            outstanding,
-            marks,
-        }
+        tokio::spawn(run(pool.clone(), publisher, jobs, outstanding.clone()));
+        Self { queue, outstanding }
     }
 
     /// Queues `rows` (already committed) for publishing and returns once they are queued.
@@ -80,16 +71,6 @@ impl OutboxPublisher {
         // The sender lives in `self`, so the channel cannot close while we wait.
         let _ = outstanding.wait_for(|n| *n == 0).await;
     }
-
-    /// Follows `pool` to new connect options (database credentials were rotated).
-    pub fn reconnect_like(&self, pool: &PgPool) {
-        self.marks
-            .set_connect_options(asynchronous_commits(&pool.connect_options()));
-    }
-}
-
-fn asynchronous_commits(options: &PgConnectOptions) -> PgConnectOptions {
-    options.clone().options([("synchronous_commit", "off")])
 }
 
 async fn run(
@@ -135,12 +116,30 @@ fn order_ids(rows: &[OutboxRow]) -> String {
     ids.join(",")
 }
 
+/// The statement that opens a marking transaction: its commit does not wait for the WAL
+/// flush. `SET LOCAL` ends with the transaction, so the session keeps no state.
+const BEGIN_ASYNCHRONOUS_COMMIT: &str = "BEGIN; SET LOCAL synchronous_commit = off";
+
+/// Marks `ids` published in one transaction that commits asynchronously.
+async fn mark_published(marks: &PgPool, ids: &[i64]) -> sqlx::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut tx = marks.begin_with(BEGIN_ASYNCHRONOUS_COMMIT).await?;
+    outbox::mark_published(&mut *tx, ids).await?;
+    tx.commit().await
+}
+
 async fn publish_batch(marks: &PgPool, publisher: &KafkaPublisher, rows: &[OutboxRow]) {
-    match outbox::publish(marks, publisher, rows).await {
+    let report = outbox::send(publisher, rows).await;
+    match mark_published(marks, &report.delivered)
+        .await
+        .map(|()| report)
+    {
         Ok(report) if report.all_published() => {
             tracing::debug!(rows = rows.len(), "events published")
         }
-        // Each unacknowledged row was logged with its reason by `outbox::publish`.
+        // Each unacknowledged row was logged with its reason by `outbox::send`.
         Ok(report) => tracing::warn!(
             left = report.failed.len(),
             published = report.published,

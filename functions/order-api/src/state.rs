@@ -80,10 +80,9 @@ impl AppState {
     /// Turns a repository failure into a response, first refreshing the database
     /// credentials if the server refused them (the secret may have been rotated).
     pub(crate) async fn fail(&self, err: StoreError) -> ApiError {
-        if let StoreError::Unavailable(cause) = &err
-            && self.0.database.recover(cause).await
-        {
-            self.0.outbox.reconnect_like(self.pool());
+        // The outbox marks share the pool, so they follow refreshed credentials too.
+        if let StoreError::Unavailable(cause) = &err {
+            self.0.database.recover(cause).await;
         }
         ApiError::from(err)
     }

@@ -37,20 +37,30 @@ impl System {
     /// Starts the services and the runtime on the test's own database, with a broker that
     /// keeps its data across restarts.
     pub async fn start(pool: PgPool, options: &PgConnectOptions) -> Self {
-        Self::start_with(pool, options, Tansu::start().await).await
+        Self::start_with(pool, &database_url(options), Tansu::start().await).await
+    }
+
+    /// As [`System::start`], on the database at `url` (a private cluster of the test's own).
+    pub async fn start_on(pool: PgPool, url: &str) -> Self {
+        Self::start_with(pool, url, Tansu::start().await).await
     }
 
     /// As [`System::start`], with a broker whose network path the test can cut.
     pub async fn start_with_cuttable_broker(pool: PgPool, options: &PgConnectOptions) -> Self {
-        Self::start_with(pool, options, Tansu::start_behind_proxy().await).await
+        Self::start_with(
+            pool,
+            &database_url(options),
+            Tansu::start_behind_proxy().await,
+        )
+        .await
     }
 
-    async fn start_with(pool: PgPool, options: &PgConnectOptions, broker: Tansu) -> Self {
+    async fn start_with(pool: PgPool, database_url: &str, broker: Tansu) -> Self {
         testkit::init_tracing();
         let mail = Maildev::spawn().await;
         let spec = RuntimeSpec::new(
             env!("CARGO_BIN_EXE_local-runtime").as_ref(),
-            &database_url(options),
+            database_url,
             &broker.bootstrap(),
             mail.smtp_port(),
         )

@@ -4,6 +4,8 @@
 
 mod cargo_lambda;
 mod harness;
+mod limit;
+mod pinning;
 mod redrive;
 mod system;
 mod trigger;

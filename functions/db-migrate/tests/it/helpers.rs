@@ -19,6 +19,7 @@ pub fn deps(pool: PgPool, bootstrap: &str) -> Deps {
         kafka: KafkaSettings::plaintext(bootstrap),
         secrets: Arc::new(Secrets::new()),
         topics: TopicLayout::default(),
+        budget: None,
     }
 }
 
