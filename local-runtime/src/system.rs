@@ -31,6 +31,8 @@ pub struct LocalConfig {
     pub relay_interval: Option<Duration>,
     /// Overrides every trigger's batching window (the latency benchmark runs with 0).
     pub batching_window: Option<Duration>,
+    /// Where the metrics are served in Prometheus text format.
+    pub metrics_addr: SocketAddr,
 }
 
 #[derive(Deserialize)]
@@ -39,10 +41,12 @@ struct RawLocalConfig {
     template_path: Option<PathBuf>,
     local_relay_interval_secs: Option<u64>,
     local_batching_window_ms: Option<u64>,
+    local_metrics_addr: Option<String>,
 }
 
 impl LocalConfig {
     pub const DEFAULT_API_ADDR: &str = "127.0.0.1:3000";
+    pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
     pub fn from_env() -> Result<Self, ConfigError> {
         let raw: RawLocalConfig = from_env()?;
@@ -64,8 +68,28 @@ impl LocalConfig {
                 .unwrap_or_else(|| PathBuf::from("template.yaml")),
             relay_interval: raw.local_relay_interval_secs.map(Duration::from_secs),
             batching_window: raw.local_batching_window_ms.map(Duration::from_millis),
+            metrics_addr: parse_addr(
+                "LOCAL_METRICS_ADDR",
+                raw.local_metrics_addr,
+                Self::DEFAULT_METRICS_ADDR,
+            )?,
         })
     }
+}
+
+/// `raw` (else `default`) as a socket address, or an error naming `variable`.
+fn parse_addr(
+    variable: &str,
+    raw: Option<String>,
+    default: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let addr = raw.unwrap_or_else(|| default.to_owned());
+    addr.parse().map_err(|_| {
+        ConfigError::new(
+            variable,
+            format!("{addr:?} is not an address such as {default}"),
+        )
+    })
 }
 
 /// Does what db-migrate does on every deploy: applies the migrations and creates the Kafka
@@ -154,6 +178,8 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
             config.template.display()
         )
     })?;
+    let metrics = crate::metrics::install()?;
+    let metrics_listener = crate::metrics::bind(config.metrics_addr).await?;
     provision().await?;
     let secrets = Secrets::new();
     let state = AppState::with_secrets(&OrderApiConfig::from_env()?, secrets.clone()).await?;
@@ -187,6 +213,12 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
             served
         }
     });
+
+    tasks.spawn(crate::metrics::serve(
+        metrics_listener,
+        metrics,
+        shutdown.clone(),
+    ));
 
     let Triggers {
         msk,
@@ -249,7 +281,7 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
         }
     });
 
-    print_banner(config.api_addr);
+    print_banner(config.api_addr, config.metrics_addr);
     let mut outcome = Ok(());
     while let Some(joined) = tasks.join_next().await {
         let result = joined
@@ -268,12 +300,14 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
     outcome
 }
 
-fn print_banner(addr: SocketAddr) {
+fn print_banner(addr: SocketAddr, metrics: SocketAddr) {
     println!(
         r#"
 Order system running locally.
   API          http://{addr}/api/orders   (OpenAPI: http://{addr}/api/openapi.json)
   Mails        http://127.0.0.1:1080      (maildev web UI; API at /api/email)
+  Metrics      http://{metrics}/metrics   (Prometheus text format)
+  Prometheus   http://127.0.0.1:9090      (graphs, alerts; started by scripts/run)
   Stop         Ctrl-C (finishes the batches in flight, commits, exits)
 
 Try:

@@ -9,6 +9,7 @@
 //! 2. hand the handler the good records, in offset order per partition, together with the
 //!    poison ones as [`DeadLetters`] that it must store (in its own transaction, so that a
 //!    batch that fails keeps none of its effects, dead letters included);
+//! 3. record the batch's size and duration and its dead letters ([`crate::metrics`]);
 //! 4. on failure, say whether it is transient, log it once with its causes, fetch the
 //!    database credentials again if the database refused them, and report it to Lambda with
 //!    one `errorType` format: `Transient.<Name>` or `Permanent.<Name>`.
@@ -27,6 +28,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::db::Database;
+use crate::metrics;
 use crate::msk::{DecodedRecord, PoisonRecord, decode_batch, store_dead_letters};
 
 /// What one consumer function decides for the good records of a batch.
@@ -210,7 +212,17 @@ impl<H: BatchHandler> Consumer<H> {
             records = tracing::field::Empty,
             poison = tracing::field::Empty
         );
+        let started = Instant::now();
+        let records = event.records.values().map(Vec::len).sum();
         let result = self.run(event, invocation).instrument(span).await;
+        let outcome = match &result {
+            Ok(report) => {
+                metrics::dead_letters(H::NAME, report.dead_lettered as u64);
+                "ok"
+            }
+            Err(_) => "failed",
+        };
+        metrics::batch(H::NAME, outcome, records, started.elapsed());
         if let Err(failure) = &result {
             tracing::error!(
                 consumer = H::NAME,
@@ -306,7 +318,9 @@ pub async fn serve<H: BatchHandler>(consumer: Consumer<H>) -> Result<(), lambda_
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<KafkaEvent>| async move {
             let invocation = Invocation::with_lambda_deadline(event.context.deadline());
-            consumer.invoke(event.payload, invocation).await
+            let response = consumer.invoke(event.payload, invocation).await;
+            metrics::flush();
+            response
         },
     ))
     .await

@@ -9,6 +9,7 @@
 //! - [`outbox`]: enqueue in a transaction, publish after commit, mark published.
 //! - [`msk`]: decoding and building the Lambda MSK event, and dead-lettering poison records.
 //! - [`consumer`]: the one seam every MSK-triggered function goes through.
+//! - [`metrics`]: the business and pipeline metrics, as EMF on Lambda and Prometheus locally.
 //!
 //! Only what two or more functions use lives here; each function keeps its own SQL in its
 //! `store` module.
@@ -19,5 +20,6 @@ pub mod db;
 pub mod domain;
 pub mod events;
 pub mod kafka;
+pub mod metrics;
 pub mod msk;
 pub mod outbox;

@@ -1,11 +1,13 @@
 //! Test helpers that drive real services, and break them on purpose.
 //!
+//! - [`emf`]: checks log lines against the CloudWatch Embedded Metric Format specification.
 //! - [`kafka`]: read back what a test published, from the shared broker or a private one.
 //! - [`tansu`]: a private Kafka-compatible broker per test, which a test may stop and restart.
 //! - [`proxy`]: a TCP proxy to put between code and a service, to cut the connection.
 //! - [`maildev`]: the mail sink's REST API, and private sinks a test may stop.
 //! - [`postgres`]: a private PostgreSQL cluster with password authentication and settings
 //!   of the test's choosing.
+//! - [`prometheus`]: a private Prometheus with the repository's rules, and its query API.
 //! - [`secrets`]: the Secrets Manager emulator.
 //! - [`runtime`]: the `local-runtime` binary as a child process, as a user runs it.
 //! - [`eventually`]: the one way tests wait, always with a deadline.
@@ -14,9 +16,11 @@
 //!
 //! Defaults match `scripts/env.sh`, so tests run after `scripts/services up` without setup.
 
+pub mod emf;
 pub mod kafka;
 pub mod maildev;
 pub mod postgres;
+pub mod prometheus;
 pub mod proxy;
 pub mod runtime;
 pub mod secrets;

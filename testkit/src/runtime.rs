@@ -58,6 +58,7 @@ impl RuntimeSpec {
 pub struct LocalRuntime {
     spec: RuntimeSpec,
     port: u16,
+    metrics_port: u16,
     log: PathBuf,
     child: Option<Child>,
 }
@@ -85,6 +86,7 @@ impl LocalRuntime {
         let mut runtime = Self {
             spec,
             port,
+            metrics_port: crate::free_port(),
             log: log_dir.join(format!("runtime-{port}.log")),
             child: None,
         };
@@ -99,6 +101,11 @@ impl LocalRuntime {
     /// The base URL of its API, such as `http://127.0.0.1:40123`.
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Where it serves its metrics in Prometheus text format, such as `127.0.0.1:40124`.
+    pub fn metrics_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.metrics_port)
     }
 
     /// Its output (stdout and stderr, appended across restarts).
@@ -125,7 +132,8 @@ impl LocalRuntime {
         let mut command = Command::new(&self.spec.binary);
         command
             .current_dir(workspace_root())
-            .env("ORDER_API_ADDR", format!("127.0.0.1:{}", self.port));
+            .env("ORDER_API_ADDR", format!("127.0.0.1:{}", self.port))
+            .env("LOCAL_METRICS_ADDR", self.metrics_addr());
         for (name, value) in &self.spec.env {
             command.env(name, value);
         }

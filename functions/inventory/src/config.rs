@@ -30,6 +30,7 @@ impl InventoryConfig {
         let mut names = DatabaseSettings::variables();
         names.extend(KafkaSettings::variables());
         names.extend(variables_of::<RawInventorySettings>());
+        names.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
         names
     }
 

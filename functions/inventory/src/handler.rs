@@ -25,6 +25,7 @@ use shared::consumer::{Batch, BatchError, BatchHandler, DeadLetters, Invocation}
 use shared::db::is_transient;
 use shared::events::{OrderEvent, OrderEventData};
 use shared::kafka::KafkaPublisher;
+use shared::metrics;
 use shared::msk::DecodedRecord;
 use shared::outbox::{self, OutboxRow};
 use sqlx::PgPool;
@@ -234,13 +235,23 @@ impl Inventory {
             .map_err(InventoryError::database("committing"))?;
 
         log_records(records, &plan);
+        let mut rejected: HashMap<&'static str, u64> = HashMap::new();
         for outcome in &plan.outcomes {
             match outcome {
                 Outcome::Confirmed => summary.confirmed += 1,
-                Outcome::Rejected(_) => summary.rejected += 1,
+                Outcome::Rejected(reason) => {
+                    summary.rejected += 1;
+                    *rejected.entry(reason.as_str()).or_default() += 1;
+                }
                 Outcome::Duplicate => summary.duplicates += 1,
                 Outcome::NotPlaced => summary.skipped += 1,
             }
+        }
+        // Counted once committed: a retried batch finds its events processed, so a decision
+        // is counted once.
+        metrics::orders_confirmed(summary.confirmed as u64);
+        for (reason, count) in rejected {
+            metrics::orders_rejected(reason, count);
         }
         Ok(Applied { summary, rows })
     }

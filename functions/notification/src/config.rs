@@ -163,6 +163,7 @@ impl NotificationConfig {
     pub fn variables() -> Vec<String> {
         let mut variables = variables_of::<RawSettings>();
         variables.extend(DatabaseSettings::variables());
+        variables.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
         variables
     }
 

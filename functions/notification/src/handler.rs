@@ -17,6 +17,7 @@ use chrono::Utc;
 use futures::{StreamExt, stream};
 use lettre::Address;
 use shared::consumer::{Batch, BatchError, BatchHandler, Invocation};
+use shared::metrics;
 use sqlx::PgPool;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -185,6 +186,11 @@ impl Notifier {
                 }
             }
         }
+        // Counted once recorded: a mail already done is never counted again.
+        metrics::mails("sent", summary.sent as u64);
+        metrics::mails("failed", summary.failed as u64);
+        metrics::mails("retryable", summary.retryable as u64);
+        metrics::mails("skipped", summary.skipped as u64);
         tracing::info!(?summary, "notification batch done");
         match first_error {
             Some(first_error) => Err(NotificationError::Delivery {

@@ -37,6 +37,7 @@ impl OrderApiConfig {
         let mut names = DatabaseSettings::variables();
         names.extend(KafkaSettings::variables());
         names.extend(variables_of::<RawApiSettings>());
+        names.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
         names
     }
 

@@ -50,6 +50,7 @@ pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
                 let (router, answered) = (router.clone(), answered.clone());
                 async move {
                     let response = router.oneshot(request).await;
+                    shared::metrics::flush();
                     // The extension's invocation waits for this before it flushes.
                     answered.notify_one();
                     response
@@ -64,6 +65,7 @@ pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
                 let (router, outbox) = (router.clone(), outbox.clone());
                 async move {
                     let response = router.oneshot(request).await;
+                    shared::metrics::flush();
                     outbox.flush().await;
                     response
                 }

@@ -6,6 +6,7 @@ use order_api::{AppState, OrderApiConfig};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
+    shared::metrics::emf::install()?;
     let config = OrderApiConfig::from_env()?;
     let state = AppState::from_config(&config).await?;
     order_api::lambda::run(state).await

@@ -29,6 +29,7 @@ impl RelayConfig {
         let mut names = DatabaseSettings::variables();
         names.extend(KafkaSettings::variables());
         names.extend(variables_of::<RawRelaySettings>());
+        names.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
         names
     }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use shared::db::Database;
 use shared::kafka::KafkaPublisher;
+use shared::metrics;
 use shared::outbox;
 use sqlx::PgPool;
 
@@ -85,6 +86,8 @@ impl Relay {
         let result = run_once(self.database.pool(), &self.publisher, self.limits).await;
         if let Err(RelayError::Database(err)) = &result {
             self.database.recover(err).await;
+        } else {
+            record_outbox_age(self.database.pool()).await;
         }
         result
     }
@@ -125,4 +128,13 @@ pub async fn run_once(
         });
     }
     Ok(report)
+}
+
+/// Sets `outbox_oldest_unpublished_seconds` to the age of the oldest row still waiting for
+/// the broker (0 when none is), the signal that the outbox is draining.
+pub async fn record_outbox_age(pool: &PgPool) {
+    match store::oldest_unpublished_age(pool).await {
+        Ok(age) => metrics::outbox_oldest_unpublished(age),
+        Err(err) => tracing::warn!(error = %err, "could not read the outbox's oldest row"),
+    }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use shared::outbox::OutboxRow;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 /// Claims up to `limit` rows still unpublished after `min_age`, oldest first, with
 /// `FOR UPDATE SKIP LOCKED`: concurrent relays never claim the same row, and a row that a
@@ -27,4 +27,15 @@ pub(crate) async fn claim_unpublished(
     )
     .fetch_all(conn)
     .await
+}
+
+/// How long the oldest unpublished row has waited (zero when every row is published).
+pub(crate) async fn oldest_unpublished_age(pool: &PgPool) -> sqlx::Result<Duration> {
+    let seconds = sqlx::query_scalar!(
+        r#"SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0) AS "seconds!"
+           FROM outbox WHERE published_at IS NULL"#
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(Duration::from_secs_f64(seconds.max(0.0)))
 }

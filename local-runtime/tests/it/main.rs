@@ -1,10 +1,12 @@
 //! The local runtime, tested two ways: its MSK trigger emulator and its on-failure queue
 //! redrive in-process ([`trigger`], [`redrive`]), and the whole system as a user runs it, as a
-//! child process against real services ([`system`]).
+//! child process against real services ([`system`]), its metrics read back through a
+//! real Prometheus ([`observability`]).
 
 mod cargo_lambda;
 mod harness;
 mod limit;
+mod observability;
 mod pinning;
 mod redrive;
 mod system;

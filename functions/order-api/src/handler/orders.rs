@@ -308,6 +308,7 @@ pub async fn place_order(
             outbox: rows,
         } => {
             tracing::info!(product = %order.product_name, quantity = order.quantity.get(), "order placed");
+            shared::metrics::order_placed();
             state.outbox().hand_over(rows).await;
             (placed, false)
         }
