@@ -7,6 +7,7 @@
 //! - [`postgres`]: a private PostgreSQL cluster with password authentication and settings
 //!   of the test's choosing.
 //! - [`secrets`]: the Secrets Manager emulator.
+//! - [`stripe`]: localstripe, the local stand-in for Stripe's API, and private instances.
 //! - [`runtime`]: the `local-runtime` binary as a child process, as a user runs it.
 //! - [`eventually`]: the one way tests wait, always with a deadline.
 //! - [`MIGRATOR`]: the schema every `#[sqlx::test]` database gets
@@ -20,6 +21,7 @@ pub mod postgres;
 pub mod proxy;
 pub mod runtime;
 pub mod secrets;
+pub mod stripe;
 pub mod tansu;
 
 use std::future::Future;
