@@ -162,6 +162,104 @@ impl StockLevel {
     }
 }
 
+/// A product's price per unit in the smallest unit of its currency (cents for `usd`), as
+/// Stripe counts amounts: 0 to 100,000,000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct UnitAmount(i64);
+
+impl UnitAmount {
+    pub const MAX: i64 = 100_000_000;
+
+    pub fn new(value: i64) -> Result<Self, Invalid> {
+        if (0..=Self::MAX).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(invalid(format!(
+                "must be between 0 and {}, got {value}",
+                Self::MAX
+            )))
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// The ISO 4217 codes of the currencies in circulation, lower case, as Stripe writes them.
+/// Fund codes (`usn`, `clf`, ...), precious metals and the testing codes are not currencies
+/// a customer pays in, so they are left out.
+pub const CURRENCIES: [&str; 158] = [
+    "aed", "afn", "all", "amd", "ang", "aoa", "ars", "aud", "awg", "azn", "bam", "bbd", "bdt",
+    "bgn", "bhd", "bif", "bmd", "bnd", "bob", "brl", "bsd", "btn", "bwp", "byn", "bzd", "cad",
+    "cdf", "chf", "clp", "cny", "cop", "crc", "cup", "cve", "czk", "djf", "dkk", "dop", "dzd",
+    "egp", "ern", "etb", "eur", "fjd", "fkp", "gbp", "gel", "ghs", "gip", "gmd", "gnf", "gtq",
+    "gyd", "hkd", "hnl", "htg", "huf", "idr", "ils", "inr", "iqd", "irr", "isk", "jmd", "jod",
+    "jpy", "kes", "kgs", "khr", "kmf", "kpw", "krw", "kwd", "kyd", "kzt", "lak", "lbp", "lkr",
+    "lrd", "lsl", "lyd", "mad", "mdl", "mga", "mkd", "mmk", "mnt", "mop", "mru", "mur", "mvr",
+    "mwk", "mxn", "myr", "mzn", "nad", "ngn", "nio", "nok", "npr", "nzd", "omr", "pab", "pen",
+    "pgk", "php", "pkr", "pln", "pyg", "qar", "ron", "rsd", "rub", "rwf", "sar", "sbd", "scr",
+    "sdg", "sek", "sgd", "shp", "sle", "sll", "sos", "srd", "ssp", "stn", "svc", "syp", "szl",
+    "thb", "tjs", "tmt", "tnd", "top", "try", "ttd", "twd", "tzs", "uah", "ugx", "usd", "uyu",
+    "uzs", "ved", "ves", "vnd", "vuv", "wst", "xaf", "xcd", "xcg", "xof", "xpf", "yer", "zar",
+    "zmw", "zwg",
+];
+
+/// An ISO 4217 currency code in lower case, one of [`CURRENCIES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Currency(&'static str);
+
+impl Currency {
+    /// Prices set without a currency are in US dollars.
+    pub const DEFAULT: Self = Self("usd");
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        CURRENCIES
+            .iter()
+            .find(|code| **code == raw)
+            .map(|code| Self(code))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "must be an ISO 4217 currency code in lower case, such as usd or eur; got {raw:?}"
+                ))
+            })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl utoipa::PartialSchema for Currency {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "An ISO 4217 currency code in lower case, as Stripe writes it.",
+            ))
+            .enum_values(Some(CURRENCIES))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Currency {}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// A product's price: an amount per unit in a currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Price {
+    pub unit_amount: UnitAmount,
+    pub currency: Currency,
+}
+
 /// A syntactically valid mail address of at most 254 characters (RFC 5321's path limit).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
@@ -365,6 +463,32 @@ mod tests {
         assert_eq!(StockLevel::new(0).unwrap().get(), 0);
         assert!(StockLevel::new(1_000_000).is_ok());
         assert!(StockLevel::new(1_000_001).is_err());
+    }
+
+    #[test]
+    fn unit_amounts_run_from_zero_to_a_hundred_million() {
+        assert!(UnitAmount::new(-1).is_err());
+        assert_eq!(UnitAmount::new(0).unwrap().get(), 0);
+        assert_eq!(UnitAmount::new(100_000_000).unwrap().get(), 100_000_000);
+        assert!(UnitAmount::new(100_000_001).is_err());
+    }
+
+    #[test]
+    fn currencies_are_lower_case_iso_4217_codes() {
+        assert_eq!(Currency::parse("usd").unwrap(), Currency::DEFAULT);
+        assert_eq!(Currency::parse("jpy").unwrap().as_str(), "jpy");
+        for raw in ["USD", "us", "usdd", "xxx", "xau", "", " usd", "abc"] {
+            assert!(Currency::parse(raw).is_err(), "{raw:?}");
+        }
+        let mut sorted = CURRENCIES.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted, CURRENCIES, "sorted and without repeats");
+        assert!(
+            CURRENCIES
+                .iter()
+                .all(|code| code.len() == 3 && code.bytes().all(|b| b.is_ascii_lowercase()))
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!   of the test's choosing.
 //! - [`prometheus`]: a private Prometheus with the repository's rules, and its query API.
 //! - [`secrets`]: the Secrets Manager emulator.
+//! - [`stripe`]: localstripe, the local stand-in for Stripe's API, and private instances.
 //! - [`runtime`]: the `local-runtime` binary as a child process, as a user runs it.
 //! - [`eventually`]: the one way tests wait, always with a deadline.
 //! - [`MIGRATOR`]: the schema every `#[sqlx::test]` database gets
@@ -24,6 +25,7 @@ pub mod prometheus;
 pub mod proxy;
 pub mod runtime;
 pub mod secrets;
+pub mod stripe;
 pub mod tansu;
 
 use std::future::Future;

@@ -110,7 +110,10 @@ pub(crate) async fn take_stock(
 }
 
 /// Sets the decided orders' status and reason in one statement, only where still `PLACED`;
-/// returns how many orders changed. An event without a reason confirms its order.
+/// returns how many orders changed. An event without a reason confirms its order, and a
+/// confirmed order whose product has a price gets its amount (quantity × unit amount) and
+/// currency from the stock row this transaction holds locked, so a later price change never
+/// alters it.
 pub(crate) async fn record_decisions(
     conn: &mut PgConnection,
     decisions: &[OrderEvent],
@@ -131,7 +134,11 @@ pub(crate) async fn record_decisions(
         reasons.push(reason.map(|reason| RejectionReason::as_str(reason).to_owned()));
     }
     Ok(sqlx::query!(
-        "UPDATE orders SET status = d.status, rejection_reason = d.reason, updated_at = now()
+        "UPDATE orders SET status = d.status, rejection_reason = d.reason, updated_at = now(),
+             amount = CASE WHEN d.reason IS NULL THEN orders.quantity::bigint
+                 * (SELECT s.unit_amount FROM stock s WHERE s.product_name = orders.product_name) END,
+             currency = CASE WHEN d.reason IS NULL THEN
+                 (SELECT s.currency FROM stock s WHERE s.product_name = orders.product_name) END
          FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS d(id, status, reason)
          WHERE orders.id = d.id AND orders.status = 'PLACED'",
         &ids,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use shared::db;
 use shared::domain::{
-    EmailAddress, Invalid, NewOrder, OrderStatus, ProductName, RejectionReason, StockLevel,
+    EmailAddress, Invalid, NewOrder, OrderStatus, Price, ProductName, RejectionReason, StockLevel,
 };
 use shared::events::{OrderEvent, OrderEventData};
 use shared::outbox::{OutboxEntry, OutboxRow};
@@ -89,6 +89,9 @@ pub struct Order {
     pub quantity: i32,
     pub status: OrderStatus,
     pub rejection_reason: Option<RejectionReason>,
+    /// `quantity × unit price`, as it was when inventory reserved the stock.
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -102,6 +105,8 @@ struct OrderRow {
     quantity: i32,
     status: String,
     rejection_reason: Option<String>,
+    amount: Option<i64>,
+    currency: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -129,6 +134,8 @@ impl TryFrom<OrderRow> for Order {
             customer_email: row.customer_email,
             product_name: row.product_name,
             quantity: row.quantity,
+            amount: row.amount,
+            currency: row.currency,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -201,7 +208,7 @@ pub async fn place_order(
              VALUES ($1, $2, $3, $4, $5, 'PLACED', $6, $7)
              ON CONFLICT (idempotency_key) DO NOTHING
              RETURNING id, customer_name, customer_email, product_name, quantity, status,
-                       rejection_reason, created_at, updated_at
+                       rejection_reason, amount, currency, created_at, updated_at
          ), queued AS (
              INSERT INTO outbox (topic, key, payload)
              SELECT $8, $9, $10 FROM placed
@@ -210,7 +217,8 @@ pub async fn place_order(
          SELECT placed.id AS "id!", placed.customer_name AS "customer_name!",
                 placed.customer_email, placed.product_name AS "product_name!",
                 placed.quantity AS "quantity!", placed.status AS "status!",
-                placed.rejection_reason, placed.created_at AS "created_at!",
+                placed.rejection_reason, placed.amount, placed.currency,
+                placed.created_at AS "created_at!",
                 placed.updated_at AS "updated_at!", queued.id AS "outbox_id!"
          FROM placed CROSS JOIN queued"#,
         id,
@@ -240,6 +248,8 @@ pub async fn place_order(
         quantity: placed.quantity,
         status: placed.status,
         rejection_reason: placed.rejection_reason,
+        amount: placed.amount,
+        currency: placed.currency,
         created_at: placed.created_at,
         updated_at: placed.updated_at,
     };
@@ -257,7 +267,7 @@ async fn replay(
 ) -> Result<Placement, PlaceOrderError> {
     let winner = sqlx::query!(
         "SELECT id, customer_name, customer_email, product_name, quantity, status,
-                rejection_reason, created_at, updated_at, request_fingerprint
+                rejection_reason, amount, currency, created_at, updated_at, request_fingerprint
          FROM orders WHERE idempotency_key = $1",
         key.as_str(),
     )
@@ -280,6 +290,8 @@ async fn replay(
         quantity: winner.quantity,
         status: winner.status,
         rejection_reason: winner.rejection_reason,
+        amount: winner.amount,
+        currency: winner.currency,
         created_at: winner.created_at,
         updated_at: winner.updated_at,
     })?))
@@ -290,7 +302,7 @@ pub async fn get_order(pool: &PgPool, id: Uuid) -> Result<Option<Order>, StoreEr
     sqlx::query_as!(
         OrderRow,
         "SELECT id, customer_name, customer_email, product_name, quantity, status,
-                rejection_reason, created_at, updated_at
+                rejection_reason, amount, currency, created_at, updated_at
          FROM orders WHERE id = $1",
         id,
     )
@@ -471,7 +483,7 @@ pub async fn list_orders(pool: &PgPool, query: &OrderQuery) -> Result<OrderPage,
     let rows = sqlx::query_as!(
         OrderRow,
         "SELECT id, customer_name, customer_email, product_name, quantity, status,
-                rejection_reason, created_at, updated_at
+                rejection_reason, amount, currency, created_at, updated_at
          FROM orders
          WHERE ($1::text IS NULL OR customer_email = $1)
            AND ($2::text IS NULL OR status = $2)
@@ -494,11 +506,14 @@ pub async fn list_orders(pool: &PgPool, query: &OrderQuery) -> Result<OrderPage,
     Ok(Page::from_rows(orders, query.limit, Cursor::after))
 }
 
-/// A product's stock level.
+/// A product's stock level and price.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockItem {
     pub product_name: String,
     pub quantity: i32,
+    /// Per unit, in the smallest unit of `currency`; both `None` when the product has no price.
+    pub unit_amount: Option<i64>,
+    pub currency: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -509,7 +524,8 @@ pub async fn get_stock(
 ) -> Result<Option<StockItem>, StoreError> {
     sqlx::query_as!(
         StockItem,
-        "SELECT product_name, quantity, updated_at FROM stock WHERE product_name = $1",
+        "SELECT product_name, quantity, unit_amount, currency, updated_at
+         FROM stock WHERE product_name = $1",
         product.as_str(),
     )
     .fetch_optional(pool)
@@ -521,26 +537,35 @@ pub async fn get_stock(
 pub async fn list_stock(pool: &PgPool) -> Result<Vec<StockItem>, StoreError> {
     sqlx::query_as!(
         StockItem,
-        "SELECT product_name, quantity, updated_at FROM stock ORDER BY product_name",
+        "SELECT product_name, quantity, unit_amount, currency, updated_at
+         FROM stock ORDER BY product_name",
     )
     .fetch_all(pool)
     .await
     .map_err(|err| StoreError::from_sqlx(err, "list stock"))
 }
 
-/// Sets a product's stock level, creating the product if it is new.
+/// Sets a product's stock level, creating the product if it is new, and its price when
+/// `price` is given; without one, the product keeps the price it has (or stays without).
 pub async fn set_stock(
     pool: &PgPool,
     product: &ProductName,
     level: StockLevel,
+    price: Option<Price>,
 ) -> Result<StockItem, StoreError> {
     sqlx::query_as!(
         StockItem,
-        "INSERT INTO stock (product_name, quantity) VALUES ($1, $2)
-         ON CONFLICT (product_name) DO UPDATE SET quantity = EXCLUDED.quantity, updated_at = now()
-         RETURNING product_name, quantity, updated_at",
+        "INSERT INTO stock (product_name, quantity, unit_amount, currency) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (product_name) DO UPDATE
+             SET quantity = EXCLUDED.quantity,
+                 unit_amount = COALESCE(EXCLUDED.unit_amount, stock.unit_amount),
+                 currency = COALESCE(EXCLUDED.currency, stock.currency),
+                 updated_at = now()
+         RETURNING product_name, quantity, unit_amount, currency, updated_at",
         product.as_str(),
         level.get(),
+        price.map(|price| price.unit_amount.get()),
+        price.map(|price| price.currency.as_str()),
     )
     .fetch_one(pool)
     .await

@@ -261,3 +261,58 @@ async fn events_for_missing_or_already_decided_orders_are_recorded_and_change_no
         snapshot(&pool).await.stock_and_orders()
     );
 }
+
+/// `(amount, currency)` of an order.
+async fn order_amount(pool: &PgPool, id: Uuid) -> (Option<i64>, Option<String>) {
+    sqlx::query_as("SELECT amount, currency FROM orders WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("orders can be read")
+}
+
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn a_reserved_order_keeps_the_amount_of_the_price_at_reservation(pool: PgPool) {
+    set_stock(&pool, &[("Desk Lamp", 10), ("Bookshelf", 10)]).await;
+    sqlx::query(
+        "UPDATE stock SET unit_amount = 2599, currency = 'eur' WHERE product_name = 'Desk Lamp'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let lamps = place_order(&pool, "Desk Lamp", 3).await;
+    let too_many = place_order(&pool, "Desk Lamp", 11).await;
+    let unpriced = place_order(&pool, "Bookshelf", 1).await;
+
+    inventory(&pool)
+        .await
+        .handle(batch(
+            &[lamps.clone(), too_many.clone(), unpriced.clone()],
+            0,
+            0,
+        ))
+        .await
+        .unwrap();
+    // A later price change does not reach an order already reserved.
+    sqlx::query("UPDATE stock SET unit_amount = 1 WHERE product_name = 'Desk Lamp'")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        order_amount(&pool, lamps.data.order_id).await,
+        (Some(3 * 2599), Some("eur".to_owned()))
+    );
+    assert_eq!(
+        order_amount(&pool, too_many.data.order_id).await,
+        (None, None)
+    );
+    assert_eq!(
+        order_amount(&pool, unpriced.data.order_id).await,
+        (None, None)
+    );
+    assert_eq!(
+        order_state(&pool, unpriced.data.order_id).await,
+        ("CONFIRMED".to_owned(), None)
+    );
+}

@@ -46,7 +46,30 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut api) = api_router().split_for_parts();
     api.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    currency_needs_unit_amount(&mut api);
     api
+}
+
+/// `PUT /api/stock/{productName}` refuses a `currency` without `unitAmount`. utoipa has no
+/// attribute for JSON Schema's `dependentRequired` (OpenAPI 3.1 schemas are JSON Schema
+/// 2020-12), so the keyword is added to the generated schema here.
+fn currency_needs_unit_amount(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::extensions::Extensions;
+    use utoipa::openapi::schema::Schema;
+    let Some(RefOr::T(Schema::Object(body))) = api
+        .components
+        .as_mut()
+        .and_then(|components| components.schemas.get_mut("SetStockRequest"))
+    else {
+        panic!("the stock route documents its body as SetStockRequest");
+    };
+    body.extensions
+        .get_or_insert_with(Extensions::default)
+        .insert(
+            "dependentRequired".to_owned(),
+            serde_json::json!({"currency": ["unitAmount"]}),
+        );
 }
 
 /// The document as committed in `openapi.json`: pretty-printed, ending with a newline.

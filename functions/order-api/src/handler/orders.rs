@@ -138,6 +138,12 @@ pub struct OrderView {
     pub status: OrderStatus,
     /// Set once inventory rejected the order.
     pub rejection_reason: Option<RejectionReason>,
+    /// `quantity × unitAmount` in the smallest unit of `currency`, as the price was when the
+    /// stock was reserved; `null` before that and for a product without a price.
+    #[schema(minimum = 0)]
+    pub amount: Option<i64>,
+    #[schema(value_type = Option<shared::domain::Currency>)]
+    pub currency: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -152,6 +158,8 @@ impl From<Order> for OrderView {
             quantity: order.quantity,
             status: order.status,
             rejection_reason: order.rejection_reason,
+            amount: order.amount,
+            currency: order.currency,
             created_at: order.created_at,
             updated_at: order.updated_at,
         }

@@ -33,8 +33,10 @@ async fn stock_levels_can_be_set_read_and_listed(pool: PgPool) {
     assert_eq!(
         all["items"],
         json!([
-            {"productName": "Desk Lamp", "quantity": 0, "updatedAt": all["items"][0]["updatedAt"]},
-            {"productName": "Laptop", "quantity": 1000000, "updatedAt": all["items"][1]["updatedAt"]},
+            {"productName": "Desk Lamp", "quantity": 0, "unitAmount": null, "currency": null,
+             "updatedAt": all["items"][0]["updatedAt"]},
+            {"productName": "Laptop", "quantity": 1000000, "unitAmount": null, "currency": null,
+             "updatedAt": all["items"][1]["updatedAt"]},
         ])
     );
     let level: i32 = sqlx::query_scalar("SELECT quantity FROM stock WHERE product_name = 'Laptop'")
@@ -75,4 +77,122 @@ async fn an_unknown_product_has_no_stock_level(pool: PgPool) {
     call(&app, get("/api/stock/Unobtainium"))
         .await
         .problem(StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn a_price_is_set_with_the_stock_level_and_kept_when_only_the_level_changes(pool: PgPool) {
+    let app = test_app(&pool).await;
+
+    let priced = call(
+        &app,
+        put_stock(
+            "Laptop",
+            r#"{"quantity": 5, "unitAmount": 129900, "currency": "eur"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(priced.status, StatusCode::OK, "{}", priced.text);
+    assert_eq!(priced.json()["unitAmount"], 129900);
+    assert_eq!(priced.json()["currency"], "eur");
+    let restocked = call(&app, put_stock("Laptop", r#"{"quantity": 9}"#)).await;
+    assert_eq!(
+        (
+            &restocked.json()["quantity"],
+            &restocked.json()["unitAmount"],
+            &restocked.json()["currency"]
+        ),
+        (&json!(9), &json!(129900), &json!("eur"))
+    );
+    // Without a currency a price is in US dollars; 0 is a price (a free product).
+    let free = call(
+        &app,
+        put_stock("Sticker", r#"{"quantity": 1, "unitAmount": 0}"#),
+    )
+    .await;
+    assert_eq!(free.json()["unitAmount"], 0);
+    assert_eq!(free.json()["currency"], "usd");
+    let repriced = call(
+        &app,
+        put_stock("Laptop", r#"{"quantity": 9, "unitAmount": 100000000.0}"#),
+    )
+    .await;
+    assert_eq!(repriced.json()["unitAmount"], 100_000_000);
+    assert_eq!(repriced.json()["currency"], "usd");
+
+    let laptop = call(&app, get("/api/stock/Laptop")).await.json();
+    assert_eq!(
+        (&laptop["unitAmount"], &laptop["currency"]),
+        (&json!(100_000_000), &json!("usd"))
+    );
+    let all = call(&app, get("/api/stock")).await.json();
+    assert_eq!(all["items"][0]["unitAmount"], 100_000_000);
+    assert_eq!(all["items"][1]["unitAmount"], 0);
+}
+
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn bad_prices_are_422_problems_that_name_the_field_and_change_nothing(pool: PgPool) {
+    let app = test_app(&pool).await;
+    call(
+        &app,
+        put_stock("Laptop", r#"{"quantity": 5, "unitAmount": 500}"#),
+    )
+    .await;
+    for (body, fields) in [
+        (r#"{"quantity": 5, "unitAmount": -1}"#, vec!["unitAmount"]),
+        (
+            r#"{"quantity": 5, "unitAmount": 100000001}"#,
+            vec!["unitAmount"],
+        ),
+        (r#"{"quantity": 5, "unitAmount": 1e30}"#, vec!["unitAmount"]),
+        (r#"{"quantity": 5, "unitAmount": 9.99}"#, vec!["unitAmount"]),
+        (
+            r#"{"quantity": 5, "unitAmount": "999"}"#,
+            vec!["unitAmount"],
+        ),
+        (
+            r#"{"quantity": 5, "unitAmount": 1, "currency": "xyz"}"#,
+            vec!["currency"],
+        ),
+        (
+            r#"{"quantity": 5, "unitAmount": 1, "currency": "USD"}"#,
+            vec!["currency"],
+        ),
+        (
+            r#"{"quantity": 5, "unitAmount": 1, "currency": 840}"#,
+            vec!["currency"],
+        ),
+        (r#"{"quantity": 5, "currency": "eur"}"#, vec!["currency"]),
+        (r#"{"quantity": 5, "unitAmount": null}"#, vec!["unitAmount"]),
+        (
+            r#"{"quantity": 5, "unitAmount": 1, "currency": null}"#,
+            vec!["currency"],
+        ),
+        (
+            r#"{"quantity": -5, "unitAmount": -1, "currency": "dollars"}"#,
+            vec!["quantity", "unitAmount", "currency"],
+        ),
+    ] {
+        let reply = call(&app, put_stock("Laptop", body)).await;
+        assert_eq!(reply.invalid_fields(), fields, "{body}");
+    }
+    let reply = call(
+        &app,
+        put_stock(
+            "Laptop",
+            r#"{"quantity": 5, "unitAmount": 1, "currency": "xyz"}"#,
+        ),
+    )
+    .await;
+    let problem = reply.problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        problem.errors[0].message.contains("ISO 4217"),
+        "{problem:?}"
+    );
+    let row: (i32, Option<i64>, Option<String>) = sqlx::query_as(
+        "SELECT quantity, unit_amount, currency FROM stock WHERE product_name = 'Laptop'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(row, (5, Some(500), Some("usd".to_owned())));
 }

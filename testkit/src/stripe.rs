@@ -1,0 +1,204 @@
+//! localstripe, the local stand-in for Stripe's API (docs/payments.md): the shared instance
+//! and private ones a test may stop and restart, with what a test reads back from it.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+/// The key every local run and test uses; localstripe accepts any `sk_test_` key.
+pub const API_KEY: &str = "sk_test_local";
+
+/// A localstripe instance: the shared one, or a private one this handle started.
+pub struct LocalStripe {
+    base: String,
+    client: reqwest::Client,
+    private: Option<Private>,
+}
+
+struct Private {
+    port: u16,
+    state: PathBuf,
+    child: Option<Child>,
+}
+
+/// The Python that runs localstripe: `LOCALSTRIPE_PYTHON`, or the venv `scripts/services`
+/// installs.
+pub fn python() -> PathBuf {
+    std::env::var_os("LOCALSTRIPE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".tools/localstripe-venv/bin/python"))
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+impl LocalStripe {
+    /// The instance the local services run (`STRIPE_API_BASE`).
+    pub fn shared() -> Self {
+        Self {
+            base: crate::env("STRIPE_API_BASE", "http://127.0.0.1:8420"),
+            client: reqwest::Client::new(),
+            private: None,
+        }
+    }
+
+    /// A private instance on a free port, with a state file of its own.
+    pub async fn spawn() -> Self {
+        let port = crate::free_port();
+        let state = std::env::temp_dir().join(format!(
+            "testkit-localstripe-{}.pickle",
+            uuid::Uuid::now_v7()
+        ));
+        let mut stripe = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+            private: Some(Private {
+                port,
+                state,
+                child: None,
+            }),
+        };
+        stripe.start().await;
+        stripe
+    }
+
+    /// The base URL to give a client as `STRIPE_API_BASE`.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Starts a private instance (again). What it held survives a restart.
+    pub async fn start(&mut self) {
+        let private = self
+            .private
+            .as_mut()
+            .expect("only a private localstripe can be started");
+        if private.child.is_some() {
+            return;
+        }
+        let child = Command::new(python())
+            .arg(repo_root().join("scripts/localstripe-serve.py"))
+            .arg("--port")
+            .arg(private.port.to_string())
+            .arg("--state")
+            .arg(&private.state)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot start localstripe with {} ({err}); run scripts/services up first",
+                    python().display()
+                )
+            });
+        private.child = Some(child);
+        crate::eventually(
+            "private localstripe answering",
+            Duration::from_secs(30),
+            || self.list("payment_intents"),
+        )
+        .await;
+    }
+
+    /// Stops a private instance, as a Stripe outage would.
+    pub async fn stop(&mut self) {
+        let private = self
+            .private
+            .as_mut()
+            .expect("only a private localstripe can be stopped");
+        if let Some(mut child) = private.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Every PaymentIntent, as Stripe's API shows them (localstripe lists the oldest first).
+    pub async fn payment_intents(&self) -> Vec<Value> {
+        self.list("payment_intents")
+            .await
+            .expect("localstripe lists PaymentIntents")
+    }
+
+    /// Every Refund.
+    pub async fn refunds(&self) -> Vec<Value> {
+        self.list("refunds")
+            .await
+            .expect("localstripe lists Refunds")
+    }
+
+    async fn list(&self, resource: &str) -> Result<Vec<Value>, String> {
+        let page: Value = self
+            .client
+            .get(format!("{}/v1/{resource}?limit=100", self.base))
+            .basic_auth(API_KEY, Some(""))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|err| err.to_string())?
+            .json()
+            .await
+            .map_err(|err| err.to_string())?;
+        assert_eq!(
+            page["has_more"], false,
+            "more than 100 {resource}: a test holds fewer"
+        );
+        Ok(page["data"].as_array().cloned().unwrap_or_default())
+    }
+}
+
+impl Drop for LocalStripe {
+    fn drop(&mut self) {
+        if let Some(private) = self.private.as_mut() {
+            if let Some(child) = private.child.as_mut() {
+                let _ = child.start_kill();
+            }
+            let _ = std::fs::remove_file(&private.state);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pay(stripe: &LocalStripe, payment_method: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/v1/payment_intents", stripe.base_url()))
+            .basic_auth(API_KEY, Some(""))
+            .form(&[
+                ("amount", "2599"),
+                ("currency", "eur"),
+                ("payment_method", payment_method),
+                ("confirm", "true"),
+            ])
+            .send()
+            .await
+            .expect("localstripe answers")
+    }
+
+    #[tokio::test]
+    async fn a_private_localstripe_keeps_its_payments_across_a_restart_and_declines_test_cards() {
+        let mut stripe = LocalStripe::spawn().await;
+        assert!(stripe.payment_intents().await.is_empty());
+
+        let paid = pay(&stripe, "pm_card_visa").await;
+        assert_eq!(paid.status(), 200);
+        let declined = pay(&stripe, "pm_card_chargeCustomerFail").await;
+        assert_eq!(declined.status(), 402);
+        let error: Value = declined.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "card_declined");
+
+        stripe.stop().await;
+        assert!(stripe.list("payment_intents").await.is_err(), "stopped");
+        stripe.start().await;
+        let intents = stripe.payment_intents().await;
+        let mut statuses: Vec<_> = intents.iter().map(|pi| pi["status"].to_string()).collect();
+        statuses.sort();
+        assert_eq!(statuses, [r#""requires_payment_method""#, r#""succeeded""#]);
+        assert!(intents.iter().all(|pi| pi["amount"] == 2599));
+    }
+}
