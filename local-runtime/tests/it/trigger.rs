@@ -381,6 +381,18 @@ impl Partition0Outage {
         }
     }
 
+    /// A trigger on a new group whose first batch, three records of partition 0, has
+    /// failed; returns the group and the trigger.
+    async fn failing_on(broker: &Tansu) -> (String, Self) {
+        let group = format!("group-{}", new_id());
+        produce_to(broker, 0, 3).await;
+        let trigger = Self::start(broker, &group);
+        trigger
+            .wait_for_a_failed_call("partition 0's batch fails", |_| true)
+            .await;
+        (group, trigger)
+    }
+
     fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
@@ -413,12 +425,7 @@ impl Partition0Outage {
 #[tokio::test]
 async fn a_failing_partition_holds_back_only_itself_and_its_records_then_arrive_in_offset_order() {
     let broker = Tansu::start().await;
-    let group = format!("group-{}", new_id());
-    produce_to(&broker, 0, 3).await;
-    let trigger = Partition0Outage::start(&broker, &group);
-    trigger
-        .wait_for_a_failed_call("partition 0's batch fails", |_| true)
-        .await;
+    let (group, trigger) = Partition0Outage::failing_on(&broker).await;
 
     // Records for the other partitions, and more behind partition 0's failed batch.
     produce_to(&broker, 1, 3).await;
@@ -478,12 +485,7 @@ async fn a_failing_partition_holds_back_only_itself_and_its_records_then_arrive_
 #[tokio::test]
 async fn a_broker_outage_while_a_partition_fails_loses_nothing_and_keeps_its_order() {
     let broker = Tansu::start_behind_proxy().await;
-    let group = format!("group-{}", new_id());
-    produce_to(&broker, 0, 3).await;
-    let trigger = Partition0Outage::start(&broker, &group);
-    trigger
-        .wait_for_a_failed_call("partition 0's batch fails", |_| true)
-        .await;
+    let (group, trigger) = Partition0Outage::failing_on(&broker).await;
     produce_to(&broker, 1, 3).await;
     produce_to(&broker, 0, 3).await;
     wait_until_committed(&broker, &group, &[(1, 3)]).await;
