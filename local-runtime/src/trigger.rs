@@ -17,9 +17,12 @@
 //! order, and closing the consumer waits for those still outstanding.
 //!
 //! A failed batch's partitions are also paused at the broker (`Consumer::pause`), so that a
-//! long failure does not fill memory: librdkafka drops what it prefetched for them and, on
-//! `resume`, fetches again after the last record it handed over, which waits in the queue,
-//! so nothing is read twice (seeking back would read again what followed the failed batch).
+//! long failure does not fill memory: librdkafka drops what it prefetched for them, and on
+//! `resume` the trigger moves the fetch to the offset after the last record it queued, so
+//! nothing is read twice (seeking back to the failed batch would read again what followed
+//! it). The trigger keeps each partition's read position itself ([`positions`]) and checks
+//! every record against it, which also catches a broker showing a record before an earlier
+//! one.
 //! For the same reason, reading stops while a partition in flight already has a full batch
 //! waiting behind it. One consumer and one loop for all partitions keep the batching
 //! window across partitions, as Lambda's batches span them.
@@ -48,6 +51,10 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use shared::msk::{BrokerRecord, kafka_event};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use positions::{Admission, ReadPositions};
+
+mod positions;
 
 /// Where a new consumer group starts reading (`StartingPosition` in the template).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,10 +126,10 @@ where
         .create_with_context(CommitLog {
             function: spec.function.clone(),
         })?;
-    tokio::select! {
+    let positions = tokio::select! {
         () = shutdown.cancelled() => return Ok(()),
         assigned = assign_every_partition(&consumer, &kafka, &spec) => assigned?,
-    }
+    };
     tracing::info!(function = %spec.function, topics = ?spec.topics, group = %spec.consumer_group, "MSK trigger emulator started");
 
     let mut trigger = Trigger {
@@ -131,6 +138,7 @@ where
         event_source_arn: &event_source_arn,
         bootstrap_servers: &bootstrap_servers,
         partitions: Partitions::new(&spec),
+        positions,
         retries: Vec::new(),
     };
     let mut in_flight = FuturesUnordered::new();
@@ -146,7 +154,7 @@ where
             () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => Step::Due,
         };
         match step {
-            Step::Read(record) => trigger.partitions.push(record),
+            Step::Read(record) => trigger.read(record),
             Step::Settled(batch, outcome) => trigger.settle(batch, outcome),
             Step::Due => {}
             Step::Stop(result) => break result,
@@ -218,10 +226,45 @@ struct Trigger<'a> {
     event_source_arn: &'a str,
     bootstrap_servers: &'a str,
     partitions: Partitions,
+    positions: ReadPositions,
     retries: Vec<Retry>,
 }
 
 impl Trigger<'_> {
+    /// Queues a record that comes next in its partition (see [`positions`]).
+    fn read(&mut self, record: BrokerRecord) {
+        let function = &self.spec.function;
+        let partition = partition_of(&record);
+        match self
+            .positions
+            .admit(&partition, record.offset, Instant::now())
+        {
+            Admission::Next => self.partitions.push(record),
+            Admission::AlreadyRead => {
+                tracing::debug!(%function, ?partition, offset = record.offset, "read before; dropped");
+            }
+            Admission::ReadAgain { from } => {
+                tracing::info!(%function, ?partition, offset = record.offset, from, "offsets missing before this record; reading again");
+                self.seek(&partition, from);
+            }
+            Admission::Skipped { from } => {
+                tracing::warn!(%function, ?partition, from, to = record.offset, "offsets never readable; skipped");
+                self.partitions.push(record);
+            }
+        }
+    }
+
+    /// Makes the consumer fetch `partition` from `offset` on (in the background).
+    fn seek(&self, partition: &Partition, offset: i64) {
+        let (topic, number) = partition;
+        if let Err(err) = self
+            .consumer
+            .seek(topic, *number, Offset::Offset(offset), Duration::ZERO)
+        {
+            tracing::warn!(function = %self.spec.function, ?partition, offset, error = %err, "could not move the read position");
+        }
+    }
+
     /// When a retry or a new batch is next due.
     fn next_wake(&self) -> Option<Instant> {
         let retries = self.retries.iter().map(|retry| retry.at);
@@ -263,10 +306,17 @@ impl Trigger<'_> {
                 }
                 tracing::debug!(%function, records = batch.records.len(), "batch done");
                 let recovered = self.partitions.release(&partitions);
-                if !recovered.is_empty()
-                    && let Err(err) = self.consumer.resume(&partition_list(&recovered))
-                {
-                    tracing::warn!(%function, error = %err, "recovered partitions not resumed");
+                if !recovered.is_empty() {
+                    if let Err(err) = self.consumer.resume(&partition_list(&recovered)) {
+                        tracing::warn!(%function, error = %err, "recovered partitions not resumed");
+                    }
+                    // Where librdkafka resumes depends on what it handed over since the
+                    // last seek; the trigger knows exactly where it stands.
+                    for partition in &recovered {
+                        if let Some(next) = self.positions.next(partition) {
+                            self.seek(partition, next);
+                        }
+                    }
                 }
             }
             Err(err) => {
@@ -427,19 +477,32 @@ impl ConsumerContext for CommitLog {
 }
 
 /// Assigns the consumer every partition of the trigger's topics, each from the group's
-/// committed offset (or the starting position when it has none). Waits while the broker
-/// is unreachable or a topic is not there yet.
+/// committed offset (or the starting position when it has none), and returns those
+/// positions. Waits while the broker is unreachable or a topic is not there yet.
 async fn assign_every_partition(
     consumer: &StreamConsumer<CommitLog>,
     kafka: &ClientConfig,
     spec: &TriggerSpec,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ReadPositions> {
     loop {
-        match partitions_of(kafka.clone(), spec.topics.clone()).await {
-            Ok(partitions) => {
-                consumer.assign(&partition_list(&partitions))?;
-                tracing::info!(function = %spec.function, partitions = partitions.len(), "partitions assigned");
-                return Ok(());
+        match committed_offsets(kafka.clone(), spec.clone()).await {
+            Ok(committed) => {
+                let mut list = TopicPartitionList::new();
+                let mut positions = ReadPositions::default();
+                for ((topic, partition), offset) in &committed {
+                    let start = match (offset, spec.starting_position) {
+                        (Some(offset), _) => {
+                            positions.start_at((topic.clone(), *partition), *offset);
+                            Offset::Offset(*offset)
+                        }
+                        (None, StartingPosition::TrimHorizon) => Offset::Beginning,
+                        (None, StartingPosition::Latest) => Offset::End,
+                    };
+                    list.add_partition_offset(topic, *partition, start)?;
+                }
+                consumer.assign(&list)?;
+                tracing::info!(function = %spec.function, partitions = committed.len(), "partitions assigned");
+                return Ok(positions);
             }
             Err(err) => {
                 tracing::warn!(function = %spec.function, error = %err, "topics not readable yet; the trigger waits");
@@ -449,13 +512,20 @@ async fn assign_every_partition(
     }
 }
 
-/// Every partition of `topics`, from the broker's metadata (read by a client of its own,
-/// off the async threads: librdkafka's metadata call blocks).
-async fn partitions_of(kafka: ClientConfig, topics: Vec<String>) -> anyhow::Result<Vec<Partition>> {
+/// Every partition of the trigger's topics, from the broker's metadata, with the group's
+/// committed offset where it has one (read by a client of its own, off the async threads:
+/// librdkafka's metadata and offset calls block).
+async fn committed_offsets(
+    kafka: ClientConfig,
+    spec: TriggerSpec,
+) -> anyhow::Result<BTreeMap<Partition, Option<i64>>> {
     tokio::task::spawn_blocking(move || {
-        let client: BaseConsumer = kafka.create()?;
-        let mut partitions = Vec::new();
-        for topic in &topics {
+        let client: BaseConsumer = kafka
+            .clone()
+            .set("group.id", &spec.consumer_group)
+            .create()?;
+        let mut list = TopicPartitionList::new();
+        for topic in &spec.topics {
             let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(5))?;
             let found = metadata
                 .topics()
@@ -463,14 +533,22 @@ async fn partitions_of(kafka: ClientConfig, topics: Vec<String>) -> anyhow::Resu
                 .find(|found| found.name() == topic && found.error().is_none())
                 .filter(|found| !found.partitions().is_empty())
                 .with_context(|| format!("topic {topic} has no partitions yet"))?;
-            partitions.extend(
-                found
-                    .partitions()
-                    .iter()
-                    .map(|partition| (topic.clone(), partition.id())),
-            );
+            for partition in found.partitions() {
+                list.add_partition(topic, partition.id());
+            }
         }
-        Ok(partitions)
+        let committed = client.committed_offsets(list, Duration::from_secs(5))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .map(|element| {
+                let offset = match element.offset() {
+                    Offset::Offset(offset) => Some(offset),
+                    _ => None,
+                };
+                ((element.topic().to_owned(), element.partition()), offset)
+            })
+            .collect())
     })
     .await?
 }

@@ -101,7 +101,8 @@ async fn soak(
     .with("KAFKA_DELIVERY_TIMEOUT_MS", "2000")
     .with("LOCAL_RELAY_INTERVAL_SECS", "1")
     .with("RELAY_MIN_AGE_SECS", RELAY_WINDOW.as_secs().to_string())
-    .with("RUST_LOG", "warn");
+    // The trigger's info lines show where it read a partition again (see its docs).
+    .with("RUST_LOG", "warn,local_runtime::trigger=info");
     let runtime = LocalRuntime::try_start(spec).await?;
     let observer = PgPoolOptions::new()
         .max_connections(2)
