@@ -14,6 +14,7 @@ use inventory::InventoryConfig;
 use notification::NotificationConfig;
 use order_api::{AppState, OrderApiConfig};
 use outbox_relay::{Relay, RelayConfig};
+use payment::PaymentConfig;
 use serde::Deserialize;
 use shared::config::{ConfigError, KafkaSettings, Secrets, from_env};
 use shared::consumer::{Invocation, MskFunction};
@@ -114,6 +115,7 @@ async fn consumers(secrets: &Secrets) -> anyhow::Result<Vec<Arc<dyn MskFunction>
     Ok(vec![
         consumer(inventory::CONSUMER, secrets).await?,
         consumer(notification::CONSUMER, secrets).await?,
+        consumer(payment::CONSUMER, secrets).await?,
     ])
 }
 
@@ -126,10 +128,14 @@ async fn consumer(name: &str, secrets: &Secrets) -> anyhow::Result<Arc<dyn MskFu
         notification::CONSUMER => Arc::new(
             notification::consumer_from_config(&NotificationConfig::from_env()?, secrets).await?,
         ),
+        payment::CONSUMER => {
+            Arc::new(payment::consumer_from_config(&PaymentConfig::from_env()?, secrets).await?)
+        }
         other => anyhow::bail!(
-            "no consumer function is named {other:?}; use {} or {}",
+            "no consumer function is named {other:?}; use {}, {} or {}",
             inventory::CONSUMER,
-            notification::CONSUMER
+            notification::CONSUMER,
+            payment::CONSUMER
         ),
     })
 }

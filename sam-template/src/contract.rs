@@ -9,7 +9,12 @@ use std::fmt;
 use crate::{EventSource, Template, rate_in_seconds};
 
 /// Variables a loader reads only on a developer machine; the cloud wiring must not set them.
-pub const LOCAL_ONLY_VARIABLES: [&str; 3] = ["DATABASE_URL", "SMTP_USERNAME", "SMTP_PASSWORD"];
+pub const LOCAL_ONLY_VARIABLES: [&str; 4] = [
+    "DATABASE_URL",
+    "SMTP_USERNAME",
+    "SMTP_PASSWORD",
+    "STRIPE_API_KEY",
+];
 
 /// The starting positions an MSK trigger may declare.
 pub const STARTING_POSITIONS: [&str; 2] = ["TRIM_HORIZON", "LATEST"];

@@ -95,6 +95,10 @@ fn notification_topics() -> Vec<String> {
         EventType::OrderPlaced,
         EventType::OrderConfirmed,
         EventType::OrderRejected,
+        EventType::OrderReserved,
+        EventType::OrderPaid,
+        EventType::OrderPaymentFailed,
+        EventType::OrderCancelled,
     ]
     .into_iter()
     .filter(|kind| notification::content::NoticeKind::for_event(*kind).is_some())
@@ -115,6 +119,7 @@ fn expectations() -> Vec<Expectation> {
             // docs/api.md: the admin routes are IAM-authorised in AWS.
             iam_routes: vec![
                 ("PUT".into(), "/api/stock/{productName}".into()),
+                ("POST".into(), "/api/orders/{id}/cancel".into()),
                 ("GET".into(), "/api/dead-letters".into()),
                 ("POST".into(), "/api/dead-letters/{id}/replay".into()),
             ],
@@ -124,8 +129,24 @@ fn expectations() -> Vec<Expectation> {
             logical_id: "InventoryFunction".into(),
             binary: "inventory".into(),
             reads: inventory::InventoryConfig::variables(),
-            // The inventory decides placed orders (docs/architecture.md); it publishes the other two.
-            consumes: vec![topics::ORDER_PLACED.into()],
+            // The inventory decides placed orders and settles their payments
+            // (docs/architecture.md).
+            consumes: vec![
+                topics::ORDER_PLACED.into(),
+                topics::ORDER_PAID.into(),
+                topics::ORDER_PAYMENT_FAILED.into(),
+            ],
+            ..Expectation::default()
+        },
+        Expectation {
+            logical_id: "PaymentFunction".into(),
+            binary: "payment".into(),
+            reads: payment::PaymentConfig::variables(),
+            // Charges reserved orders, refunds cancelled ones (docs/payments.md).
+            consumes: vec![
+                topics::ORDER_RESERVED.into(),
+                topics::ORDER_CANCELLED.into(),
+            ],
             ..Expectation::default()
         },
         Expectation {
@@ -233,12 +254,12 @@ fn a_local_only_variable_in_the_template_is_reported() {
 fn a_topic_the_system_does_not_have_is_reported() {
     let drifts = drifts_of(&edited(
         "Topics: [order-rejected]",
-        "Topics: [order-cancelled]",
+        "Topics: [order-shipped]",
     ));
     assert_reports(
         &drifts,
         "NotificationFunction.OrderRejected",
-        "order-cancelled, which the system does not have",
+        "order-shipped, which the system does not have",
     );
     assert_reports(
         &drifts,
@@ -390,8 +411,8 @@ fn msk_triggers_declare_every_setting_the_local_runtime_reads() {
     }
     assert_eq!(
         groups.len(),
-        3,
-        "inventory plus two notification triggers: {groups:?}"
+        9,
+        "inventory's three, notification's four and payment's two triggers: {groups:?}"
     );
 }
 

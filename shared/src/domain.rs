@@ -300,32 +300,51 @@ impl fmt::Display for EmailAddress {
     }
 }
 
-/// Where an order is in its life: placed by the API, then decided once by inventory.
+/// Where an order is in its life: placed by the API, then decided by inventory; an order
+/// paid by card is `RESERVED` while the payment function charges it. `CANCELLED` comes only
+/// from the cancel route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     Placed,
+    Reserved,
     Confirmed,
     Rejected,
+    Cancelled,
 }
 
 impl OrderStatus {
+    pub const ALL: [Self; 5] = [
+        Self::Placed,
+        Self::Reserved,
+        Self::Confirmed,
+        Self::Rejected,
+        Self::Cancelled,
+    ];
+
     /// The value stored in `orders.status`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Placed => "PLACED",
+            Self::Reserved => "RESERVED",
             Self::Confirmed => "CONFIRMED",
             Self::Rejected => "REJECTED",
+            Self::Cancelled => "CANCELLED",
         }
     }
 
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        match raw {
-            "PLACED" => Ok(Self::Placed),
-            "CONFIRMED" => Ok(Self::Confirmed),
-            "REJECTED" => Ok(Self::Rejected),
-            _ => Err(invalid("must be one of PLACED, CONFIRMED, REJECTED")),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == raw)
+            .ok_or_else(|| {
+                invalid("must be one of PLACED, RESERVED, CONFIRMED, REJECTED, CANCELLED")
+            })
+    }
+
+    /// A final status: nothing changes the order any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Rejected | Self::Cancelled)
     }
 }
 
@@ -335,35 +354,124 @@ impl fmt::Display for OrderStatus {
     }
 }
 
-/// Why inventory refused an order.
+/// Why an order was refused: by inventory (stock, product, price) or by the card's issuer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RejectionReason {
     OutOfStock,
     UnknownProduct,
+    /// Stripe refused the charge, or the card asked for customer action (3-D Secure).
+    PaymentDeclined,
+    /// The order carries a payment method but its product has no price.
+    NoPrice,
 }
 
 impl RejectionReason {
+    pub const ALL: [Self; 4] = [
+        Self::OutOfStock,
+        Self::UnknownProduct,
+        Self::PaymentDeclined,
+        Self::NoPrice,
+    ];
+
     /// The value stored in `orders.rejection_reason`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OutOfStock => "OUT_OF_STOCK",
             Self::UnknownProduct => "UNKNOWN_PRODUCT",
+            Self::PaymentDeclined => "PAYMENT_DECLINED",
+            Self::NoPrice => "NO_PRICE",
         }
     }
 
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        match raw {
-            "OUT_OF_STOCK" => Ok(Self::OutOfStock),
-            "UNKNOWN_PRODUCT" => Ok(Self::UnknownProduct),
-            _ => Err(invalid("must be one of OUT_OF_STOCK, UNKNOWN_PRODUCT")),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == raw)
+            .ok_or_else(|| {
+                invalid("must be one of OUT_OF_STOCK, UNKNOWN_PRODUCT, PAYMENT_DECLINED, NO_PRICE")
+            })
     }
 }
 
 impl fmt::Display for RejectionReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Where an order's card payment is (`payments.status`, docs/payments.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentStatus {
+    /// Claimed by the payment function; a charge may be in flight.
+    Pending,
+    Succeeded,
+    Declined,
+    /// The order was cancelled before any charge was attempted.
+    Voided,
+    /// The order was cancelled after the charge; the refund is on its way.
+    Refunding,
+    Refunded,
+}
+
+impl PaymentStatus {
+    pub const ALL: [Self; 6] = [
+        Self::Pending,
+        Self::Succeeded,
+        Self::Declined,
+        Self::Voided,
+        Self::Refunding,
+        Self::Refunded,
+    ];
+
+    /// The value stored in `payments.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Declined => "DECLINED",
+            Self::Voided => "VOIDED",
+            Self::Refunding => "REFUNDING",
+            Self::Refunded => "REFUNDED",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == raw)
+            .ok_or_else(|| invalid(format!("is not a payment status: {raw:?}")))
+    }
+}
+
+/// A Stripe PaymentMethod id as Stripe.js creates it: `pm_` and 1 to 252 letters, digits or
+/// underscores (test ids such as `pm_card_visa` have underscores).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PaymentMethodId(String);
+
+impl PaymentMethodId {
+    /// [`Self::parse`]'s rule as a JSON Schema `pattern`.
+    pub const PATTERN: &str = "^pm_[A-Za-z0-9_]{1,252}$";
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let body = raw
+            .strip_prefix("pm_")
+            .ok_or_else(|| invalid("must be a Stripe PaymentMethod id, which starts with pm_"))?;
+        let valid = (1..=252).contains(&body.len())
+            && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if valid {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(invalid(
+                "must be pm_ followed by 1 to 252 letters, digits or underscores",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -374,6 +482,8 @@ pub struct NewOrder {
     pub customer_email: Option<EmailAddress>,
     pub product_name: ProductName,
     pub quantity: Quantity,
+    /// Pay by card with this Stripe PaymentMethod; without it the order is paid on invoice.
+    pub payment_method: Option<PaymentMethodId>,
 }
 
 /// Orders and events are identified by UUIDv7, so ids sort by creation time.
@@ -503,15 +613,32 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_through_their_column_values() {
-        for status in [
-            OrderStatus::Placed,
-            OrderStatus::Confirmed,
-            OrderStatus::Rejected,
-        ] {
+        for status in OrderStatus::ALL {
             assert_eq!(OrderStatus::parse(status.as_str()).unwrap(), status);
         }
-        for reason in [RejectionReason::OutOfStock, RejectionReason::UnknownProduct] {
+        for reason in RejectionReason::ALL {
             assert_eq!(RejectionReason::parse(reason.as_str()).unwrap(), reason);
         }
+        assert!(OrderStatus::parse("confirmed").is_err());
+    }
+
+    #[test]
+    fn payment_method_ids_are_stripe_shaped() {
+        assert!(PaymentMethodId::parse("pm_card_visa").is_ok());
+        assert!(PaymentMethodId::parse("pm_1PXyZ2abcDEF").is_ok());
+        let pattern = regex::Regex::new(PaymentMethodId::PATTERN).unwrap();
+        for raw in [
+            "pm_",
+            "card_visa",
+            "pm_card-visa",
+            "pm_ card",
+            "PM_card",
+            "pm_é",
+            &format!("pm_{}", "x".repeat(253)),
+        ] {
+            assert!(PaymentMethodId::parse(raw).is_err(), "{raw:?}");
+            assert!(!pattern.is_match(raw), "{raw:?}");
+        }
+        assert!(pattern.is_match(&format!("pm_{}", "x".repeat(252))));
     }
 }

@@ -11,15 +11,27 @@ pub mod topics {
     pub const ORDER_PLACED: &str = "order-placed";
     pub const ORDER_CONFIRMED: &str = "order-confirmed";
     pub const ORDER_REJECTED: &str = "order-rejected";
+    pub const ORDER_RESERVED: &str = "order-reserved";
+    pub const ORDER_PAID: &str = "order-paid";
+    pub const ORDER_PAYMENT_FAILED: &str = "order-payment-failed";
+    pub const ORDER_CANCELLED: &str = "order-cancelled";
     /// Every topic the system publishes to, for the migrator that creates them.
-    pub const ALL: [&str; 3] = [ORDER_PLACED, ORDER_CONFIRMED, ORDER_REJECTED];
+    pub const ALL: [&str; 7] = [
+        ORDER_PLACED,
+        ORDER_CONFIRMED,
+        ORDER_REJECTED,
+        ORDER_RESERVED,
+        ORDER_PAID,
+        ORDER_PAYMENT_FAILED,
+        ORDER_CANCELLED,
+    ];
 }
 
 /// The Kafka `content-type` header carried by every record.
 pub const CONTENT_TYPE_HEADER: &str = "content-type";
 pub const CLOUDEVENTS_CONTENT_TYPE: &str = "application/cloudevents+json; charset=UTF-8";
 
-/// The three kinds of event, each bound to one topic.
+/// The kinds of event, each bound to one topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {
     #[serde(rename = "order.placed")]
@@ -28,14 +40,37 @@ pub enum EventType {
     OrderConfirmed,
     #[serde(rename = "order.rejected")]
     OrderRejected,
+    /// Stock held for an order that is paid by card; the payment function charges it.
+    #[serde(rename = "order.reserved")]
+    OrderReserved,
+    #[serde(rename = "order.paid")]
+    OrderPaid,
+    #[serde(rename = "order.payment-failed")]
+    OrderPaymentFailed,
+    #[serde(rename = "order.cancelled")]
+    OrderCancelled,
 }
 
 impl EventType {
+    const ALL: [Self; 7] = [
+        Self::OrderPlaced,
+        Self::OrderConfirmed,
+        Self::OrderRejected,
+        Self::OrderReserved,
+        Self::OrderPaid,
+        Self::OrderPaymentFailed,
+        Self::OrderCancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OrderPlaced => "order.placed",
             Self::OrderConfirmed => "order.confirmed",
             Self::OrderRejected => "order.rejected",
+            Self::OrderReserved => "order.reserved",
+            Self::OrderPaid => "order.paid",
+            Self::OrderPaymentFailed => "order.payment-failed",
+            Self::OrderCancelled => "order.cancelled",
         }
     }
 
@@ -44,25 +79,29 @@ impl EventType {
             Self::OrderPlaced => topics::ORDER_PLACED,
             Self::OrderConfirmed => topics::ORDER_CONFIRMED,
             Self::OrderRejected => topics::ORDER_REJECTED,
+            Self::OrderReserved => topics::ORDER_RESERVED,
+            Self::OrderPaid => topics::ORDER_PAID,
+            Self::OrderPaymentFailed => topics::ORDER_PAYMENT_FAILED,
+            Self::OrderCancelled => topics::ORDER_CANCELLED,
         }
     }
 
     /// The `source` attribute: which function emits this kind.
     pub fn source(self) -> &'static str {
         match self {
-            Self::OrderPlaced => "order-api",
-            Self::OrderConfirmed | Self::OrderRejected => "inventory",
+            Self::OrderPlaced | Self::OrderCancelled => "order-api",
+            Self::OrderConfirmed | Self::OrderRejected | Self::OrderReserved => "inventory",
+            Self::OrderPaid | Self::OrderPaymentFailed => "payment",
         }
     }
 
     fn from_type_attribute(raw: &str) -> Option<Self> {
-        [Self::OrderPlaced, Self::OrderConfirmed, Self::OrderRejected]
-            .into_iter()
-            .find(|kind| kind.as_str() == raw)
+        Self::ALL.into_iter().find(|kind| kind.as_str() == raw)
     }
 }
 
-/// `data` of every order event. `reason` is present only on `order.rejected`.
+/// `data` of every order event. `reason` is present only on `order.rejected`; `payment` only
+/// for an order paid by card, once it has an amount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderEventData {
@@ -74,6 +113,20 @@ pub struct OrderEventData {
     pub quantity: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<RejectionReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentData>,
+}
+
+/// What an event says about an order's card payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentData {
+    /// In the smallest unit of `currency`, as Stripe counts it.
+    pub amount: i64,
+    pub currency: String,
+    /// Why Stripe refused the charge; only on `order.payment-failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decline_code: Option<String>,
 }
 
 impl OrderEventData {
@@ -85,6 +138,7 @@ impl OrderEventData {
             product_name: order.product_name.to_string(),
             quantity: order.quantity.get(),
             reason: None,
+            payment: None,
         }
     }
 }
@@ -148,6 +202,17 @@ impl OrderEvent {
         )
     }
 
+    /// Any kind that carries no rejection reason.
+    pub fn of_kind(event_type: EventType, data: OrderEventData) -> Self {
+        Self::new(
+            event_type,
+            OrderEventData {
+                reason: None,
+                ..data
+            },
+        )
+    }
+
     pub fn topic(&self) -> &'static str {
         self.event_type.topic()
     }
@@ -156,7 +221,7 @@ impl OrderEvent {
     pub fn key(&self) -> String {
         match self.event_type {
             EventType::OrderPlaced => self.data.product_name.clone(),
-            EventType::OrderConfirmed | EventType::OrderRejected => self.data.order_id.to_string(),
+            _ => self.data.order_id.to_string(),
         }
     }
 
@@ -198,6 +263,23 @@ impl OrderEvent {
         }
         if event_type == EventType::OrderRejected && data.reason.is_none() {
             return Err(DecodeError::Data("missing field `reason`".to_owned()));
+        }
+        let needs_payment = matches!(
+            event_type,
+            EventType::OrderReserved | EventType::OrderPaid | EventType::OrderPaymentFailed
+        );
+        if needs_payment && data.payment.is_none() {
+            return Err(DecodeError::Data("missing field `payment`".to_owned()));
+        }
+        if event_type == EventType::OrderPaymentFailed
+            && data
+                .payment
+                .as_ref()
+                .is_some_and(|p| p.decline_code.is_none())
+        {
+            return Err(DecodeError::Data(
+                "missing field `payment.declineCode`".to_owned(),
+            ));
         }
         Ok(Self {
             specversion: "1.0".to_owned(),
@@ -254,6 +336,7 @@ mod tests {
             customer_email: None,
             product_name: ProductName::parse("Laptop").unwrap(),
             quantity: Quantity::new(2).unwrap(),
+            payment_method: None,
         };
         OrderEventData::from_new_order(new_id(), &order)
     }

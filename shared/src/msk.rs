@@ -249,6 +249,7 @@ mod tests {
             customer_email: None,
             product_name: ProductName::parse("Laptop").unwrap(),
             quantity: Quantity::new(1).unwrap(),
+            payment_method: None,
         };
         OrderEvent::placed(OrderEventData::from_new_order(new_id(), &order))
     }

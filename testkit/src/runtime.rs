@@ -36,6 +36,12 @@ impl RuntimeSpec {
             ("SMTP_TLS", "none".to_owned()),
             ("MAIL_FROM", "orders@example.com".to_owned()),
             ("NOTIFY_FALLBACK_TO", FALLBACK_RECIPIENT.to_owned()),
+            // The shared localstripe; a test that breaks Stripe sets its own base.
+            ("STRIPE_API_KEY", crate::stripe::API_KEY.to_owned()),
+            (
+                "STRIPE_API_BASE",
+                crate::env("STRIPE_API_BASE", "http://127.0.0.1:8420"),
+            ),
         ];
         Self {
             binary: binary.to_owned(),

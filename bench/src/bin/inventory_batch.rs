@@ -193,6 +193,7 @@ async fn placed_batch(pool: &PgPool, size: usize) -> anyhow::Result<KafkaEvent> 
                 product_name: product(i),
                 quantity: 1,
                 reason: None,
+                payment: None,
             })
         })
         .collect();

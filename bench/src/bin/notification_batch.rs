@@ -164,6 +164,7 @@ fn placed(recipient: &str) -> OrderEvent {
         product_name: "Laptop".to_owned(),
         quantity: 1,
         reason: None,
+        payment: None,
     })
 }
 

@@ -198,6 +198,7 @@ async fn placed_batch(
                 product_name: product(i),
                 quantity: 1,
                 reason: None,
+                payment: None,
             })
         })
         .collect();

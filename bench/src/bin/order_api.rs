@@ -201,6 +201,7 @@ async fn pgbench_script(database: &ScratchDatabase) -> anyhow::Result<String> {
         customer_email: None,
         product_name: ProductName::parse("Keyboard").expect("valid"),
         quantity: Quantity::new(3).expect("valid"),
+        payment_method: None,
     };
     let event = OrderEvent::placed(OrderEventData::from_new_order(new_id(), &order));
     // Pretty-printed (then put on one line) so that no `:name` appears: pgbench would take it

@@ -1,53 +1,80 @@
 //! The decision of one batch, free of I/O: given what the transaction locked, say what
 //! happens to every record. Records arrive sorted by topic, partition and offset, so each
 //! product's orders (one key, one partition) are decided in the order they were placed.
+//!
+//! An `order.placed` event decides a `PLACED` order; `order.paid` and `order.payment-failed`
+//! settle a `RESERVED` one (confirm it, or reject it and give its stock back).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use shared::domain::RejectionReason;
+use shared::domain::{OrderStatus, Price, RejectionReason};
+use shared::events::EventType;
 use shared::msk::DecodedRecord;
 use uuid::Uuid;
 
-/// An order still `PLACED`, as locked in the database.
+/// An order still open (`PLACED` or `RESERVED`), as locked in the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PlacedOrder {
+pub(crate) struct OpenOrder {
     pub id: Uuid,
     pub customer_name: String,
     pub customer_email: Option<String>,
     pub product_name: String,
     pub quantity: i32,
+    pub status: OrderStatus,
+    /// Whether the order is paid by card (it carries a Stripe PaymentMethod).
+    pub paid_by_card: bool,
+    /// Set once the stock was reserved, for a product with a price.
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+}
+
+/// A locked stock row: its level and the product's price, if it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StockRow {
+    pub level: i32,
+    pub price: Option<Price>,
 }
 
 /// What happens to one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
+    /// Stock taken, no card payment: `CONFIRMED` at once.
     Confirmed,
+    /// Stock taken for an order paid by card: `RESERVED` until the payment function settles it.
+    Reserved,
     Rejected(RejectionReason),
+    /// The charge succeeded: `RESERVED` becomes `CONFIRMED`.
+    Paid,
+    /// The charge was declined: `RESERVED` becomes `REJECTED`/`PAYMENT_DECLINED` and the
+    /// stock goes back.
+    PaymentFailed,
     /// Already applied, by an earlier delivery or earlier in this batch: no effect.
     Duplicate,
-    /// The order does not exist or is no longer `PLACED`: recorded as processed, no effect.
+    /// The order does not exist or is not in the status the event acts on (cancelled in
+    /// between, say): recorded as processed, no effect.
     NotPlaced,
 }
 
-/// The decisions of a batch and the stock they take.
+/// The decisions of a batch and the stock they move.
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
     /// One outcome per record, in the order of the records.
     pub outcomes: Vec<Outcome>,
-    /// Units taken per product, for the products that lose stock.
+    /// Units taken per product (negative: given back), for the products whose stock changes.
     pub taken: BTreeMap<String, i32>,
 }
 
-/// Decides greedily in record order: an order is confirmed when the stock left is at least
-/// its quantity, otherwise rejected `OUT_OF_STOCK`; no stock row means `UNKNOWN_PRODUCT`.
+/// Decides greedily in record order: an order is reserved when the stock left is at least
+/// its quantity, otherwise rejected `OUT_OF_STOCK`; no stock row means `UNKNOWN_PRODUCT`, and
+/// an order paid by card for a product without a price is `NO_PRICE`.
 ///
 /// `claimed` holds the event ids this transaction claimed in `processed_events`; any other
 /// record, and any repeat of an event id within the batch, is a duplicate.
 pub(crate) fn plan(
     records: &[DecodedRecord],
     claimed: &HashSet<Uuid>,
-    placed: &HashMap<Uuid, PlacedOrder>,
-    stock: &HashMap<String, i32>,
+    open: &HashMap<Uuid, OpenOrder>,
+    stock: &HashMap<String, StockRow>,
 ) -> Plan {
     let mut unused_claims = claimed.clone();
     let mut decided: HashSet<Uuid> = HashSet::new();
@@ -60,9 +87,22 @@ pub(crate) fn plan(
             Outcome::Duplicate
         } else {
             let order_id = record.event.data.order_id;
-            match placed.get(&order_id) {
-                Some(order) if decided.insert(order_id) => {
-                    decide_one(order, stock, &mut plan.taken)
+            let wanted = match record.event.event_type {
+                EventType::OrderPlaced => OrderStatus::Placed,
+                _ => OrderStatus::Reserved,
+            };
+            match open.get(&order_id) {
+                Some(order) if order.status == wanted && decided.insert(order_id) => {
+                    match record.event.event_type {
+                        EventType::OrderPlaced => decide_one(order, stock, &mut plan.taken),
+                        EventType::OrderPaid => Outcome::Paid,
+                        EventType::OrderPaymentFailed => {
+                            *plan.taken.entry(order.product_name.clone()).or_insert(0) -=
+                                order.quantity;
+                            Outcome::PaymentFailed
+                        }
+                        _ => Outcome::NotPlaced,
+                    }
                 }
                 _ => Outcome::NotPlaced,
             }
@@ -73,17 +113,24 @@ pub(crate) fn plan(
 }
 
 fn decide_one(
-    order: &PlacedOrder,
-    stock: &HashMap<String, i32>,
+    order: &OpenOrder,
+    stock: &HashMap<String, StockRow>,
     taken: &mut BTreeMap<String, i32>,
 ) -> Outcome {
-    let Some(&level) = stock.get(&order.product_name) else {
+    let Some(row) = stock.get(&order.product_name) else {
         return Outcome::Rejected(RejectionReason::UnknownProduct);
     };
+    if order.paid_by_card && row.price.is_none() {
+        return Outcome::Rejected(RejectionReason::NoPrice);
+    }
     let already = taken.get(&order.product_name).copied().unwrap_or(0);
-    if level - already >= order.quantity {
+    if row.level - already >= order.quantity {
         *taken.entry(order.product_name.clone()).or_insert(0) += order.quantity;
-        Outcome::Confirmed
+        if order.paid_by_card {
+            Outcome::Reserved
+        } else {
+            Outcome::Confirmed
+        }
     } else {
         Outcome::Rejected(RejectionReason::OutOfStock)
     }
@@ -96,7 +143,7 @@ mod tests {
     use shared::events::{OrderEvent, OrderEventData};
     use shared::msk::Position;
 
-    fn record(order: &PlacedOrder, offset: i64) -> DecodedRecord {
+    fn record(order: &OpenOrder, offset: i64) -> DecodedRecord {
         DecodedRecord {
             position: Position {
                 topic: "order-placed".to_owned(),
@@ -110,25 +157,43 @@ mod tests {
                 product_name: order.product_name.clone(),
                 quantity: order.quantity,
                 reason: None,
+                payment: None,
             }),
         }
     }
 
-    fn order(product: &str, quantity: i32) -> PlacedOrder {
-        PlacedOrder {
+    fn order(product: &str, quantity: i32) -> OpenOrder {
+        OpenOrder {
             id: new_id(),
             customer_name: "Ada".to_owned(),
             customer_email: None,
             product_name: product.to_owned(),
             quantity,
+            status: OrderStatus::Placed,
+            paid_by_card: false,
+            amount: None,
+            currency: None,
         }
+    }
+
+    fn levels(levels: &[(&str, i32)]) -> HashMap<String, StockRow> {
+        levels
+            .iter()
+            .map(|(name, level)| {
+                let row = StockRow {
+                    level: *level,
+                    price: None,
+                };
+                ((*name).to_owned(), row)
+            })
+            .collect()
     }
 
     fn everything(records: &[DecodedRecord]) -> HashSet<Uuid> {
         records.iter().map(|r| r.event.id).collect()
     }
 
-    fn placed(orders: &[&PlacedOrder]) -> HashMap<Uuid, PlacedOrder> {
+    fn placed(orders: &[&OpenOrder]) -> HashMap<Uuid, OpenOrder> {
         orders.iter().map(|o| (o.id, (*o).clone())).collect()
     }
 
@@ -136,7 +201,7 @@ mod tests {
     fn a_large_order_that_does_not_fit_leaves_stock_for_a_later_small_one() {
         let (big, small) = (order("Lamp", 5), order("Lamp", 2));
         let records = [record(&big, 1), record(&small, 2)];
-        let stock = HashMap::from([("Lamp".to_owned(), 3)]);
+        let stock = levels(&[("Lamp", 3)]);
         let plan = plan(
             &records,
             &everything(&records),
@@ -157,7 +222,7 @@ mod tests {
     fn stock_is_consumed_in_record_order_until_it_runs_out() {
         let orders: Vec<_> = (0..4).map(|_| order("Lamp", 1)).collect();
         let records: Vec<_> = orders.iter().zip(0..).map(|(o, i)| record(o, i)).collect();
-        let stock = HashMap::from([("Lamp".to_owned(), 3)]);
+        let stock = levels(&[("Lamp", 3)]);
         let plan = plan(
             &records,
             &everything(&records),
@@ -202,7 +267,7 @@ mod tests {
         let already_processed = record(&order("Lamp", 1), 2);
         let records = [first.clone(), repeat, already_processed];
         let claimed = HashSet::from([first.event.id]);
-        let stock = HashMap::from([("Lamp".to_owned(), 10)]);
+        let stock = levels(&[("Lamp", 10)]);
         let plan = plan(&records, &claimed, &placed(&[&lamp]), &stock);
         assert_eq!(
             plan.outcomes,
@@ -219,12 +284,78 @@ mod tests {
         let mut again = record(&lamp, 1);
         again.event = OrderEvent::placed(again.event.data.clone());
         let records = [record(&lamp, 0), again, record(&missing, 2)];
-        let stock = HashMap::from([("Lamp".to_owned(), 10)]);
+        let stock = levels(&[("Lamp", 10)]);
         let plan = plan(&records, &everything(&records), &placed(&[&lamp]), &stock);
         assert_eq!(
             plan.outcomes,
             [Outcome::Confirmed, Outcome::NotPlaced, Outcome::NotPlaced]
         );
         assert_eq!(plan.taken["Lamp"], 1);
+    }
+
+    #[test]
+    fn an_order_paid_by_card_is_reserved_only_for_a_product_with_a_price() {
+        let mut priced = order("Lamp", 1);
+        priced.paid_by_card = true;
+        let mut unpriced = order("Bulb", 1);
+        unpriced.paid_by_card = true;
+        let records = [record(&priced, 0), record(&unpriced, 1)];
+        let mut stock = levels(&[("Lamp", 5), ("Bulb", 5)]);
+        stock.get_mut("Lamp").unwrap().price = Some(Price {
+            unit_amount: shared::domain::UnitAmount::new(1999).unwrap(),
+            currency: shared::domain::Currency::DEFAULT,
+        });
+        let plan = plan(
+            &records,
+            &everything(&records),
+            &placed(&[&priced, &unpriced]),
+            &stock,
+        );
+        assert_eq!(
+            plan.outcomes,
+            [
+                Outcome::Reserved,
+                Outcome::Rejected(RejectionReason::NoPrice)
+            ]
+        );
+        assert_eq!(plan.taken, BTreeMap::from([("Lamp".to_owned(), 1)]));
+    }
+
+    #[test]
+    fn a_failed_payment_gives_the_stock_back_once_and_a_paid_order_keeps_it() {
+        let mut failed = order("Lamp", 2);
+        failed.status = OrderStatus::Reserved;
+        let mut paid = order("Lamp", 1);
+        paid.status = OrderStatus::Reserved;
+        let still_placed = order("Lamp", 1);
+        let as_kind = |order: &OpenOrder, kind: EventType, offset: i64| {
+            let mut record = record(order, offset);
+            record.event = OrderEvent::of_kind(kind, record.event.data.clone());
+            record
+        };
+        let records = [
+            as_kind(&failed, EventType::OrderPaymentFailed, 0),
+            // A second, distinct event about the same failure.
+            as_kind(&failed, EventType::OrderPaymentFailed, 1),
+            as_kind(&paid, EventType::OrderPaid, 2),
+            // Not reserved: a payment event cannot settle it.
+            as_kind(&still_placed, EventType::OrderPaid, 3),
+        ];
+        let plan = plan(
+            &records,
+            &everything(&records),
+            &placed(&[&failed, &paid, &still_placed]),
+            &levels(&[("Lamp", 0)]),
+        );
+        assert_eq!(
+            plan.outcomes,
+            [
+                Outcome::PaymentFailed,
+                Outcome::NotPlaced,
+                Outcome::Paid,
+                Outcome::NotPlaced
+            ]
+        );
+        assert_eq!(plan.taken, BTreeMap::from([("Lamp".to_owned(), -2)]));
     }
 }

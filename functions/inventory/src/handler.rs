@@ -10,9 +10,11 @@
 //!    an event another invocation already claimed, committed or not, is a duplicate here.
 //!    Claims are inserted in event-id order, so two invocations never wait on each other's
 //!    claims in a cycle.
-//! 4. lock the claimed orders still `PLACED`, in id order
+//! 4. lock the claimed orders still open (`PLACED`, or `RESERVED` for the payment events),
+//!    in id order
 //! 5. lock their stock rows, in product-name order
-//! 6. decrement stock, 7. update the orders still `PLACED`, 8. enqueue the outbox events
+//! 6. take (or give back) stock, 7. update the orders still in the status they were decided
+//!    from, 8. enqueue the outbox events
 //! 9. `COMMIT`
 //!
 //! Orders are locked before stock so that decisions use the product and quantity stored
@@ -23,7 +25,8 @@ use std::collections::{BTreeSet, HashMap};
 use serde::Serialize;
 use shared::consumer::{Batch, BatchError, BatchHandler, DeadLetters, Invocation};
 use shared::db::is_transient;
-use shared::events::{OrderEvent, OrderEventData};
+use shared::domain::{OrderStatus, RejectionReason};
+use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
 use shared::kafka::KafkaPublisher;
 use shared::metrics;
 use shared::msk::DecodedRecord;
@@ -32,7 +35,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::CONSUMER;
-use crate::decide::{self, Outcome, PlacedOrder, Plan};
+use crate::decide::{self, OpenOrder, Outcome, Plan, StockRow};
 use crate::store;
 
 /// The function's dependencies, built once per cold start and shared by every invocation.
@@ -46,13 +49,17 @@ pub struct Inventory {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchSummary {
+    /// Orders confirmed: on reservation without a card payment, or once paid.
     pub confirmed: usize,
+    /// Orders reserved for a card payment.
+    pub reserved: usize,
+    /// Orders rejected, on placement or after a declined payment.
     pub rejected: usize,
     /// Events this consumer had already applied (redelivery, replay, repeat within the batch).
     pub duplicates: usize,
-    /// Events about an order that does not exist or is no longer `PLACED`.
+    /// Events about an order that does not exist or is no longer in the status they act on.
     pub skipped: usize,
-    /// Confirmed and rejected events acknowledged by the broker after commit.
+    /// Decision events acknowledged by the broker after commit.
     pub published: usize,
 }
 
@@ -194,10 +201,10 @@ impl Inventory {
             .filter(|record| claimed.contains(&record.event.id))
             .map(|record| record.event.data.order_id)
             .collect();
-        let placed = store::lock_placed_orders(&mut tx, &order_ids)
+        let open = store::lock_open_orders(&mut tx, &order_ids)
             .await
             .map_err(InventoryError::database("locking orders"))?;
-        let products: BTreeSet<&str> = placed
+        let products: BTreeSet<&str> = open
             .values()
             .map(|order| order.product_name.as_str())
             .collect();
@@ -205,8 +212,8 @@ impl Inventory {
             .await
             .map_err(InventoryError::database("locking stock"))?;
 
-        let plan = decide::plan(records, &claimed, &placed, &stock);
-        let events = decision_events(records, &plan, &placed);
+        let plan = decide::plan(records, &claimed, &open, &stock);
+        let (decisions, events) = decisions(records, &plan, &open, &stock);
         let updated = store::take_stock(&mut tx, &plan.taken)
             .await
             .map_err(InventoryError::database("updating stock"))?;
@@ -217,13 +224,13 @@ impl Inventory {
             )
             .into());
         }
-        let decided = store::record_decisions(&mut tx, &events)
+        let decided = store::record_decisions(&mut tx, &decisions)
             .await
             .map_err(InventoryError::database("updating orders"))?;
-        if decided != events.len() as u64 {
+        if decided != decisions.len() as u64 {
             return Err(anyhow::anyhow!(
-                "updated {decided} orders, expected {} locked PLACED orders",
-                events.len()
+                "updated {decided} orders, expected {} locked open orders",
+                decisions.len()
             )
             .into());
         }
@@ -238,10 +245,17 @@ impl Inventory {
         let mut rejected: HashMap<&'static str, u64> = HashMap::new();
         for outcome in &plan.outcomes {
             match outcome {
-                Outcome::Confirmed => summary.confirmed += 1,
+                Outcome::Confirmed | Outcome::Paid => summary.confirmed += 1,
+                Outcome::Reserved => summary.reserved += 1,
                 Outcome::Rejected(reason) => {
                     summary.rejected += 1;
                     *rejected.entry(reason.as_str()).or_default() += 1;
+                }
+                Outcome::PaymentFailed => {
+                    summary.rejected += 1;
+                    *rejected
+                        .entry(RejectionReason::PaymentDeclined.as_str())
+                        .or_default() += 1;
                 }
                 Outcome::Duplicate => summary.duplicates += 1,
                 Outcome::NotPlaced => summary.skipped += 1,
@@ -257,17 +271,78 @@ impl Inventory {
     }
 }
 
-/// The confirmed and rejected events, in record order, built from the stored orders.
-fn decision_events(
+/// The order updates and their events, in record order, built from the stored orders.
+fn decisions(
     records: &[DecodedRecord],
     plan: &Plan,
-    placed: &HashMap<Uuid, PlacedOrder>,
-) -> Vec<OrderEvent> {
+    open: &HashMap<Uuid, OpenOrder>,
+    stock: &HashMap<String, StockRow>,
+) -> (Vec<store::Decision>, Vec<OrderEvent>) {
     records
         .iter()
         .zip(&plan.outcomes)
         .filter_map(|(record, outcome)| {
-            let order = placed.get(&record.event.data.order_id)?;
+            let order = open.get(&record.event.data.order_id)?;
+            let price = stock.get(&order.product_name).and_then(|row| row.price);
+            // What a reserved or confirmed order costs: the price as locked now.
+            let priced = || {
+                price.map(|price| {
+                    (
+                        i64::from(order.quantity) * price.unit_amount.get(),
+                        price.currency.as_str().to_owned(),
+                    )
+                })
+            };
+            let kept = order.amount.zip(order.currency.clone());
+            let (to, reason, amount, event_type) = match *outcome {
+                Outcome::Confirmed => (
+                    OrderStatus::Confirmed,
+                    None,
+                    priced(),
+                    EventType::OrderConfirmed,
+                ),
+                Outcome::Reserved => (
+                    OrderStatus::Reserved,
+                    None,
+                    priced(),
+                    EventType::OrderReserved,
+                ),
+                Outcome::Rejected(reason) => (
+                    OrderStatus::Rejected,
+                    Some(reason),
+                    None,
+                    EventType::OrderRejected,
+                ),
+                Outcome::Paid => (
+                    OrderStatus::Confirmed,
+                    None,
+                    kept,
+                    EventType::OrderConfirmed,
+                ),
+                Outcome::PaymentFailed => (
+                    OrderStatus::Rejected,
+                    Some(RejectionReason::PaymentDeclined),
+                    kept,
+                    EventType::OrderRejected,
+                ),
+                Outcome::Duplicate | Outcome::NotPlaced => return None,
+            };
+            // Only an order paid by card tells its payment to the events' readers.
+            let payment =
+                amount
+                    .clone()
+                    .filter(|_| order.paid_by_card)
+                    .map(|(amount, currency)| PaymentData {
+                        amount,
+                        currency,
+                        decline_code: record
+                            .event
+                            .data
+                            .payment
+                            .as_ref()
+                            .and_then(|p| p.decline_code.clone())
+                            .filter(|_| *outcome == Outcome::PaymentFailed),
+                    });
             let data = OrderEventData {
                 order_id: order.id,
                 customer_name: order.customer_name.clone(),
@@ -275,14 +350,24 @@ fn decision_events(
                 product_name: order.product_name.clone(),
                 quantity: order.quantity,
                 reason: None,
+                payment,
             };
-            match outcome {
-                Outcome::Confirmed => Some(OrderEvent::confirmed(data)),
-                Outcome::Rejected(reason) => Some(OrderEvent::rejected(data, *reason)),
-                Outcome::Duplicate | Outcome::NotPlaced => None,
-            }
+            let event = match reason {
+                Some(reason) => OrderEvent::rejected(data, reason),
+                None => OrderEvent::of_kind(event_type, data),
+            };
+            let (amount, currency) = amount.unzip();
+            let decision = store::Decision {
+                order_id: order.id,
+                from: order.status,
+                to,
+                reason,
+                amount,
+                currency,
+            };
+            Some((decision, event))
         })
-        .collect()
+        .unzip()
 }
 
 /// One span per record carrying its ids, with what happened to it (after the commit, so a
@@ -300,8 +385,16 @@ fn log_records(records: &[DecodedRecord], plan: &Plan) {
         let _entered = span.enter();
         match outcome {
             Outcome::Confirmed => tracing::debug!(outcome = "confirmed", "order decided"),
+            Outcome::Reserved => tracing::debug!(outcome = "reserved", "order decided"),
             Outcome::Rejected(reason) => {
                 tracing::debug!(outcome = "rejected", reason = %reason, "order decided");
+            }
+            Outcome::Paid => tracing::debug!(outcome = "paid", "order confirmed"),
+            Outcome::PaymentFailed => {
+                tracing::debug!(
+                    outcome = "payment_failed",
+                    "order rejected, stock given back"
+                )
             }
             Outcome::Duplicate => tracing::debug!(outcome = "duplicate", "event already applied"),
             Outcome::NotPlaced => {

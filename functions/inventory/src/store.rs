@@ -5,13 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use shared::domain::{OrderStatus, RejectionReason};
-use shared::events::OrderEvent;
+use shared::domain::{Currency, OrderStatus, Price, RejectionReason, UnitAmount};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::CONSUMER;
-use crate::decide::PlacedOrder;
+use crate::decide::{OpenOrder, StockRow};
 
 /// Claims the events for this consumer in `processed_events`; returns the ids this
 /// transaction claimed. An id held by another transaction makes this one wait for it: if that
@@ -37,40 +36,58 @@ pub(crate) async fn claim_events(
     Ok(claimed.into_iter().collect())
 }
 
-/// Locks the given orders that are still `PLACED`, in id order.
-pub(crate) async fn lock_placed_orders(
+/// Locks the given orders that are still open (`PLACED` or `RESERVED`), in id order.
+pub(crate) async fn lock_open_orders(
     conn: &mut PgConnection,
     order_ids: &BTreeSet<Uuid>,
-) -> sqlx::Result<HashMap<Uuid, PlacedOrder>> {
+) -> sqlx::Result<HashMap<Uuid, OpenOrder>> {
     if order_ids.is_empty() {
         return Ok(HashMap::new());
     }
     let ids: Vec<Uuid> = order_ids.iter().copied().collect();
-    let orders = sqlx::query_as!(
-        PlacedOrder,
-        "SELECT id, customer_name, customer_email, product_name, quantity
+    let rows = sqlx::query!(
+        r#"SELECT id, customer_name, customer_email, product_name, quantity, status,
+                  payment_method IS NOT NULL AS "paid_by_card!", amount, currency
          FROM orders
-         WHERE id = ANY($1) AND status = 'PLACED'
+         WHERE id = ANY($1) AND status IN ('PLACED', 'RESERVED')
          ORDER BY id
-         FOR UPDATE",
+         FOR UPDATE"#,
         &ids,
     )
     .fetch_all(conn)
     .await?;
-    Ok(orders.into_iter().map(|order| (order.id, order)).collect())
+    rows.into_iter()
+        .map(|row| {
+            let status =
+                OrderStatus::parse(&row.status).map_err(|err| sqlx::Error::Decode(err.into()))?;
+            let order = OpenOrder {
+                id: row.id,
+                customer_name: row.customer_name,
+                customer_email: row.customer_email,
+                product_name: row.product_name,
+                quantity: row.quantity,
+                status,
+                paid_by_card: row.paid_by_card,
+                amount: row.amount,
+                currency: row.currency,
+            };
+            Ok((order.id, order))
+        })
+        .collect()
 }
 
-/// Locks the stock rows of the given products, in product-name order; returns their levels.
+/// Locks the stock rows of the given products, in product-name order; returns their levels
+/// and prices.
 pub(crate) async fn lock_stock(
     conn: &mut PgConnection,
     products: &BTreeSet<&str>,
-) -> sqlx::Result<HashMap<String, i32>> {
+) -> sqlx::Result<HashMap<String, StockRow>> {
     if products.is_empty() {
         return Ok(HashMap::new());
     }
     let names: Vec<String> = products.iter().map(|name| (*name).to_owned()).collect();
     let rows = sqlx::query!(
-        "SELECT product_name, quantity
+        "SELECT product_name, quantity, unit_amount, currency
          FROM stock
          WHERE product_name = ANY($1)
          ORDER BY product_name
@@ -79,10 +96,26 @@ pub(crate) async fn lock_stock(
     )
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| (row.product_name, row.quantity))
-        .collect())
+    rows.into_iter()
+        .map(|row| {
+            let price = match (row.unit_amount, row.currency.as_deref()) {
+                (Some(amount), Some(currency)) => Some(Price {
+                    unit_amount: UnitAmount::new(amount)
+                        .map_err(|err| sqlx::Error::Decode(err.into()))?,
+                    currency: Currency::parse(currency)
+                        .map_err(|err| sqlx::Error::Decode(err.into()))?,
+                }),
+                _ => None,
+            };
+            Ok((
+                row.product_name,
+                StockRow {
+                    level: row.quantity,
+                    price,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// Decrements the locked stock rows by what the batch took, in one statement; returns how
@@ -109,41 +142,52 @@ pub(crate) async fn take_stock(
     .rows_affected())
 }
 
-/// Sets the decided orders' status and reason in one statement, only where still `PLACED`;
-/// returns how many orders changed. An event without a reason confirms its order, and a
-/// confirmed order whose product has a price gets its amount (quantity × unit amount) and
-/// currency from the stock row this transaction holds locked, so a later price change never
-/// alters it.
+/// One order's new state, as [`record_decisions`] writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Decision {
+    pub order_id: Uuid,
+    /// The status the order must still have: a decision about an order that changed since
+    /// it was locked is a broken invariant.
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+    pub reason: Option<RejectionReason>,
+    /// The amount and currency the order carries from now on.
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+}
+
+/// Sets the decided orders' status, reason, amount and currency in one statement, only
+/// where the order is still in the status it was decided from; returns how many orders
+/// changed. The amount of a reserved or confirmed order comes from the stock row this
+/// transaction holds locked, so a later price change never alters it.
 pub(crate) async fn record_decisions(
     conn: &mut PgConnection,
-    decisions: &[OrderEvent],
+    decisions: &[Decision],
 ) -> sqlx::Result<u64> {
     if decisions.is_empty() {
         return Ok(0);
     }
-    let mut ids = Vec::with_capacity(decisions.len());
-    let mut statuses = Vec::with_capacity(decisions.len());
-    let mut reasons: Vec<Option<String>> = Vec::with_capacity(decisions.len());
-    for event in decisions {
-        ids.push(event.data.order_id);
-        let (status, reason) = match event.data.reason {
-            None => (OrderStatus::Confirmed, None),
-            Some(reason) => (OrderStatus::Rejected, Some(reason)),
-        };
-        statuses.push(status.as_str().to_owned());
-        reasons.push(reason.map(|reason| RejectionReason::as_str(reason).to_owned()));
-    }
+    let ids: Vec<Uuid> = decisions.iter().map(|d| d.order_id).collect();
+    let from: Vec<&str> = decisions.iter().map(|d| d.from.as_str()).collect();
+    let to: Vec<&str> = decisions.iter().map(|d| d.to.as_str()).collect();
+    let reasons: Vec<Option<&str>> = decisions
+        .iter()
+        .map(|d| d.reason.map(RejectionReason::as_str))
+        .collect();
+    let amounts: Vec<Option<i64>> = decisions.iter().map(|d| d.amount).collect();
+    let currencies: Vec<Option<&str>> = decisions.iter().map(|d| d.currency.as_deref()).collect();
     Ok(sqlx::query!(
         "UPDATE orders SET status = d.status, rejection_reason = d.reason, updated_at = now(),
-             amount = CASE WHEN d.reason IS NULL THEN orders.quantity::bigint
-                 * (SELECT s.unit_amount FROM stock s WHERE s.product_name = orders.product_name) END,
-             currency = CASE WHEN d.reason IS NULL THEN
-                 (SELECT s.currency FROM stock s WHERE s.product_name = orders.product_name) END
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS d(id, status, reason)
-         WHERE orders.id = d.id AND orders.status = 'PLACED'",
+             amount = d.amount, currency = d.currency
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])
+             AS d(id, from_status, status, reason, amount, currency)
+         WHERE orders.id = d.id AND orders.status = d.from_status",
         &ids,
-        &statuses,
-        &reasons as &[Option<String>],
+        &from as &[&str],
+        &to as &[&str],
+        &reasons as &[Option<&str>],
+        &amounts as &[Option<i64>],
+        &currencies as &[Option<&str>],
     )
     .execute(conn)
     .await?

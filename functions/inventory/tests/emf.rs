@@ -20,6 +20,7 @@ async fn place_order(pool: &PgPool, product: &str) -> OrderEvent {
         product_name: product.to_owned(),
         quantity: 1,
         reason: None,
+        payment: None,
     });
     sqlx::query(
         "INSERT INTO orders (id, customer_name, product_name, quantity, status)

@@ -16,6 +16,11 @@ pub enum NoticeKind {
     OrderReceived,
     /// `order.rejected`: "we could not fulfil your order".
     OrderRejected,
+    /// `order.confirmed` of an order paid by card: "your order is confirmed", with the
+    /// amount charged. An order paid on invoice gets no such mail, as before.
+    OrderConfirmed,
+    /// `order.cancelled`: "your order was cancelled".
+    OrderCancelled,
 }
 
 impl NoticeKind {
@@ -24,23 +29,31 @@ impl NoticeKind {
         match self {
             Self::OrderReceived => "ORDER_RECEIVED",
             Self::OrderRejected => "ORDER_REJECTED",
+            Self::OrderConfirmed => "ORDER_CONFIRMED",
+            Self::OrderCancelled => "ORDER_CANCELLED",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "ORDER_RECEIVED" => Some(Self::OrderReceived),
-            "ORDER_REJECTED" => Some(Self::OrderRejected),
-            _ => None,
-        }
+        [
+            Self::OrderReceived,
+            Self::OrderRejected,
+            Self::OrderConfirmed,
+            Self::OrderCancelled,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == raw)
     }
 
-    /// The mail an event calls for; `order.confirmed` calls for none.
+    /// The mail an event type can call for (the trigger subscribes to these topics);
+    /// [`Notice::from_event`] decides for each event.
     pub fn for_event(event_type: EventType) -> Option<Self> {
         match event_type {
             EventType::OrderPlaced => Some(Self::OrderReceived),
             EventType::OrderRejected => Some(Self::OrderRejected),
-            EventType::OrderConfirmed => None,
+            EventType::OrderConfirmed => Some(Self::OrderConfirmed),
+            EventType::OrderCancelled => Some(Self::OrderCancelled),
+            EventType::OrderReserved | EventType::OrderPaid | EventType::OrderPaymentFailed => None,
         }
     }
 }
@@ -56,13 +69,18 @@ pub struct Notice {
     pub product_name: String,
     pub quantity: i32,
     pub reason: Option<RejectionReason>,
+    /// The amount charged (or to be refunded), written for people, such as `59.97 USD`.
+    pub amount: Option<String>,
 }
 
 impl Notice {
-    /// The notice an event calls for, if any.
+    /// The notice an event calls for, if any: only a paid order's confirmation is mailed.
     pub fn from_event(event: &OrderEvent) -> Option<Self> {
         let kind = NoticeKind::for_event(event.event_type)?;
         let data = &event.data;
+        if kind == NoticeKind::OrderConfirmed && data.payment.is_none() {
+            return None;
+        }
         Some(Self {
             kind,
             event_id: event.id,
@@ -77,6 +95,10 @@ impl Notice {
             product_name: data.product_name.clone(),
             quantity: data.quantity,
             reason: data.reason,
+            amount: data
+                .payment
+                .as_ref()
+                .map(|payment| format_amount(payment.amount, &payment.currency)),
         })
     }
 
@@ -87,6 +109,8 @@ impl Notice {
             NoticeKind::OrderRejected => {
                 format!("We could not fulfil your order {}", self.order_id)
             }
+            NoticeKind::OrderConfirmed => format!("Your order {} is confirmed", self.order_id),
+            NoticeKind::OrderCancelled => format!("Your order {} was cancelled", self.order_id),
         }
     }
 
@@ -104,8 +128,40 @@ pub fn reason_text(reason: Option<RejectionReason>) -> &'static str {
             "we do not have enough of this product in stock right now"
         }
         Some(RejectionReason::UnknownProduct) => "we do not sell a product by that name",
+        Some(RejectionReason::PaymentDeclined) => "your card was declined",
+        Some(RejectionReason::NoPrice) => "this product cannot be paid for by card yet",
         None => "of a problem on our side",
     }
+}
+
+/// Currencies Stripe counts in whole units (no minor unit) and in thousandths.
+const ZERO_DECIMAL: [&str; 16] = [
+    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+    "xaf", "xof", "xpf",
+];
+const THREE_DECIMAL: [&str; 5] = ["bhd", "jod", "kwd", "omr", "tnd"];
+
+/// An amount in the smallest unit of `currency` as people read it: `5997`, `usd` is
+/// `59.97 USD`; `1200`, `jpy` is `1200 JPY`.
+pub fn format_amount(amount: i64, currency: &str) -> String {
+    let code = currency.to_uppercase();
+    let decimals = if ZERO_DECIMAL.contains(&currency) {
+        0
+    } else if THREE_DECIMAL.contains(&currency) {
+        3
+    } else {
+        2
+    };
+    if decimals == 0 {
+        return format!("{amount} {code}");
+    }
+    let scale = 10_i64.pow(decimals);
+    format!(
+        "{}.{:0width$} {code}",
+        amount / scale,
+        amount % scale,
+        width = decimals as usize
+    )
 }
 
 /// The values every template shows. Customer-supplied strings are escaped by askama in the
@@ -117,6 +173,8 @@ struct MailView<'a> {
     product_name: &'a str,
     quantity: i32,
     reason: &'a str,
+    /// Shown when present: the amount charged, or refunded.
+    amount: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -143,6 +201,30 @@ struct RejectedHtml<'a> {
     mail: &'a MailView<'a>,
 }
 
+#[derive(Template)]
+#[template(path = "order_confirmed.txt")]
+struct ConfirmedText<'a> {
+    mail: &'a MailView<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "order_confirmed.html")]
+struct ConfirmedHtml<'a> {
+    mail: &'a MailView<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "order_cancelled.txt")]
+struct CancelledText<'a> {
+    mail: &'a MailView<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "order_cancelled.html")]
+struct CancelledHtml<'a> {
+    mail: &'a MailView<'a>,
+}
+
 /// The rendered bodies of one mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -161,6 +243,7 @@ pub fn render(notice: &Notice) -> Result<Rendered, askama::Error> {
         product_name: &notice.product_name,
         quantity: notice.quantity,
         reason: reason_text(notice.reason),
+        amount: notice.amount.as_deref(),
     };
     let (text, html) = match notice.kind {
         NoticeKind::OrderReceived => (
@@ -170,6 +253,14 @@ pub fn render(notice: &Notice) -> Result<Rendered, askama::Error> {
         NoticeKind::OrderRejected => (
             RejectedText { mail }.render()?,
             RejectedHtml { mail }.render()?,
+        ),
+        NoticeKind::OrderConfirmed => (
+            ConfirmedText { mail }.render()?,
+            ConfirmedHtml { mail }.render()?,
+        ),
+        NoticeKind::OrderCancelled => (
+            CancelledText { mail }.render()?,
+            CancelledHtml { mail }.render()?,
         ),
     };
     Ok(Rendered {
@@ -251,6 +342,7 @@ mod tests {
             product_name: "Laptop <Pro> & Co".to_owned(),
             quantity: 3,
             reason: (kind == NoticeKind::OrderRejected).then_some(RejectionReason::OutOfStock),
+            amount: None,
         }
     }
 
@@ -331,7 +423,7 @@ mod tests {
     }
 
     #[test]
-    fn only_placed_and_rejected_events_call_for_mail() {
+    fn placed_rejected_confirmed_and_cancelled_events_call_for_mail() {
         assert_eq!(
             NoticeKind::for_event(EventType::OrderPlaced),
             Some(NoticeKind::OrderReceived)
@@ -340,9 +432,59 @@ mod tests {
             NoticeKind::for_event(EventType::OrderRejected),
             Some(NoticeKind::OrderRejected)
         );
-        assert_eq!(NoticeKind::for_event(EventType::OrderConfirmed), None);
-        for kind in [NoticeKind::OrderReceived, NoticeKind::OrderRejected] {
+        assert_eq!(
+            NoticeKind::for_event(EventType::OrderCancelled),
+            Some(NoticeKind::OrderCancelled)
+        );
+        assert_eq!(NoticeKind::for_event(EventType::OrderPaid), None);
+        for kind in [
+            NoticeKind::OrderReceived,
+            NoticeKind::OrderRejected,
+            NoticeKind::OrderConfirmed,
+            NoticeKind::OrderCancelled,
+        ] {
             assert_eq!(NoticeKind::parse(kind.as_str()), Some(kind));
         }
+    }
+
+    #[test]
+    fn only_the_confirmation_of_a_paid_order_is_mailed_and_it_shows_the_amount() {
+        use shared::events::{OrderEventData, PaymentData};
+        let data = OrderEventData {
+            order_id: new_id(),
+            customer_name: "Ada".to_owned(),
+            customer_email: Some("ada@example.com".to_owned()),
+            product_name: "Laptop".to_owned(),
+            quantity: 3,
+            reason: None,
+            payment: None,
+        };
+        let invoiced = OrderEvent::confirmed(data.clone());
+        assert_eq!(Notice::from_event(&invoiced), None);
+        let paid = OrderEvent::confirmed(OrderEventData {
+            payment: Some(PaymentData {
+                amount: 5997,
+                currency: "usd".to_owned(),
+                decline_code: None,
+            }),
+            ..data
+        });
+        let notice = Notice::from_event(&paid).expect("a paid order is mailed");
+        let rendered = render(&notice).unwrap();
+        assert!(
+            rendered.subject.ends_with("is confirmed"),
+            "{}",
+            rendered.subject
+        );
+        assert!(rendered.text.contains("59.97 USD"), "{}", rendered.text);
+        assert!(rendered.html.contains("59.97 USD"), "{}", rendered.html);
+    }
+
+    #[test]
+    fn amounts_are_written_in_the_currency_s_own_unit() {
+        assert_eq!(format_amount(5997, "usd"), "59.97 USD");
+        assert_eq!(format_amount(5, "eur"), "0.05 EUR");
+        assert_eq!(format_amount(1200, "jpy"), "1200 JPY");
+        assert_eq!(format_amount(1234, "kwd"), "1.234 KWD");
     }
 }

@@ -72,6 +72,15 @@ pub enum ApiError {
     /// A dead letter is replayed once: this one was (at that time), or is being replayed.
     #[error("dead letter {id} was already replayed")]
     AlreadyReplayed { id: i64, at: Option<DateTime<Utc>> },
+    /// A cancel of an order that is already `REJECTED` or `CANCELLED`.
+    #[error("order {id} is already {status}")]
+    OrderFinal {
+        id: uuid::Uuid,
+        status: shared::domain::OrderStatus,
+    },
+    /// A cancel while the order's charge is at Stripe; the client retries shortly.
+    #[error("the payment of order {id} is in progress")]
+    PaymentInProgress { id: uuid::Uuid },
     /// Transient: the database cannot be reached; the client should retry.
     #[error("the database is unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -99,7 +108,9 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Validation(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::AlreadyReplayed { .. } => StatusCode::CONFLICT,
+            Self::AlreadyReplayed { .. }
+            | Self::OrderFinal { .. }
+            | Self::PaymentInProgress { .. } => StatusCode::CONFLICT,
             Self::Unavailable(_) | Self::BrokerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Status(status) => *status,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -151,6 +162,18 @@ impl ApiError {
                     ),
                     None => format!("Another request is replaying dead letter {id}"),
                 },
+                Vec::new(),
+            ),
+            Self::OrderFinal { id, status } => (
+                "urn:problem:order-api:order-final",
+                "Order cannot be cancelled",
+                format!("Order {id} is already {status}; only PLACED, RESERVED and CONFIRMED orders can be cancelled"),
+                Vec::new(),
+            ),
+            Self::PaymentInProgress { id } => (
+                "urn:problem:order-api:payment-in-progress",
+                "Payment in progress",
+                format!("Order {id} is being charged right now; retry the cancel in {RETRY_AFTER_SECS} seconds"),
                 Vec::new(),
             ),
             Self::Unavailable(_) => (
@@ -217,7 +240,10 @@ impl IntoResponse for ApiError {
         let mut response = (self.status(), Json(self.problem())).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if matches!(self, Self::Unavailable(_) | Self::BrokerUnavailable(_)) {
+        if matches!(
+            self,
+            Self::Unavailable(_) | Self::BrokerUnavailable(_) | Self::PaymentInProgress { .. }
+        ) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
         response

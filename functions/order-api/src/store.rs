@@ -12,9 +12,10 @@ use uuid::Uuid;
 
 use shared::db;
 use shared::domain::{
-    EmailAddress, Invalid, NewOrder, OrderStatus, Price, ProductName, RejectionReason, StockLevel,
+    EmailAddress, Invalid, NewOrder, OrderStatus, PaymentMethodId, PaymentStatus, Price,
+    ProductName, RejectionReason, StockLevel,
 };
-use shared::events::{OrderEvent, OrderEventData};
+use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
 use shared::outbox::{OutboxEntry, OutboxRow};
 
 /// A failed repository call, classified so that callers can answer "retry later" or "bug".
@@ -92,8 +93,18 @@ pub struct Order {
     /// `quantity × unit price`, as it was when inventory reserved the stock.
     pub amount: Option<i64>,
     pub currency: Option<String>,
+    /// The card payment of an order placed with a payment method, once it was claimed.
+    pub payment: Option<Payment>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An order's card payment as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub status: PaymentStatus,
+    /// Stripe's reason for a decline.
+    pub decline_code: Option<String>,
 }
 
 /// An order row as the queries read it, before its status and reason are parsed.
@@ -107,6 +118,8 @@ struct OrderRow {
     rejection_reason: Option<String>,
     amount: Option<i64>,
     currency: Option<String>,
+    payment_status: Option<String>,
+    decline_code: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -136,6 +149,16 @@ impl TryFrom<OrderRow> for Order {
             quantity: row.quantity,
             amount: row.amount,
             currency: row.currency,
+            payment: row
+                .payment_status
+                .as_deref()
+                .map(PaymentStatus::parse)
+                .transpose()
+                .map_err(|err| broken("payment status", err))?
+                .map(|status| Payment {
+                    status,
+                    decline_code: row.decline_code,
+                }),
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -171,12 +194,17 @@ pub fn request_fingerprint(order: &NewOrder) -> [u8; 32] {
         customer_name: &'a str,
         product_name: &'a str,
         quantity: i32,
+        // Absent when not given, so that a request without it keeps the fingerprint it had
+        // before payments existed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        payment_method: Option<&'a str>,
     }
     let canonical = Canonical {
         customer_email: order.customer_email.as_ref().map(EmailAddress::as_str),
         customer_name: order.customer_name.as_str(),
         product_name: order.product_name.as_str(),
         quantity: order.quantity.get(),
+        payment_method: order.payment_method.as_ref().map(PaymentMethodId::as_str),
     };
     let bytes = serde_json::to_vec(&canonical).expect("plain structs always serialise");
     Sha256::digest(bytes).into()
@@ -204,8 +232,8 @@ pub async fn place_order(
     let placed = sqlx::query!(
         r#"WITH placed AS (
              INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status,
-                                 idempotency_key, request_fingerprint)
-             VALUES ($1, $2, $3, $4, $5, 'PLACED', $6, $7)
+                                 idempotency_key, request_fingerprint, payment_method)
+             VALUES ($1, $2, $3, $4, $5, 'PLACED', $6, $7, $11)
              ON CONFLICT (idempotency_key) DO NOTHING
              RETURNING id, customer_name, customer_email, product_name, quantity, status,
                        rejection_reason, amount, currency, created_at, updated_at
@@ -231,6 +259,7 @@ pub async fn place_order(
         &event.topic,
         &event.key,
         &event.payload,
+        order.payment_method.as_ref().map(PaymentMethodId::as_str),
     )
     .fetch_optional(pool)
     .await
@@ -250,6 +279,8 @@ pub async fn place_order(
         rejection_reason: placed.rejection_reason,
         amount: placed.amount,
         currency: placed.currency,
+        payment_status: None,
+        decline_code: None,
         created_at: placed.created_at,
         updated_at: placed.updated_at,
     };
@@ -266,9 +297,11 @@ async fn replay(
     fingerprint: Option<&[u8; 32]>,
 ) -> Result<Placement, PlaceOrderError> {
     let winner = sqlx::query!(
-        "SELECT id, customer_name, customer_email, product_name, quantity, status,
-                rejection_reason, amount, currency, created_at, updated_at, request_fingerprint
-         FROM orders WHERE idempotency_key = $1",
+        r#"SELECT o.id, o.customer_name, o.customer_email, o.product_name, o.quantity, o.status,
+                o.rejection_reason, o.amount, o.currency, o.created_at, o.updated_at,
+                o.request_fingerprint, p.status AS "payment_status?", p.decline_code AS "decline_code?"
+         FROM orders o LEFT JOIN payments p ON p.order_id = o.id
+         WHERE o.idempotency_key = $1"#,
         key.as_str(),
     )
     .fetch_optional(pool)
@@ -292,6 +325,8 @@ async fn replay(
         rejection_reason: winner.rejection_reason,
         amount: winner.amount,
         currency: winner.currency,
+        payment_status: winner.payment_status,
+        decline_code: winner.decline_code,
         created_at: winner.created_at,
         updated_at: winner.updated_at,
     })?))
@@ -301,9 +336,11 @@ async fn replay(
 pub async fn get_order(pool: &PgPool, id: Uuid) -> Result<Option<Order>, StoreError> {
     sqlx::query_as!(
         OrderRow,
-        "SELECT id, customer_name, customer_email, product_name, quantity, status,
-                rejection_reason, amount, currency, created_at, updated_at
-         FROM orders WHERE id = $1",
+        r#"SELECT o.id, o.customer_name, o.customer_email, o.product_name, o.quantity, o.status,
+                o.rejection_reason, o.amount, o.currency, o.created_at, o.updated_at,
+                p.status AS "payment_status?", p.decline_code AS "decline_code?"
+         FROM orders o LEFT JOIN payments p ON p.order_id = o.id
+         WHERE o.id = $1"#,
         id,
     )
     .fetch_optional(pool)
@@ -311,6 +348,124 @@ pub async fn get_order(pool: &PgPool, id: Uuid) -> Result<Option<Order>, StoreEr
     .map_err(|err| StoreError::from_sqlx(err, "read order"))?
     .map(Order::try_from)
     .transpose()
+}
+
+/// Why an order could not be cancelled.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("no such order")]
+    NotFound,
+    /// `REJECTED` or `CANCELLED`: nothing is left to cancel.
+    #[error("the order is already {0}")]
+    Final(OrderStatus),
+    /// The payment function has sent the charge to Stripe and not recorded its outcome yet;
+    /// cancelling now could leave a charge without a refund, so the client retries shortly.
+    #[error("the order's payment is in progress")]
+    PaymentInProgress,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Cancels order `id` in one transaction: the order row and its payment row are locked
+/// (orders first, as every function takes them), held stock is given back, a payment not yet
+/// attempted is voided, a charged one is marked `REFUNDING` for the payment function, and
+/// `order.cancelled` is enqueued. Returns the outbox rows to publish. Concurrent cancels of
+/// one order queue on the row lock; all but the first find it `CANCELLED`.
+#[tracing::instrument(skip_all, fields(order_id = %id), err(Debug))]
+pub async fn cancel_order(pool: &PgPool, id: Uuid) -> Result<Vec<OutboxRow>, CancelError> {
+    let failed = |context| move |err| CancelError::Store(StoreError::from_sqlx(err, context));
+    let mut tx = pool.begin().await.map_err(failed("begin the cancel"))?;
+    let order = sqlx::query!(
+        "SELECT status, customer_name, customer_email, product_name, quantity, amount, currency
+         FROM orders WHERE id = $1 FOR UPDATE",
+        id,
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(failed("lock the order"))?
+    .ok_or(CancelError::NotFound)?;
+    let status = OrderStatus::parse(&order.status).map_err(|err| {
+        StoreError::Unexpected(anyhow::anyhow!("order {id} has an invalid status: {err}"))
+    })?;
+    if status.is_final() {
+        return Err(CancelError::Final(status));
+    }
+    let payment = sqlx::query!(
+        "SELECT status, attempts FROM payments WHERE order_id = $1 FOR UPDATE",
+        id,
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(failed("lock the payment"))?;
+    let payment_status = payment
+        .as_ref()
+        .map(|payment| PaymentStatus::parse(&payment.status))
+        .transpose()
+        .map_err(|err| {
+            StoreError::Unexpected(anyhow::anyhow!("payment of {id} is invalid: {err}"))
+        })?;
+    let next_payment = match (payment_status, payment.map(|p| p.attempts)) {
+        (Some(PaymentStatus::Pending), Some(0)) => Some(PaymentStatus::Voided),
+        (Some(PaymentStatus::Pending), _) => return Err(CancelError::PaymentInProgress),
+        (Some(PaymentStatus::Succeeded), _) => Some(PaymentStatus::Refunding),
+        _ => None,
+    };
+    // Stock is held from reservation on: by a RESERVED order (paid or not yet) and a
+    // CONFIRMED one. A PLACED order holds none; inventory will skip it.
+    let holds_stock = matches!(status, OrderStatus::Reserved | OrderStatus::Confirmed);
+    if holds_stock {
+        sqlx::query!(
+            "UPDATE stock SET quantity = quantity + $2, updated_at = now()
+             WHERE product_name = $1",
+            order.product_name,
+            order.quantity,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("give the stock back"))?;
+    }
+    if let Some(next) = next_payment {
+        sqlx::query!(
+            "UPDATE payments SET status = $2, updated_at = now() WHERE order_id = $1",
+            id,
+            next.as_str(),
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("update the payment"))?;
+    }
+    sqlx::query!(
+        "UPDATE orders SET status = 'CANCELLED', updated_at = now() WHERE id = $1",
+        id,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(failed("cancel the order"))?;
+    let refund = next_payment == Some(PaymentStatus::Refunding);
+    let event = OrderEvent::of_kind(
+        EventType::OrderCancelled,
+        OrderEventData {
+            order_id: id,
+            customer_name: order.customer_name,
+            customer_email: order.customer_email,
+            product_name: order.product_name,
+            quantity: order.quantity,
+            reason: None,
+            // The amount to be refunded, for the mail; absent when nothing was charged.
+            payment: order.amount.zip(order.currency).filter(|_| refund).map(
+                |(amount, currency)| PaymentData {
+                    amount,
+                    currency,
+                    decline_code: None,
+                },
+            ),
+        },
+    );
+    let rows = shared::outbox::enqueue(&mut tx, std::slice::from_ref(&event))
+        .await
+        .map_err(failed("enqueue order.cancelled"))?;
+    tx.commit().await.map_err(failed("commit the cancel"))?;
+    Ok(rows)
 }
 
 /// A position in a newest-first list: the time (microseconds since 1970) and the id of the
@@ -482,14 +637,15 @@ impl<T, Id> Page<T, Id> {
 pub async fn list_orders(pool: &PgPool, query: &OrderQuery) -> Result<OrderPage, StoreError> {
     let rows = sqlx::query_as!(
         OrderRow,
-        "SELECT id, customer_name, customer_email, product_name, quantity, status,
-                rejection_reason, amount, currency, created_at, updated_at
-         FROM orders
-         WHERE ($1::text IS NULL OR customer_email = $1)
-           AND ($2::text IS NULL OR status = $2)
-           AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
-         ORDER BY created_at DESC, id DESC
-         LIMIT $5",
+        r#"SELECT o.id, o.customer_name, o.customer_email, o.product_name, o.quantity, o.status,
+                o.rejection_reason, o.amount, o.currency, o.created_at, o.updated_at,
+                p.status AS "payment_status?", p.decline_code AS "decline_code?"
+         FROM orders o LEFT JOIN payments p ON p.order_id = o.id
+         WHERE ($1::text IS NULL OR o.customer_email = $1)
+           AND ($2::text IS NULL OR o.status = $2)
+           AND ($3::timestamptz IS NULL OR (o.created_at, o.id) < ($3, $4::uuid))
+         ORDER BY o.created_at DESC, o.id DESC
+         LIMIT $5"#,
         query.customer_email.as_ref().map(EmailAddress::as_str),
         query.status.map(OrderStatus::as_str),
         query.after.map(|cursor| cursor.at),
@@ -711,6 +867,7 @@ mod tests {
             customer_email: None,
             product_name: ProductName::parse("Laptop").unwrap(),
             quantity: Quantity::new(quantity).unwrap(),
+            payment_method: None,
         }
     }
 

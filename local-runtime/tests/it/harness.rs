@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 use testkit::maildev::Maildev;
 use testkit::runtime::{LocalRuntime, RuntimeSpec};
+use testkit::stripe::LocalStripe;
 use testkit::tansu::Tansu;
 
 pub use testkit::runtime::FALLBACK_RECIPIENT;
@@ -30,6 +31,8 @@ pub struct System {
     pub broker: Tansu,
     pub mail: Maildev,
     pub runtime: LocalRuntime,
+    /// A private localstripe, for the tests that pay; the others use the shared one.
+    pub stripe: Option<LocalStripe>,
     client: reqwest::Client,
 }
 
@@ -37,12 +40,24 @@ impl System {
     /// Starts the services and the runtime on the test's own database, with a broker that
     /// keeps its data across restarts.
     pub async fn start(pool: PgPool, options: &PgConnectOptions) -> Self {
-        Self::start_with(pool, &database_url(options), Tansu::start().await).await
+        Self::start_with(pool, &database_url(options), Tansu::start().await, None).await
+    }
+
+    /// As [`System::start`], with a private localstripe the test can read back.
+    pub async fn start_paying(pool: PgPool, options: &PgConnectOptions) -> Self {
+        let stripe = LocalStripe::spawn().await;
+        Self::start_with(
+            pool,
+            &database_url(options),
+            Tansu::start().await,
+            Some(stripe),
+        )
+        .await
     }
 
     /// As [`System::start`], on the database at `url` (a private cluster of the test's own).
     pub async fn start_on(pool: PgPool, url: &str) -> Self {
-        Self::start_with(pool, url, Tansu::start().await).await
+        Self::start_with(pool, url, Tansu::start().await, None).await
     }
 
     /// As [`System::start`], with a broker whose network path the test can cut.
@@ -51,11 +66,17 @@ impl System {
             pool,
             &database_url(options),
             Tansu::start_behind_proxy().await,
+            None,
         )
         .await
     }
 
-    async fn start_with(pool: PgPool, database_url: &str, broker: Tansu) -> Self {
+    async fn start_with(
+        pool: PgPool,
+        database_url: &str,
+        broker: Tansu,
+        stripe: Option<LocalStripe>,
+    ) -> Self {
         testkit::init_tracing();
         let mail = Maildev::spawn().await;
         let spec = RuntimeSpec::new(
@@ -69,11 +90,16 @@ impl System {
         .with("LOCAL_RELAY_INTERVAL_SECS", "1")
         .with("RELAY_MIN_AGE_SECS", "1")
         .with("RUST_LOG", "info");
+        let spec = match &stripe {
+            Some(stripe) => spec.with("STRIPE_API_BASE", stripe.base_url()),
+            None => spec,
+        };
         Self {
             pool,
             broker,
             mail,
             runtime: LocalRuntime::start(spec).await,
+            stripe,
             client: reqwest::Client::new(),
         }
     }
@@ -83,10 +109,16 @@ impl System {
     }
 
     pub async fn set_stock(&self, product: &str, quantity: i32) {
+        self.set_stock_with(product, json!({ "quantity": quantity }))
+            .await;
+    }
+
+    /// `PUT /api/stock/{product}` with `body`.
+    pub async fn set_stock_with(&self, product: &str, body: Value) {
         let response = self
             .client
             .put(self.url(&format!("/api/stock/{product}")))
-            .json(&json!({ "quantity": quantity }))
+            .json(&body)
             .send()
             .await
             .unwrap();
@@ -105,6 +137,18 @@ impl System {
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or_default();
         (status, body["orderId"].as_str().map(str::to_owned))
+    }
+
+    /// `POST /api/orders/{id}/cancel`: the status and the body.
+    pub async fn cancel(&self, id: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(&format!("/api/orders/{id}/cancel")))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
     }
 
     pub async fn order(&self, id: &str) -> Value {

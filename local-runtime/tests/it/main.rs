@@ -7,6 +7,7 @@ mod cargo_lambda;
 mod harness;
 mod limit;
 mod observability;
+mod paying;
 mod pinning;
 mod redrive;
 mod system;

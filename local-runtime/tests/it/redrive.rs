@@ -116,6 +116,7 @@ async fn place_four_orders(pool: &PgPool) -> Placed {
                 product_name: "Laptop".to_owned(),
                 quantity: 1,
                 reason: None,
+                payment: None,
             })
         })
         .collect();

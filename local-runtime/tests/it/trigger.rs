@@ -51,6 +51,7 @@ async fn publish_placed(broker: &Tansu, count: usize) -> Vec<Uuid> {
                 customer_email: None,
                 product_name: ProductName::parse(&format!("Product {}", n % 5)).unwrap(),
                 quantity: Quantity::new(1).unwrap(),
+                payment_method: None,
             };
             OrderEvent::placed(OrderEventData::from_new_order(new_id(), &order))
         })

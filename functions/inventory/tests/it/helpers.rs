@@ -77,6 +77,7 @@ pub async fn place_order(pool: &PgPool, product: &str, quantity: i32) -> OrderEv
         product_name: product.to_owned(),
         quantity,
         reason: None,
+        payment: None,
     });
     insert_order(pool, &event).await;
     event

@@ -166,3 +166,73 @@ async fn a_script_tag_in_the_customer_name_is_escaped_in_the_html(pool: PgPool) 
     // The plain-text part shows the name as given: nothing there is interpreted.
     assert!(text(&mails[0], "text").contains(&format!("Hello {name},")));
 }
+
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn a_paid_order_is_mailed_its_confirmation_with_the_amount_and_an_invoiced_one_is_not(
+    pool: PgPool,
+) {
+    use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
+    let email = unique_address("confirmed");
+    let order = placed("Grace Hopper", Some(&email));
+    let paid = OrderEvent::confirmed(OrderEventData {
+        payment: Some(PaymentData {
+            amount: 259_800,
+            currency: "usd".to_owned(),
+            decline_code: None,
+        }),
+        ..order.data.clone()
+    });
+    let invoiced = OrderEvent::confirmed(placed("Grace Hopper", Some(&email)).data);
+    let cancelled = OrderEvent::of_kind(EventType::OrderCancelled, paid.data.clone());
+    let notifier = shared_notifier(&pool, None).await;
+
+    let summary = notifier
+        .handle(batch(&[&paid, &invoiced, &cancelled]))
+        .await
+        .unwrap();
+    // A redelivery sends nothing more.
+    notifier
+        .handle(batch(&[&paid, &invoiced, &cancelled]))
+        .await
+        .unwrap();
+
+    assert_eq!(summary.sent, 2, "{summary:?}");
+    let mails = Maildev::shared()
+        .wait_for_messages(&email, 2, MAIL_WAIT)
+        .await;
+    assert_eq!(mails.len(), 2, "{mails:#?}");
+    let subject = |mail: &serde_json::Value| mail["subject"].as_str().unwrap().to_owned();
+    let confirmed = mails
+        .iter()
+        .find(|mail| subject(mail).ends_with("is confirmed"))
+        .expect("the confirmation");
+    let cancel = mails
+        .iter()
+        .find(|mail| subject(mail).ends_with("was cancelled"))
+        .expect("the cancellation");
+    let order_id = order.data.order_id.to_string();
+    for mail in [confirmed, cancel] {
+        assert!(subject(mail).contains(&order_id));
+        assert_eq!(header(mail, "x-order-id"), order_id);
+        for part in ["text", "html"] {
+            assert!(text(mail, part).contains("2598.00 USD"), "{part}");
+        }
+    }
+    assert_eq!(
+        header(confirmed, "message-id"),
+        format!("<{}@shop.example>", paid.id)
+    );
+    assert!(text(cancel, "text").contains("refunded"));
+    assert_eq!(
+        row(&pool, order.data.order_id, "ORDER_CONFIRMED")
+            .await
+            .status,
+        "SENT"
+    );
+    assert_eq!(
+        row(&pool, order.data.order_id, "ORDER_CANCELLED")
+            .await
+            .status,
+        "SENT"
+    );
+}

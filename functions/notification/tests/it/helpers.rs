@@ -75,6 +75,7 @@ pub fn placed(customer_name: &str, customer_email: Option<&str>) -> OrderEvent {
         product_name: "Laptop".to_owned(),
         quantity: 2,
         reason: None,
+        payment: None,
     })
 }
 

@@ -34,6 +34,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(orders::place_order, orders::list_orders))
         .routes(routes!(orders::get_order))
+        .routes(routes!(orders::cancel_order))
         .routes(routes!(stock::list_stock))
         .routes(routes!(stock::get_stock, stock::set_stock))
         .routes(routes!(dead_letters::list_dead_letters))

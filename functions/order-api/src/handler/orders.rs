@@ -1,7 +1,8 @@
 //! The order routes: place one (idempotently, with its event), read one, list them.
 
 use crate::store::{
-    self as repo, Cursor, IdempotencyKey, Order, OrderQuery, PageLimit, PlaceOrderError, Placement,
+    self as repo, CancelError, Cursor, IdempotencyKey, Order, OrderQuery, PageLimit,
+    PlaceOrderError, Placement,
 };
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -12,8 +13,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::domain::{
-    CustomerName, EmailAddress, NewOrder, OrderStatus, ProductName, Quantity, RejectionReason,
-    new_id,
+    CustomerName, EmailAddress, NewOrder, OrderStatus, PaymentMethodId, PaymentStatus, ProductName,
+    Quantity, RejectionReason, new_id,
 };
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -38,7 +39,8 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
     "customerName": "Ada Lovelace",
     "customerEmail": "ada@example.com",
     "productName": "Laptop",
-    "quantity": 1
+    "quantity": 1,
+    "paymentMethod": "pm_card_visa"
 }))]
 pub struct PlaceOrderRequest {
     #[schema(value_type = CustomerName, required = true)]
@@ -52,6 +54,12 @@ pub struct PlaceOrderRequest {
     /// integer (`2.0` is 2), as JSON Schema counts it; `1.5` is refused.
     #[schema(value_type = i32, required = true, minimum = 1, maximum = 10000)]
     pub quantity: Option<Value>,
+    /// Pay by card: a Stripe PaymentMethod id (`pm_...`) created with Stripe.js. The order
+    /// is charged once its stock is reserved; its product must have a price (else it is
+    /// rejected with `NO_PRICE`). Without it the order is confirmed once its stock is
+    /// reserved and paid on invoice.
+    #[schema(value_type = Option<String>, pattern = "^pm_[A-Za-z0-9_]{1,252}$", min_length = 4, max_length = 255)]
+    pub payment_method: Option<Value>,
 }
 
 /// Collects field errors while parsing, so that one response lists all of them.
@@ -102,15 +110,34 @@ impl TryFrom<&PlaceOrderRequest> for NewOrder {
             field::integer(body.quantity.as_ref())
                 .and_then(|raw| Quantity::new(raw).map_err(|err| err.0)),
         );
-        match (customer_name, customer_email, product_name, quantity) {
-            (Some(customer_name), Some(customer_email), Some(product_name), Some(quantity)) => {
-                Ok(Self {
-                    customer_name,
-                    customer_email,
-                    product_name,
-                    quantity,
-                })
-            }
+        let payment_method = errors.check(
+            "paymentMethod",
+            field::optional_string(body.payment_method.as_ref()).and_then(|raw| {
+                raw.map(PaymentMethodId::parse)
+                    .transpose()
+                    .map_err(|err| err.0)
+            }),
+        );
+        match (
+            customer_name,
+            customer_email,
+            product_name,
+            quantity,
+            payment_method,
+        ) {
+            (
+                Some(customer_name),
+                Some(customer_email),
+                Some(product_name),
+                Some(quantity),
+                Some(payment_method),
+            ) => Ok(Self {
+                customer_name,
+                customer_email,
+                product_name,
+                quantity,
+                payment_method,
+            }),
             _ => Err(errors.into_vec()),
         }
     }
@@ -144,8 +171,22 @@ pub struct OrderView {
     pub amount: Option<i64>,
     #[schema(value_type = Option<shared::domain::Currency>)]
     pub currency: Option<String>,
+    /// The card payment, for an order placed with `paymentMethod` once the payment function
+    /// has taken it up; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An order's card payment as the API shows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentView {
+    pub status: PaymentStatus,
+    /// Stripe's decline code when the payment was declined (`authentication_required` when
+    /// the card asked for 3-D Secure, which this system cannot complete).
+    pub decline_code: Option<String>,
 }
 
 impl From<Order> for OrderView {
@@ -160,6 +201,10 @@ impl From<Order> for OrderView {
             rejection_reason: order.rejection_reason,
             amount: order.amount,
             currency: order.currency,
+            payment: order.payment.map(|payment| PaymentView {
+                status: payment.status,
+                decline_code: payment.decline_code,
+            }),
             created_at: order.created_at,
             updated_at: order.updated_at,
         }
@@ -374,6 +419,50 @@ pub async fn get_order(
         .await?
         .map(|order| Json(order.into()))
         .ok_or_else(|| ApiError::NotFound(format!("No order has the id {id}")))
+}
+
+/// Cancels an order (admin route, IAM-authorised in AWS): held stock goes back, a charged
+/// order is refunded by the payment function, `order.cancelled` is published and the
+/// customer is mailed.
+#[utoipa::path(
+    post,
+    path = "/api/orders/{id}/cancel",
+    tag = "orders",
+    params(("id" = Uuid, Path, description = "The order id returned when it was placed")),
+    responses(
+        (status = 200, description = "The order, now CANCELLED", body = OrderView),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is already REJECTED or CANCELLED (`urn:problem:order-api:order-final`), or its charge is being made right now (`urn:problem:order-api:payment-in-progress`, retry after Retry-After)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<OrderView>, ApiError> {
+    let Path(raw) = path.map_err(|_| ApiError::bad_request("The order id could not be read"))?;
+    let id = Uuid::parse_str(&raw).map_err(|_| ApiError::BadRequest {
+        detail: "The order id must be a UUID".to_owned(),
+        errors: vec![FieldError::new("id", "must be a UUID")],
+    })?;
+    record_order_id(id);
+    let rows = match repo::cancel_order(state.pool(), id).await {
+        Ok(rows) => rows,
+        Err(CancelError::Store(err)) => return Err(state.fail(err).await),
+        Err(CancelError::NotFound) => {
+            return Err(ApiError::NotFound(format!("No order has the id {id}")));
+        }
+        Err(CancelError::Final(status)) => return Err(ApiError::OrderFinal { id, status }),
+        Err(CancelError::PaymentInProgress) => return Err(ApiError::PaymentInProgress { id }),
+    };
+    tracing::info!("order cancelled");
+    state.outbox().hand_over(rows).await;
+    state
+        .check(repo::get_order(state.pool(), id).await)
+        .await?
+        .map(|order| Json(order.into()))
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("cancelled order {id} vanished")))
 }
 
 /// Orders, newest first, optionally filtered, with keyset pagination.

@@ -216,6 +216,7 @@ async fn a_dead_letter_whose_cause_was_fixed_is_processed_by_the_consumer_after_
         product_name: "Laptop".to_owned(),
         quantity: 2,
         reason: None,
+        payment: None,
     });
     sqlx::query(
         "INSERT INTO orders (id, customer_name, product_name, quantity, status)

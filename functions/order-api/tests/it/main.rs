@@ -1,12 +1,14 @@
 //! The order API against real PostgreSQL (a fresh database per test) and real Kafka brokers.
 
 mod bad_input;
+mod cancelling;
 mod configuration;
 mod dead_letters;
 mod documented_input;
 mod idempotency;
 mod openapi;
 mod outages;
+mod paying;
 mod placing;
 mod reading;
 mod stock;

@@ -39,6 +39,7 @@ async fn committed_but_unpublished(pool: &PgPool, count: usize) -> Vec<OutboxRow
                 customer_email: None,
                 product_name: ProductName::parse(&format!("Product {}", n % 7)).unwrap(),
                 quantity: Quantity::new(1).unwrap(),
+                payment_method: None,
             };
             OrderEvent::placed(OrderEventData::from_new_order(new_id(), &order))
         })

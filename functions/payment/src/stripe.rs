@@ -1,0 +1,332 @@
+//! The few Stripe calls the function makes, over plain HTTPS (docs/payments.md): create and
+//! confirm a PaymentIntent, refund one, and find what an earlier attempt already did.
+//!
+//! Every request carries an `Idempotency-Key` derived from the order id, so real Stripe
+//! replays the first answer to a retried request. localstripe ignores the key, so the
+//! function never relies on it alone: before repeating a request whose outcome is unknown,
+//! it looks for the object the first one may have created (see [`Stripe::find_intent`]).
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// One Stripe request may take this long, well inside the function's timeout.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The metadata key that ties a PaymentIntent to its order (`metadata[order_id]`).
+pub const ORDER_ID_METADATA: &str = "order_id";
+
+/// The decline code recorded when the card asks for customer action (3-D Secure), which an
+/// asynchronous charge cannot complete; it is Stripe's own code for that case.
+pub const AUTHENTICATION_REQUIRED: &str = "authentication_required";
+
+/// A Stripe API client: base URL and secret key.
+#[derive(Clone)]
+pub struct Stripe {
+    http: reqwest::Client,
+    base: String,
+    key: SecretString,
+}
+
+/// A PaymentIntent as far as the function reads it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentIntent {
+    pub id: String,
+    pub status: String,
+    #[serde(default)]
+    pub metadata: std::collections::HashMap<String, String>,
+    #[serde(default)]
+    pub last_payment_error: Option<ApiErrorBody>,
+}
+
+/// Stripe's `error` object.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ApiErrorBody {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub decline_code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub payment_intent: Option<PaymentIntentRef>,
+}
+
+/// The PaymentIntent an error refers to.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentIntentRef {
+    pub id: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ApiErrorBody,
+}
+
+#[derive(Deserialize)]
+struct ListPage<T> {
+    data: Vec<T>,
+    has_more: bool,
+}
+
+/// A Refund as far as the function reads it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Refund {
+    pub id: String,
+}
+
+/// What a charge came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Charge {
+    Succeeded {
+        intent: String,
+    },
+    /// The card was refused, or asked for customer action; `code` says which.
+    Declined {
+        intent: Option<String>,
+        code: String,
+    },
+}
+
+/// A Stripe call that did not give an answer the function can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StripeError {
+    /// Unreachable, timed out, a 5xx or a 429: the same call can succeed later.
+    #[error("Stripe is unavailable: {0}")]
+    Unavailable(String),
+    /// The key was refused (401/403): nothing succeeds until the configuration is fixed.
+    #[error("Stripe refused the API key: {0}")]
+    Unauthorized(String),
+    /// Stripe refused a request the function built (a bug, or an object in an unexpected
+    /// state).
+    #[error("Stripe refused the request ({status}): {message}")]
+    Refused { status: u16, message: String },
+}
+
+impl StripeError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+impl Stripe {
+    pub fn new(base: &str, key: SecretString) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .expect("a plain HTTPS client can be built");
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            key,
+        }
+    }
+
+    /// Creates and confirms a PaymentIntent for `order_id` in one request.
+    #[tracing::instrument(skip_all, fields(order_id = %order_id), err(Display))]
+    pub async fn charge(
+        &self,
+        order_id: Uuid,
+        amount: i64,
+        currency: &str,
+        payment_method: &str,
+    ) -> Result<Charge, StripeError> {
+        let form = [
+            ("amount", amount.to_string()),
+            ("currency", currency.to_owned()),
+            ("payment_method", payment_method.to_owned()),
+            ("confirm", "true".to_owned()),
+            ("metadata[order_id]", order_id.to_string()),
+        ];
+        let response = self
+            .post("/v1/payment_intents", &payment_key(order_id), &form)
+            .await?;
+        // 402 is a card error; any other 4xx left (an unknown PaymentMethod is a 404, one in
+        // another currency a 400) refuses this order's payment for good: a decline too, so
+        // that the order is rejected and its stock given back instead of retried forever.
+        let status = response.status();
+        if status.is_client_error() {
+            let body = error_body(response).await;
+            let fallback = if status.as_u16() == 402 {
+                "card_declined"
+            } else {
+                "invalid_request"
+            };
+            return Ok(Charge::Declined {
+                intent: body.payment_intent.map(|intent| intent.id),
+                code: body
+                    .decline_code
+                    .or(body.code)
+                    .unwrap_or_else(|| fallback.to_owned()),
+            });
+        }
+        let intent: PaymentIntent = read(response).await?;
+        outcome(intent)
+    }
+
+    /// The PaymentIntent an earlier attempt created for `order_id`, if any. Stripe's list
+    /// cannot filter by metadata, so this pages through the intents; it runs only for an
+    /// attempt whose outcome is unknown (the function stopped, or Stripe failed, mid-call).
+    #[tracing::instrument(skip_all, fields(order_id = %order_id), err(Display))]
+    pub async fn find_intent(&self, order_id: Uuid) -> Result<Option<PaymentIntent>, StripeError> {
+        let order = order_id.to_string();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = "/v1/payment_intents?limit=100".to_owned();
+            if let Some(last) = &after {
+                path.push_str(&format!("&starting_after={last}"));
+            }
+            let page: ListPage<PaymentIntent> = read(self.get(&path).await?).await?;
+            if let Some(found) = page
+                .data
+                .iter()
+                .find(|intent| intent.metadata.get(ORDER_ID_METADATA) == Some(&order))
+            {
+                return Ok(Some(found.clone()));
+            }
+            match page.data.last() {
+                Some(last) if page.has_more => after = Some(last.id.clone()),
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// What an intent found by [`Self::find_intent`] came to.
+    pub fn settle(intent: PaymentIntent) -> Result<Charge, StripeError> {
+        outcome(intent)
+    }
+
+    /// Refunds the whole of `intent` for `order_id`.
+    #[tracing::instrument(skip_all, fields(order_id = %order_id), err(Display))]
+    pub async fn refund(&self, order_id: Uuid, intent: &str) -> Result<Refund, StripeError> {
+        let form = [("payment_intent", intent.to_owned())];
+        read(
+            self.post("/v1/refunds", &refund_key(order_id), &form)
+                .await?,
+        )
+        .await
+    }
+
+    /// A Refund an earlier attempt already made for `intent`, if any.
+    pub async fn find_refund(&self, intent: &str) -> Result<Option<Refund>, StripeError> {
+        let page: ListPage<Refund> = read(
+            self.get(&format!("/v1/refunds?payment_intent={intent}&limit=1"))
+                .await?,
+        )
+        .await?;
+        Ok(page.data.into_iter().next())
+    }
+
+    async fn post<K: serde::Serialize, V: serde::Serialize>(
+        &self,
+        path: &str,
+        idempotency_key: &str,
+        form: &[(K, V)],
+    ) -> Result<reqwest::Response, StripeError> {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(self.key.expose_secret())
+            .header("Idempotency-Key", idempotency_key)
+            .form(form)
+            .send()
+            .await
+            .map_err(unavailable)
+            .and_then(classify)
+    }
+
+    async fn get(&self, path: &str) -> Result<reqwest::Response, StripeError> {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(self.key.expose_secret())
+            .send()
+            .await
+            .map_err(unavailable)
+            .and_then(classify)
+    }
+}
+
+/// The charge's `Idempotency-Key`: one per order.
+pub fn payment_key(order_id: Uuid) -> String {
+    format!("order-{order_id}-payment")
+}
+
+/// The refund's own `Idempotency-Key`.
+pub fn refund_key(order_id: Uuid) -> String {
+    format!("order-{order_id}-refund")
+}
+
+fn unavailable(err: reqwest::Error) -> StripeError {
+    StripeError::Unavailable(err.to_string())
+}
+
+/// Sorts a response by status: 5xx and 429 are transient, 401/403 the key; a 402 (a card
+/// error) and 2xx go back to the caller; any other 4xx is a refused request.
+fn classify(response: reqwest::Response) -> Result<reqwest::Response, StripeError> {
+    let status = response.status();
+    if status.is_server_error() || status.as_u16() == 429 {
+        return Err(StripeError::Unavailable(format!("HTTP {status}")));
+    }
+    if matches!(status.as_u16(), 401 | 403) {
+        return Err(StripeError::Unauthorized(format!("HTTP {status}")));
+    }
+    Ok(response)
+}
+
+async fn error_body(response: reqwest::Response) -> ApiErrorBody {
+    response
+        .json::<ErrorEnvelope>()
+        .await
+        .map(|envelope| envelope.error)
+        .unwrap_or_default()
+}
+
+async fn read<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, StripeError> {
+    let status = response.status();
+    if !status.is_success() {
+        let body = error_body(response).await;
+        return Err(StripeError::Refused {
+            status: status.as_u16(),
+            message: body
+                .message
+                .or(body.code)
+                .unwrap_or_else(|| "no message".to_owned()),
+        });
+    }
+    response
+        .json()
+        .await
+        .map_err(|err| StripeError::Unavailable(format!("unreadable answer: {err}")))
+}
+
+/// A PaymentIntent's status as a charge outcome. `requires_action` (3-D Secure) is a decline
+/// with [`AUTHENTICATION_REQUIRED`]; `requires_payment_method` is the state a declined
+/// confirmation leaves behind.
+fn outcome(intent: PaymentIntent) -> Result<Charge, StripeError> {
+    match intent.status.as_str() {
+        "succeeded" => Ok(Charge::Succeeded { intent: intent.id }),
+        "requires_action" => Ok(Charge::Declined {
+            intent: Some(intent.id),
+            code: AUTHENTICATION_REQUIRED.to_owned(),
+        }),
+        "requires_payment_method" => {
+            let error = intent.last_payment_error.unwrap_or_default();
+            Ok(Charge::Declined {
+                intent: Some(intent.id),
+                code: error
+                    .decline_code
+                    .or(error.code)
+                    .unwrap_or_else(|| "card_declined".to_owned()),
+            })
+        }
+        // `processing` and the like: not settled yet; ask again with the next retry.
+        other => Err(StripeError::Unavailable(format!(
+            "PaymentIntent {} is {other}",
+            intent.id
+        ))),
+    }
+}

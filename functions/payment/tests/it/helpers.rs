@@ -1,0 +1,206 @@
+//! Seeding orders, running the functions on the events they hand each other, reading back.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::kafka::KafkaEvent;
+use inventory::Inventory;
+use payment::{Payments, Stripe};
+use secrecy::SecretString;
+use shared::config::{KafkaSettings, Secrets};
+use shared::consumer::Consumer;
+use shared::events::{EventType, OrderEvent, OrderEventData};
+use shared::kafka::KafkaPublisher;
+use shared::msk::{BrokerRecord, kafka_event};
+use sqlx::PgPool;
+use testkit::stripe::{API_KEY, LocalStripe};
+use uuid::Uuid;
+
+pub const ARN: &str = "arn:aws:kafka:us-east-1:123456789012:cluster/orders-local/test";
+/// Succeeds on confirm.
+pub const GOOD_CARD: &str = "pm_card_visa";
+/// Declined on confirm (`card_declined`).
+pub const DECLINED_CARD: &str = "pm_card_chargeCustomerFail";
+
+/// The functions of a test, over one database and a private localstripe.
+pub struct Flow {
+    pub pool: PgPool,
+    pub stripe: LocalStripe,
+    pub inventory: Consumer<Inventory>,
+    pub payment: Consumer<Payments>,
+}
+
+impl Flow {
+    pub async fn new(pool: &PgPool) -> Self {
+        testkit::init_tracing();
+        let stripe = LocalStripe::spawn().await;
+        let publisher = publisher().await;
+        let client = Stripe::new(stripe.base_url(), SecretString::from(API_KEY));
+        Self {
+            pool: pool.clone(),
+            inventory: inventory::consumer(pool.clone(), publisher.clone()),
+            payment: payment::consumer(pool.clone(), publisher, client, 4),
+            stripe,
+        }
+    }
+
+    /// Places `orders` (product, quantity, payment method) and lets inventory decide them;
+    /// returns the `order.placed` events.
+    pub async fn place_and_reserve(&self, orders: &[(&str, i32, Option<&str>)]) -> Vec<OrderEvent> {
+        let mut placed = Vec::new();
+        for (product, quantity, payment_method) in orders {
+            placed.push(insert_order(&self.pool, product, *quantity, *payment_method).await);
+        }
+        self.inventory
+            .handle(batch(&placed, 0))
+            .await
+            .expect("inventory decides the orders");
+        placed
+    }
+
+    /// The events of `kind` in the outbox, oldest first.
+    pub async fn events(&self, kind: EventType) -> Vec<OrderEvent> {
+        outbox_events(&self.pool)
+            .await
+            .into_iter()
+            .filter(|event| event.event_type == kind)
+            .collect()
+    }
+
+    /// Runs the payment function on every `order.reserved` event in the outbox.
+    pub async fn pay(&self) -> Result<payment::BatchSummary, String> {
+        let reserved = self.events(EventType::OrderReserved).await;
+        self.payment
+            .handle(batch(&reserved, 0))
+            .await
+            .map(|report| report.summary)
+            .map_err(|failure| failure.error_type())
+    }
+
+    /// Runs inventory on every payment outcome in the outbox.
+    pub async fn settle(&self) -> inventory::BatchSummary {
+        let mut outcomes = self.events(EventType::OrderPaid).await;
+        outcomes.extend(self.events(EventType::OrderPaymentFailed).await);
+        self.inventory
+            .handle(batch(&outcomes, 0))
+            .await
+            .expect("inventory settles the payments")
+            .summary
+    }
+
+    /// The PaymentIntents localstripe holds for `order_id`.
+    pub async fn intents_of(&self, order_id: Uuid) -> Vec<serde_json::Value> {
+        let order = order_id.to_string();
+        self.stripe
+            .payment_intents()
+            .await
+            .into_iter()
+            .filter(|intent| intent["metadata"]["order_id"] == order.as_str())
+            .collect()
+    }
+}
+
+pub async fn publisher() -> KafkaPublisher {
+    let mut settings = KafkaSettings::plaintext(testkit::kafka::bootstrap());
+    settings.delivery_timeout = Duration::from_secs(20);
+    KafkaPublisher::new(&settings, &Secrets::new())
+        .await
+        .expect("a producer can be configured")
+}
+
+/// Sets a product's stock and price (`unit_amount` in cents of `usd`, or no price).
+pub async fn set_stock(pool: &PgPool, product: &str, quantity: i32, unit_amount: Option<i64>) {
+    sqlx::query(
+        "INSERT INTO stock (product_name, quantity, unit_amount, currency)
+         VALUES ($1, $2, $3, CASE WHEN $3::bigint IS NULL THEN NULL ELSE 'usd' END)
+         ON CONFLICT (product_name) DO UPDATE
+             SET quantity = EXCLUDED.quantity, unit_amount = EXCLUDED.unit_amount,
+                 currency = EXCLUDED.currency",
+    )
+    .bind(product)
+    .bind(quantity)
+    .bind(unit_amount)
+    .execute(pool)
+    .await
+    .expect("stock can be set");
+}
+
+/// Inserts a PLACED order as the API would; returns its `order.placed` event.
+pub async fn insert_order(
+    pool: &PgPool,
+    product: &str,
+    quantity: i32,
+    payment_method: Option<&str>,
+) -> OrderEvent {
+    let event = OrderEvent::placed(OrderEventData {
+        order_id: shared::domain::new_id(),
+        customer_name: "Ada Lovelace".to_owned(),
+        customer_email: Some("ada@example.com".to_owned()),
+        product_name: product.to_owned(),
+        quantity,
+        reason: None,
+        payment: None,
+    });
+    sqlx::query(
+        "INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status,
+                             payment_method)
+         VALUES ($1, $2, $3, $4, $5, 'PLACED', $6)",
+    )
+    .bind(event.data.order_id)
+    .bind(&event.data.customer_name)
+    .bind(&event.data.customer_email)
+    .bind(product)
+    .bind(quantity)
+    .bind(payment_method)
+    .execute(pool)
+    .await
+    .expect("orders can be inserted");
+    event
+}
+
+/// A batch carrying `events` on one partition per topic, from offset `first_offset`.
+pub fn batch(events: &[OrderEvent], first_offset: i64) -> KafkaEvent {
+    let records: Vec<BrokerRecord> = events
+        .iter()
+        .zip(first_offset..)
+        .map(|(event, offset)| BrokerRecord::from_event(event, 0, offset))
+        .collect();
+    kafka_event(ARN, "127.0.0.1:9092", records)
+}
+
+pub async fn outbox_events(pool: &PgPool) -> Vec<OrderEvent> {
+    let payloads: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT payload FROM outbox ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .expect("the outbox can be read");
+    payloads
+        .into_iter()
+        .map(|payload| serde_json::from_value(payload).expect("outbox rows hold order events"))
+        .collect()
+}
+
+/// `(status, rejection_reason, amount)` of an order.
+pub async fn order_state(pool: &PgPool, id: Uuid) -> (String, Option<String>, Option<i64>) {
+    sqlx::query_as("SELECT status, rejection_reason, amount FROM orders WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("the order exists")
+}
+
+/// `(status, decline_code)` of an order's payment.
+pub async fn payment_state(pool: &PgPool, id: Uuid) -> Option<(String, Option<String>)> {
+    sqlx::query_as("SELECT status, decline_code FROM payments WHERE order_id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .expect("payments can be read")
+}
+
+pub async fn stock(pool: &PgPool, product: &str) -> i32 {
+    sqlx::query_scalar("SELECT quantity FROM stock WHERE product_name = $1")
+        .bind(product)
+        .fetch_one(pool)
+        .await
+        .expect("the product exists")
+}
