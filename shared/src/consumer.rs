@@ -5,7 +5,9 @@
 //! every way of running it (Lambda through [`serve`], the local runtime and the tests through
 //! [`MskFunction`]):
 //!
-//! 1. decode the Lambda `KafkaEvent` into order events ([`crate::msk::decode_batch`]);
+//! 1. decode the Lambda `KafkaEvent` into order events ([`crate::msk::decode_batch`]), each
+//!    record continuing the trace its `traceparent` header or attribute names
+//!    ([`crate::msk::DecodedRecord::trace`]);
 //! 2. hand the handler the good records, in offset order per partition, together with the
 //!    poison ones as [`DeadLetters`] that it must store (in its own transaction, so that a
 //!    batch that fails keeps none of its effects, dead letters included);
@@ -17,6 +19,7 @@
 //! Lambda retries a failed batch whole; handlers make that harmless by keying every effect by
 //! event id.
 
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
@@ -30,6 +33,7 @@ use tracing::Instrument;
 use crate::db::Database;
 use crate::metrics;
 use crate::msk::{DecodedRecord, PoisonRecord, decode_batch, store_dead_letters};
+use crate::trace::TraceId;
 
 /// What one consumer function decides for the good records of a batch.
 pub trait BatchHandler: Send + Sync + 'static {
@@ -210,7 +214,8 @@ impl<H: BatchHandler> Consumer<H> {
             "batch",
             consumer = H::NAME,
             records = tracing::field::Empty,
-            poison = tracing::field::Empty
+            poison = tracing::field::Empty,
+            traces = tracing::field::Empty
         );
         let started = Instant::now();
         let records = event.records.values().map(Vec::len).sum();
@@ -249,8 +254,17 @@ impl<H: BatchHandler> Consumer<H> {
         let span = tracing::Span::current();
         span.record("records", batch.records.len());
         span.record("poison", batch.poison.len());
+        // One invocation serves many orders, so many traces: the batch belongs to none of
+        // them, and each record's own span (in the handler) carries its trace.
+        let traces: HashSet<TraceId> = batch
+            .records
+            .iter()
+            .map(|record| record.trace.trace_id())
+            .collect();
+        span.record("traces", traces.len());
         for poison in &batch.poison {
             tracing::warn!(
+                trace_id = %poison.trace.trace_id(),
                 topic = %poison.position.topic,
                 partition = poison.position.partition,
                 offset = poison.position.offset,

@@ -111,6 +111,7 @@ mod tests {
                 quantity: order.quantity,
                 reason: None,
             }),
+            trace: shared::trace::TraceContext::new_root(),
         }
     }
 

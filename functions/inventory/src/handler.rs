@@ -257,7 +257,8 @@ impl Inventory {
     }
 }
 
-/// The confirmed and rejected events, in record order, built from the stored orders.
+/// The confirmed and rejected events, in record order, built from the stored orders, each in
+/// the trace of the record that decided it.
 fn decision_events(
     records: &[DecodedRecord],
     plan: &Plan,
@@ -276,11 +277,12 @@ fn decision_events(
                 quantity: order.quantity,
                 reason: None,
             };
-            match outcome {
-                Outcome::Confirmed => Some(OrderEvent::confirmed(data)),
-                Outcome::Rejected(reason) => Some(OrderEvent::rejected(data, *reason)),
-                Outcome::Duplicate | Outcome::NotPlaced => None,
-            }
+            let event = match outcome {
+                Outcome::Confirmed => OrderEvent::confirmed(data),
+                Outcome::Rejected(reason) => OrderEvent::rejected(data, *reason),
+                Outcome::Duplicate | Outcome::NotPlaced => return None,
+            };
+            Some(event.in_trace(record.trace))
         })
         .collect()
 }
@@ -291,6 +293,8 @@ fn log_records(records: &[DecodedRecord], plan: &Plan) {
     for (record, outcome) in records.iter().zip(&plan.outcomes) {
         let span = tracing::info_span!(
             "record",
+            trace_id = %record.trace.trace_id(),
+            span_id = %record.trace.span_id(),
             order_id = %record.event.data.order_id,
             event_id = %record.event.id,
             topic = %record.position.topic,

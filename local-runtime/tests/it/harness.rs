@@ -40,6 +40,18 @@ impl System {
         Self::start_with(pool, &database_url(options), Tansu::start().await).await
     }
 
+    /// As [`System::start`], with the runtime logging JSON lines as Lambda's JSON log format
+    /// does (`AWS_LAMBDA_LOG_FORMAT=JSON`), for tests that read its log.
+    pub async fn start_with_json_logs(pool: PgPool, options: &PgConnectOptions) -> Self {
+        Self::start_with_env(
+            pool,
+            &database_url(options),
+            Tansu::start().await,
+            &[("AWS_LAMBDA_LOG_FORMAT", "JSON")],
+        )
+        .await
+    }
+
     /// As [`System::start`], on the database at `url` (a private cluster of the test's own).
     pub async fn start_on(pool: PgPool, url: &str) -> Self {
         Self::start_with(pool, url, Tansu::start().await).await
@@ -56,6 +68,15 @@ impl System {
     }
 
     async fn start_with(pool: PgPool, database_url: &str, broker: Tansu) -> Self {
+        Self::start_with_env(pool, database_url, broker, &[]).await
+    }
+
+    async fn start_with_env(
+        pool: PgPool,
+        database_url: &str,
+        broker: Tansu,
+        env: &[(&str, &str)],
+    ) -> Self {
         testkit::init_tracing();
         let mail = Maildev::spawn().await;
         let spec = RuntimeSpec::new(
@@ -69,6 +90,9 @@ impl System {
         .with("LOCAL_RELAY_INTERVAL_SECS", "1")
         .with("RELAY_MIN_AGE_SECS", "1")
         .with("RUST_LOG", "info");
+        let spec = env
+            .iter()
+            .fold(spec, |spec, (name, value)| spec.with(name, *value));
         Self {
             pool,
             broker,
