@@ -5,7 +5,10 @@
 //!
 //! [`TraceContext`] is the parsed `traceparent`. It is plain data, not tied to the tracing
 //! subscriber, because it has to outlive the process: it is stored with the outbox row and
-//! read back by the relay or by another function.
+//! read back by the relay or by another function. [`export`] sends the spans of these
+//! contexts to X-Ray in AWS.
+
+pub mod export;
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,12 +27,15 @@ const VERSION_00_LEN: usize = 55;
 const SAMPLED: u8 = 0x01;
 
 /// Where a request or a record sits in its trace: the trace it belongs to, its own span id
-/// (which is the parent id of everything it causes) and the trace flags.
+/// (which is the parent id of everything it causes) and the trace flags; for a span this
+/// process started, also the span it continues.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceContext {
     trace_id: TraceId,
     span_id: SpanId,
     flags: u8,
+    /// Not part of `traceparent`: known only to the process that made the child.
+    parent_id: Option<SpanId>,
 }
 
 /// The 16-byte trace id, shown as 32 lowercase hex digits (the `trace_id` log field).
@@ -68,6 +74,7 @@ impl TraceContext {
             trace_id: TraceId(trace_id),
             span_id: SpanId::random(),
             flags: SAMPLED,
+            parent_id: None,
         }
     }
 
@@ -75,6 +82,7 @@ impl TraceContext {
     pub fn child(&self) -> Self {
         Self {
             span_id: SpanId::random(),
+            parent_id: Some(self.span_id),
             ..*self
         }
     }
@@ -109,6 +117,11 @@ impl TraceContext {
 
     pub fn span_id(&self) -> SpanId {
         self.span_id
+    }
+
+    /// The span this one continues, when this process made it with [`Self::child`].
+    pub fn parent_id(&self) -> Option<SpanId> {
+        self.parent_id
     }
 
     pub fn is_sampled(&self) -> bool {
@@ -177,6 +190,7 @@ impl FromStr for TraceContext {
             trace_id: TraceId(trace_id),
             span_id: SpanId(span_id),
             flags,
+            parent_id: None,
         })
     }
 }
@@ -328,6 +342,8 @@ mod tests {
         assert_eq!(child.trace_id(), parent.trace_id());
         assert_eq!(child.is_sampled(), parent.is_sampled());
         assert_ne!(child.span_id(), parent.span_id());
+        assert_eq!(child.parent_id(), Some(parent.span_id()));
+        assert_eq!(parent.parent_id(), None);
         let continued =
             TraceContext::continuing(TraceContext::parse_incoming(Some(EXAMPLE.as_bytes())));
         assert_eq!(continued.trace_id(), parent.trace_id());

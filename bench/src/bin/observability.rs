@@ -9,9 +9,12 @@
 //! - **off**: no metrics recorder, no log subscriber, and input without trace context.
 //! - **on**: the EMF recorder installed and flushed after every invocation; Lambda's JSON log
 //!   subscriber at INFO (`AWS_LAMBDA_LOG_FORMAT=JSON`, `AWS_LAMBDA_LOG_LEVEL=INFO`, as the
-//!   template configures the functions) writing every line to stdout; and traced input: each
+//!   template configures the functions) writing every line to stdout; traced input: each
 //!   request carries a `traceparent` header, each record a `traceparent` header and attribute,
-//!   so every request and record continues a trace and logs its `trace_id`.
+//!   so every request and record continues a trace and logs its `trace_id`; and the span
+//!   exporter (`OTEL_EXPORTER_OTLP_ENDPOINT`) sending a span per request and per record over
+//!   OTLP/HTTP, flushed after every invocation, to a receiver in the parent that stands where
+//!   the ADOT collector runs on Lambda (it answers 200 and counts what it gets).
 //!
 //! Carrying the trace context itself (an id per request and record, the outbox column, the
 //! header) has no switch: it is part of the data, and runs in both modes.
@@ -29,7 +32,8 @@
 //! on it and dropped afterwards), `BENCH_KAFKA_BOOTSTRAP` (default: a private broker).
 
 use std::collections::HashMap;
-use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
@@ -38,8 +42,43 @@ use bench::scratch::ScratchDatabase;
 use bench::settings::{env, env_number, env_secs};
 use bench::stats::median;
 use bench::workload::{Broker, load_orders, placed_batch, product, publisher, stock_products};
+use tokio::process::Command;
 
 const CHILD: &str = "--child";
+
+/// Where the `on` children send their spans: an OTLP/HTTP endpoint that answers 200, as the
+/// collector does, and counts the export requests it gets.
+struct SpanReceiver {
+    endpoint: String,
+    exports: Arc<AtomicU64>,
+}
+
+impl SpanReceiver {
+    async fn start() -> anyhow::Result<Self> {
+        let exports = Arc::new(AtomicU64::new(0));
+        let counter = exports.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let counter = counter.clone();
+                async move {
+                    if !body.is_empty() {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    [("content-type", "application/x-protobuf")]
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Self { endpoint, exports })
+    }
+
+    fn exports(&self) -> u64 {
+        self.exports.load(Ordering::Relaxed)
+    }
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -55,8 +94,12 @@ async fn main() -> anyhow::Result<()> {
         };
         if on {
             shared::metrics::emf::install_in("OrderSystemBench".to_owned())?;
-            // The parent sets Lambda's log variables for this child.
+            // The parent sets Lambda's log variables and the span receiver for this child.
             lambda_runtime::tracing::init_default_subscriber();
+            ensure!(
+                shared::trace::export::install_from_env(which)?,
+                "no span receiver given"
+            );
         }
         let rate = match which.as_str() {
             "inventory" => inventory_child(url, bootstrap, on).await?,
@@ -80,15 +123,16 @@ async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
     let pairs: usize = env_number("BENCH_PAIRS", 3)?;
     let broker = Broker::for_run().await;
     let bootstrap = &broker.bootstrap;
+    let spans = SpanReceiver::start().await?;
     stock_products(&database.pool, 100_000_000).await?;
     println!(
-        "observability: off (no recorder, no logs, untraced input) vs on (EMF flushed per invocation, JSON logs at INFO, traced input), {pairs} alternating pairs, medians"
+        "observability: off (no recorder, no logs, untraced input, no span export) vs on (EMF flushed per invocation, JSON logs at INFO, traced input, spans exported per invocation), {pairs} alternating pairs, medians"
     );
     for (which, unit) in [("inventory", "records/s"), ("order-api", "orders/s")] {
         let (mut off, mut on) = (Vec::new(), Vec::new());
         for _ in 0..pairs.max(1) {
-            off.push(child(which, "off", &database.url, bootstrap)?);
-            on.push(child(which, "on", &database.url, bootstrap)?);
+            off.push(child(which, "off", &database.url, bootstrap, &spans).await?);
+            on.push(child(which, "on", &database.url, bootstrap, &spans).await?);
         }
         let runs = |rates: &[f64]| {
             rates
@@ -116,15 +160,28 @@ async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one child and reads its rate; checks that `on` wrote EMF and traced log lines.
-fn child(which: &str, mode: &str, url: &str, bootstrap: &str) -> anyhow::Result<f64> {
-    let output = Command::new(std::env::current_exe()?)
+/// Runs one child and reads its rate; checks that `on` wrote EMF and traced log lines and
+/// sent spans, and that `off` did none of it.
+async fn child(
+    which: &str,
+    mode: &str,
+    url: &str,
+    bootstrap: &str,
+    spans: &SpanReceiver,
+) -> anyhow::Result<f64> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command
         .args([CHILD, which, mode, url, bootstrap])
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
         .env_remove("RUST_LOG")
-        .output()
-        .context("the child runs")?;
+        .env_remove(shared::trace::export::ENDPOINT_VARIABLE);
+    if mode == "on" {
+        command.env(shared::trace::export::ENDPOINT_VARIABLE, &spans.endpoint);
+    }
+    let exports_before = spans.exports();
+    let output = command.output().await.context("the child runs")?;
+    let exported = spans.exports() - exports_before;
     ensure!(
         output.status.success(),
         "{which} {mode} failed: {}",
@@ -145,11 +202,13 @@ fn child(which: &str, mode: &str, url: &str, bootstrap: &str) -> anyhow::Result<
             which != "order-api" || stdout.contains("\"trace_id\""),
             "{which} with tracing on wrote no log line with a trace id"
         );
+        ensure!(exported > 0, "{which} with tracing on exported no spans");
     } else {
         ensure!(
             !stdout.contains("\"_aws\"") && !stdout.contains("\"level\""),
             "{which} with observability off wrote metrics or logs"
         );
+        ensure!(exported == 0, "{which} with tracing off exported spans");
     }
     stdout
         .lines()
@@ -160,7 +219,7 @@ fn child(which: &str, mode: &str, url: &str, bootstrap: &str) -> anyhow::Result<
 }
 
 /// Inventory batches through the consumer seam as `shared::consumer::serve` runs them:
-/// handle, then flush the metrics.
+/// handle, then flush the metrics and the spans.
 async fn inventory_child(url: &str, bootstrap: &str, traced: bool) -> anyhow::Result<f64> {
     let size: usize = env_number("BENCH_BATCH", 1_000)?;
     let batches: usize = env_number("BENCH_BATCHES", 5)?;
@@ -180,6 +239,7 @@ async fn inventory_child(url: &str, bootstrap: &str, traced: bool) -> anyhow::Re
         let started = Instant::now();
         let report = inventory.handle(event).await?;
         shared::metrics::flush();
+        shared::trace::export::flush().await;
         busy += started.elapsed();
         ensure!(report.confirmed == size, "unexpected report {report:?}");
     }
@@ -187,7 +247,7 @@ async fn inventory_child(url: &str, bootstrap: &str, traced: bool) -> anyhow::Re
 }
 
 /// `POST /api/orders` over HTTP against the real router, each answer followed by a flush of
-/// the metrics, as `order_api::lambda` does.
+/// the metrics and the spans, as `order_api::lambda` does per invocation.
 async fn order_api_child(url: &str, bootstrap: &str, traced: bool) -> anyhow::Result<f64> {
     let clients: usize = env_number("BENCH_CLIENTS", 8)?;
     let variables = HashMap::from([
@@ -200,6 +260,7 @@ async fn order_api_child(url: &str, bootstrap: &str, traced: bool) -> anyhow::Re
     let app = order_api::app(state.clone()).layer(axum::middleware::map_response(
         |response: axum::response::Response| async move {
             shared::metrics::flush();
+            shared::trace::export::flush().await;
             response
         },
     ));

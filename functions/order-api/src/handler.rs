@@ -14,9 +14,14 @@ pub mod openapi;
 pub mod orders;
 pub mod stock;
 
+use std::time::SystemTime;
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use shared::trace::export::{self, FinishedSpan, KeyValue, SpanKind};
 use shared::trace::{TRACEPARENT, TraceContext, TraceParentError};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -59,7 +64,7 @@ pub fn app(state: AppState) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .layer(axum::middleware::map_request(join_trace))
+        .layer(axum::middleware::from_fn(join_trace))
         .layer(axum::middleware::map_response(
             problem::problem_for_bare_errors,
         ))
@@ -68,8 +73,9 @@ pub fn app(state: AppState) -> Router {
 
 /// Gives the request its span in the order's trace: a child of the caller's W3C `traceparent`
 /// header, or the root of a new trace when there is none or it is malformed (never an error;
-/// the reason is logged in the request's span).
-async fn join_trace(mut request: Request<Body>) -> Request<Body> {
+/// the reason is logged in the request's span). The span goes to X-Ray when spans are
+/// exported.
+async fn join_trace(mut request: Request<Body>, next: Next) -> Response {
     let parent = request
         .headers()
         .get(TRACEPARENT)
@@ -82,10 +88,30 @@ async fn join_trace(mut request: Request<Body>) -> Request<Body> {
         }
         None => None,
     };
-    request
-        .extensions_mut()
-        .insert(TraceContext::continuing(parent));
-    request
+    let context = TraceContext::continuing(parent);
+    request.extensions_mut().insert(context);
+    if !export::is_on() {
+        return next.run(request).await;
+    }
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let start = SystemTime::now();
+    let response = next.run(request).await;
+    export::record(FinishedSpan {
+        name: format!("{method} {path}"),
+        kind: SpanKind::Server,
+        context,
+        start,
+        end: SystemTime::now(),
+        attributes: vec![
+            KeyValue::new("http.request.method", method.to_string()),
+            KeyValue::new("url.path", path),
+            KeyValue::new(
+                "http.response.status_code",
+                i64::from(response.status().as_u16()),
+            ),
+        ],
+    });
+    response
 }
 
 /// Puts the order id on the request's span, so that every later log line of the request
