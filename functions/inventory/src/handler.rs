@@ -288,10 +288,11 @@ fn decision_events(
 }
 
 /// One span per record carrying its ids, with what happened to it (after the commit, so a
-/// logged decision is a durable one).
+/// logged decision is a durable one). DEBUG, as the lines inside it are: at INFO a batch of
+/// thousands of records does not build spans nobody logs.
 fn log_records(records: &[DecodedRecord], plan: &Plan) {
     for (record, outcome) in records.iter().zip(&plan.outcomes) {
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "record",
             trace_id = %record.trace.trace_id(),
             span_id = %record.trace.span_id(),

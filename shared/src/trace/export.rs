@@ -7,11 +7,15 @@
 //! is on only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the template sets it together with
 //! the layer); otherwise recording a span costs one check.
 //!
-//! Spans are queued in memory by a batch processor on its own thread and sent by [`flush`]
-//! at the end of every invocation, before Lambda freezes the instance.
+//! Spans are queued in memory by a batch processor on its own thread, which sends them every
+//! few seconds while the instance runs. Lambda freezes an idle instance, so [`flush`] at the
+//! end of an invocation also sends them, at most once per [`FLUSH_INTERVAL`]: a busy
+//! instance does not pay a round trip to the collector per invocation, and an instance that
+//! goes idle has sent everything but at most its last second's spans, which go out with its
+//! next invocation (or are lost if Lambda shuts it down first).
 
-use std::sync::OnceLock;
-use std::time::SystemTime;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry::Context;
 use opentelemetry::trace::{
@@ -38,6 +42,12 @@ struct Exporter {
 }
 
 static EXPORTER: OnceLock<Exporter> = OnceLock::new();
+
+/// The shortest time between two forced sends by [`flush`].
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// When [`flush`] last forced a send.
+static LAST_FLUSH: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// Starts exporting when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; says whether it did.
 /// `service` names the function in X-Ray (`AWS_LAMBDA_FUNCTION_NAME` wins when set).
@@ -127,11 +137,21 @@ pub fn record(span: FinishedSpan) {
     opentelemetry::trace::Span::end_with_timestamp(&mut exported, span.end);
 }
 
-/// Sends the queued spans (at the end of an invocation) on a blocking thread. A collector
-/// that fails is logged, never an error: the work is done either way.
+/// Sends the queued spans (at the end of an invocation) on a blocking thread, unless a send
+/// was forced less than [`FLUSH_INTERVAL`] ago. A collector that fails is logged, never an
+/// error: the work is done either way.
 pub async fn flush() {
     if !is_on() {
         return;
+    }
+    {
+        let mut last = LAST_FLUSH
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|at| at.elapsed() < FLUSH_INTERVAL) {
+            return;
+        }
+        *last = Some(Instant::now());
     }
     let flushed = tokio::task::spawn_blocking(|| {
         EXPORTER
