@@ -13,6 +13,8 @@
 //!   latency, sustained rate, and the open-loop load, API client and mailbox they share.
 //! - [`soak`]: the mixed-fault soak (`--bin soak`): its seeded fault schedule, the faults,
 //!   and the invariants checked at the end.
+//! - [`workload`]: what the inventory, order API and observability commands share: products
+//!   and stock, the broker, `order.placed` batches, and `POST /api/orders` load.
 //! - [`local_runtime_binary`]: the runtime the end-to-end commands start.
 
 pub mod load;
@@ -22,6 +24,7 @@ pub mod scratch;
 pub mod settings;
 pub mod soak;
 pub mod stats;
+pub mod workload;
 
 use std::path::{Path, PathBuf};
 

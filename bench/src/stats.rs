@@ -40,6 +40,14 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The median of repeated rates (the upper one of an even count), the figure the commands
+/// that repeat a measurement report.
+pub fn median(values: &mut [f64]) -> f64 {
+    assert!(!values.is_empty(), "no values");
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// Milliseconds with two decimals, the unit every report uses.
 pub fn ms(duration: Duration) -> String {
     format!("{:.2} ms", duration.as_secs_f64() * 1000.0)

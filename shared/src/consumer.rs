@@ -5,7 +5,9 @@
 //! every way of running it (Lambda through [`serve`], the local runtime and the tests through
 //! [`MskFunction`]):
 //!
-//! 1. decode the Lambda `KafkaEvent` into order events ([`crate::msk::decode_batch`]);
+//! 1. decode the Lambda `KafkaEvent` into order events ([`crate::msk::decode_batch`]), each
+//!    record continuing the trace its `traceparent` header or attribute names
+//!    ([`crate::msk::DecodedRecord::trace`]);
 //! 2. hand the handler the good records, in offset order per partition, together with the
 //!    poison ones as [`DeadLetters`] that it must store (in its own transaction, so that a
 //!    batch that fails keeps none of its effects, dead letters included);
@@ -17,6 +19,7 @@
 //! Lambda retries a failed batch whole; handlers make that harmless by keying every effect by
 //! event id.
 
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
@@ -29,7 +32,9 @@ use tracing::Instrument;
 
 use crate::db::Database;
 use crate::metrics;
-use crate::msk::{DecodedRecord, PoisonRecord, decode_batch, store_dead_letters};
+use crate::msk::{DecodedRecord, PoisonRecord, Position, decode_batch, store_dead_letters};
+use crate::trace::export::{self, FinishedSpan, KeyValue, SpanKind};
+use crate::trace::{TraceContext, TraceId};
 
 /// What one consumer function decides for the good records of a batch.
 pub trait BatchHandler: Send + Sync + 'static {
@@ -210,7 +215,8 @@ impl<H: BatchHandler> Consumer<H> {
             "batch",
             consumer = H::NAME,
             records = tracing::field::Empty,
-            poison = tracing::field::Empty
+            poison = tracing::field::Empty,
+            traces = tracing::field::Empty
         );
         let started = Instant::now();
         let records = event.records.values().map(Vec::len).sum();
@@ -249,8 +255,17 @@ impl<H: BatchHandler> Consumer<H> {
         let span = tracing::Span::current();
         span.record("records", batch.records.len());
         span.record("poison", batch.poison.len());
+        // One invocation serves many orders, so many traces: the batch belongs to none of
+        // them, and each record's own span (in the handler) carries its trace.
+        let traces: HashSet<TraceId> = batch
+            .records
+            .iter()
+            .map(|record| record.trace.trace_id())
+            .collect();
+        span.record("traces", traces.len());
         for poison in &batch.poison {
             tracing::warn!(
+                trace_id = %poison.trace.trace_id(),
                 topic = %poison.position.topic,
                 partition = poison.position.partition,
                 offset = poison.position.offset,
@@ -260,6 +275,16 @@ impl<H: BatchHandler> Consumer<H> {
         }
         let (records, dead_lettered) =
             (batch.records.len() + batch.poison.len(), batch.poison.len());
+        let started_at = SystemTime::now();
+        let exported: Vec<(TraceContext, Position)> = if export::is_on() {
+            batch
+                .records
+                .iter()
+                .map(|record| (record.trace, record.position.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let batch = Batch {
             records: batch.records,
             dead_letters: DeadLetters {
@@ -267,16 +292,46 @@ impl<H: BatchHandler> Consumer<H> {
                 records: batch.poison,
             },
         };
-        let summary = self
-            .handler
-            .handle(batch, invocation)
-            .await
-            .map_err(BatchFailure)?;
+        let result = self.handler.handle(batch, invocation).await;
+        record_spans(H::NAME, exported, started_at, result.is_ok());
+        let summary = result.map_err(BatchFailure)?;
         Ok(BatchReport {
             records,
             dead_lettered,
             summary,
         })
+    }
+}
+
+/// One exported span per record, in the record's trace, covering the batch that handled it
+/// (one transaction handles them all).
+fn record_spans(
+    consumer: &'static str,
+    records: Vec<(TraceContext, Position)>,
+    start: SystemTime,
+    succeeded: bool,
+) {
+    let end = SystemTime::now();
+    for (context, position) in records {
+        export::record(FinishedSpan {
+            name: format!("{} process", position.topic),
+            kind: SpanKind::Consumer,
+            context,
+            start,
+            end,
+            attributes: vec![
+                KeyValue::new("messaging.system", "kafka"),
+                KeyValue::new("messaging.operation.type", "process"),
+                KeyValue::new("messaging.destination.name", position.topic),
+                KeyValue::new("messaging.consumer.group.name", consumer),
+                KeyValue::new(
+                    "messaging.destination.partition.id",
+                    position.partition.to_string(),
+                ),
+                KeyValue::new("messaging.kafka.offset", position.offset),
+                KeyValue::new("outcome", if succeeded { "ok" } else { "failed" }),
+            ],
+        });
     }
 }
 
@@ -313,13 +368,16 @@ impl<H: BatchHandler> MskFunction for Consumer<H> {
 
 /// Serves `consumer` to the Lambda Runtime API: the whole `main` of a consumer function
 /// after its configuration is read.
+/// Spans go to X-Ray when the collector is configured ([`export`]).
 pub async fn serve<H: BatchHandler>(consumer: Consumer<H>) -> Result<(), lambda_runtime::Error> {
+    export::install_from_env(H::NAME)?;
     let consumer = &consumer;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<KafkaEvent>| async move {
             let invocation = Invocation::with_lambda_deadline(event.context.deadline());
             let response = consumer.invoke(event.payload, invocation).await;
             metrics::flush();
+            export::flush().await;
             response
         },
     ))

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{NewOrder, RejectionReason, new_id};
+use crate::trace::TraceContext;
 
 /// Topic names; `order-placed` is keyed by product name, the others by order id.
 pub mod topics {
@@ -154,6 +155,10 @@ pub struct OrderEvent {
     pub time: DateTime<Utc>,
     pub subject: String,
     pub datacontenttype: String,
+    /// The CloudEvents distributed-tracing extension: the order's trace, with the span that
+    /// emitted this event as the parent. Absent on events written before tracing existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<TraceContext>,
     pub data: OrderEventData,
 }
 
@@ -168,7 +173,16 @@ impl OrderEvent {
             time: Utc::now(),
             subject: data.order_id.to_string(),
             datacontenttype: "application/json".to_owned(),
+            traceparent: None,
             data,
+        }
+    }
+
+    /// The event as emitted within `trace` (the span of the request or record causing it).
+    pub fn in_trace(self, trace: TraceContext) -> Self {
+        Self {
+            traceparent: Some(trace),
+            ..self
         }
     }
 
@@ -293,6 +307,12 @@ impl OrderEvent {
             datacontenttype: envelope
                 .datacontenttype
                 .unwrap_or_else(|| "application/json".to_owned()),
+            // A malformed context is not poison: the consumer starts a new trace instead.
+            traceparent: envelope
+                .traceparent
+                .as_ref()
+                .and_then(serde_json::Value::as_str)
+                .and_then(|raw| raw.parse().ok()),
             data,
         })
     }
@@ -309,6 +329,8 @@ struct RawEnvelope {
     time: Option<DateTime<Utc>>,
     subject: Option<String>,
     datacontenttype: Option<String>,
+    /// Any JSON, so that a context of the wrong type is ignored instead of making poison.
+    traceparent: Option<serde_json::Value>,
     data: Option<serde_json::Value>,
 }
 
@@ -362,6 +384,28 @@ mod tests {
         let bytes = serde_json::to_vec(&event).unwrap();
         assert_eq!(OrderEvent::decode("order-rejected", &bytes).unwrap(), event);
         assert_eq!(event.key(), event.data.order_id.to_string());
+    }
+
+    #[test]
+    fn the_trace_context_is_the_cloudevents_traceparent_attribute() {
+        let untraced = serde_json::to_value(OrderEvent::placed(sample_data())).unwrap();
+        assert!(untraced.get("traceparent").is_none());
+        let trace = TraceContext::new_root();
+        let event = OrderEvent::placed(sample_data()).in_trace(trace);
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["traceparent"], trace.to_string());
+        let bytes = serde_json::to_vec(&event).unwrap();
+        assert_eq!(OrderEvent::decode("order-placed", &bytes).unwrap(), event);
+
+        let mut malformed = json;
+        malformed["traceparent"] = "00-not-a-trace".into();
+        let decoded =
+            OrderEvent::decode("order-placed", &serde_json::to_vec(&malformed).unwrap()).unwrap();
+        assert_eq!(decoded.traceparent, None);
+        malformed["traceparent"] = 42.into();
+        let decoded =
+            OrderEvent::decode("order-placed", &serde_json::to_vec(&malformed).unwrap()).unwrap();
+        assert_eq!(decoded.traceparent, None);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::{Credentials, KafkaSecurity, KafkaSettings, Secrets};
 use crate::events::{CLOUDEVENTS_CONTENT_TYPE, CONTENT_TYPE_HEADER};
+use crate::trace::TRACEPARENT;
 
 /// Why a message did not reach the broker.
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +208,16 @@ impl MskIamTokens {
     }
 }
 
+/// One record to send: where it goes, its key and value, and the W3C `traceparent` of the
+/// trace it belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub topic: &'a str,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    pub traceparent: Option<&'a str>,
+}
+
 /// Publishes CloudEvents records; one per cold start, shared by every invocation.
 #[derive(Clone)]
 pub struct KafkaPublisher(Arc<PublisherInner>);
@@ -279,11 +290,16 @@ impl KafkaPublisher {
         records: impl IntoIterator<Item = (&'a str, &'a str, &'a [u8])>,
     ) -> Vec<Result<(), PublishError>> {
         // Collected first: a closure held across the await would make the future lose `Send`.
-        let records: Vec<_> = records
+        let records = records
             .into_iter()
-            .map(|(topic, key, payload)| (topic, Some(key.as_bytes()), Some(payload)))
+            .map(|(topic, key, payload)| Outgoing {
+                topic,
+                key: Some(key.as_bytes()),
+                payload: Some(payload),
+                traceparent: None,
+            })
             .collect();
-        self.publish_raw(records).await
+        self.publish(records).await
     }
 
     /// As [`Self::publish_all`], for records whose key or value may be absent or not text:
@@ -292,18 +308,40 @@ impl KafkaPublisher {
         &self,
         records: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>, Option<&'a [u8]>)>,
     ) -> Vec<Result<(), PublishError>> {
+        let records = records
+            .into_iter()
+            .map(|(topic, key, payload)| Outgoing {
+                topic,
+                key,
+                payload,
+                traceparent: None,
+            })
+            .collect();
+        self.publish(records).await
+    }
+
+    /// Sends records in the given order, each with the `content-type` header and, when it has
+    /// one, the `traceparent` header, and waits for every acknowledgement. Returns one
+    /// result per record, in the same order.
+    pub async fn publish(&self, records: Vec<Outgoing<'_>>) -> Vec<Result<(), PublishError>> {
         let producer = self.producer();
-        let mut pending = Vec::new();
-        for (topic, key, payload) in records {
-            let headers = OwnedHeaders::new().insert(Header {
+        let mut pending = Vec::with_capacity(records.len());
+        for outgoing in records {
+            let mut headers = OwnedHeaders::new_with_capacity(2).insert(Header {
                 key: CONTENT_TYPE_HEADER,
                 value: Some(CLOUDEVENTS_CONTENT_TYPE),
             });
-            let mut record = FutureRecord::<[u8], [u8]>::to(topic).headers(headers);
-            if let Some(key) = key {
+            if let Some(traceparent) = outgoing.traceparent {
+                headers = headers.insert(Header {
+                    key: TRACEPARENT,
+                    value: Some(traceparent),
+                });
+            }
+            let mut record = FutureRecord::<[u8], [u8]>::to(outgoing.topic).headers(headers);
+            if let Some(key) = outgoing.key {
                 record = record.key(key);
             }
-            if let Some(payload) = payload {
+            if let Some(payload) = outgoing.payload {
                 record = record.payload(payload);
             }
             // `send` enqueues on its first poll; awaiting enqueue one by one keeps the order,

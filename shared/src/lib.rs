@@ -10,6 +10,7 @@
 //! - [`msk`]: decoding and building the Lambda MSK event, and dead-lettering poison records.
 //! - [`consumer`]: the one seam every MSK-triggered function goes through.
 //! - [`metrics`]: the business and pipeline metrics, as EMF on Lambda and Prometheus locally.
+//! - [`trace`]: the W3C `traceparent` that makes one order's journey one trace.
 //!
 //! Only what two or more functions use lives here; each function keeps its own SQL in its
 //! `store` module.
@@ -23,3 +24,4 @@ pub mod kafka;
 pub mod metrics;
 pub mod msk;
 pub mod outbox;
+pub mod trace;

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use crate::events::{CLOUDEVENTS_CONTENT_TYPE, CONTENT_TYPE_HEADER, OrderEvent};
+use crate::trace::{TRACEPARENT, TraceContext};
 
 /// Where a record sits in its topic.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -26,12 +27,18 @@ pub struct Position {
 pub struct DecodedRecord {
     pub position: Position,
     pub event: OrderEvent,
+    /// The span of handling this record in its order's trace: a child of the `traceparent`
+    /// header, else of the event's `traceparent` attribute (a replayed dead letter has no
+    /// headers), else the root of a new trace. Events the record causes carry it on.
+    pub trace: TraceContext,
 }
 
 /// A record that cannot be processed; it goes to `dead_letters` and the batch goes on.
 #[derive(Debug, Clone)]
 pub struct PoisonRecord {
     pub position: Position,
+    /// As [`DecodedRecord::trace`], from the header only.
+    pub trace: TraceContext,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub error: String,
@@ -79,9 +86,11 @@ fn decode_record(
     };
     let raw_key = record.key.as_deref().map(decode_or_raw);
     let raw_value = record.value.as_deref().map(decode_or_raw);
+    let header_parent = TraceContext::parse_incoming(traceparent_header(record).as_deref());
     let poison = |error: String| {
         Box::new(PoisonRecord {
             position: position.clone(),
+            trace: TraceContext::continuing(header_parent),
             key: raw_key.clone().map(|(bytes, _)| bytes),
             value: raw_value.clone().map(|(bytes, _)| bytes),
             error,
@@ -94,7 +103,22 @@ fn decode_record(
     };
     let event =
         OrderEvent::decode(&position.topic, value).map_err(|err| poison(err.to_string()))?;
-    Ok(DecodedRecord { position, event })
+    let trace = TraceContext::continuing(header_parent.or(event.traceparent));
+    Ok(DecodedRecord {
+        position,
+        event,
+        trace,
+    })
+}
+
+/// The record's `traceparent` header, as bytes (Lambda delivers header values as signed
+/// bytes).
+fn traceparent_header(record: &KafkaRecord) -> Option<Vec<u8>> {
+    record.headers.iter().find_map(|header| {
+        header
+            .get(TRACEPARENT)
+            .map(|value| value.iter().map(|&byte| byte as u8).collect())
+    })
 }
 
 /// Base64-decodes a field; if it is not base64, keeps the raw text so the dead letter holds
@@ -182,8 +206,16 @@ impl BrokerRecord {
         }
     }
 
-    /// A record carrying `event` as our publisher writes it (tests and fixtures).
+    /// A record carrying `event` as our publisher writes it (tests and fixtures), with the
+    /// `traceparent` header when the event has a trace.
     pub fn from_event(event: &OrderEvent, partition: i32, offset: i64) -> Self {
+        let mut headers = vec![(
+            CONTENT_TYPE_HEADER.to_owned(),
+            CLOUDEVENTS_CONTENT_TYPE.as_bytes().to_vec(),
+        )];
+        if let Some(trace) = event.traceparent {
+            headers.push((TRACEPARENT.to_owned(), trace.to_string().into_bytes()));
+        }
         Self {
             topic: event.topic().to_owned(),
             partition,
@@ -192,10 +224,7 @@ impl BrokerRecord {
             timestamp_type: "CREATE_TIME".to_owned(),
             key: Some(event.key().into_bytes()),
             value: Some(serde_json::to_vec(event).expect("events always serialise")),
-            headers: vec![(
-                CONTENT_TYPE_HEADER.to_owned(),
-                CLOUDEVENTS_CONTENT_TYPE.as_bytes().to_vec(),
-            )],
+            headers,
         }
     }
 }
@@ -274,6 +303,48 @@ mod tests {
         assert!(batch.poison.is_empty());
         let ids: Vec<_> = batch.records.iter().map(|r| r.event.id).collect();
         assert_eq!(ids, [first.id, second.id]);
+    }
+
+    #[test]
+    fn each_record_continues_the_trace_of_its_header_else_of_its_attribute() {
+        let (by_header, by_attribute) = (TraceContext::new_root(), TraceContext::new_root());
+        let untraced = placed();
+        let attributed = placed().in_trace(by_attribute);
+        let with_header = |value: &[u8], offset| {
+            let mut record = BrokerRecord::from_event(&attributed, 0, offset);
+            assert_eq!(record.headers[1].0, TRACEPARENT);
+            record.headers[1].1 = value.to_vec();
+            record
+        };
+        let headed = with_header(by_header.to_string().as_bytes(), 3);
+        let malformed = with_header(b"00-garbage", 4);
+        let event = kafka_event(
+            "arn",
+            "b",
+            [
+                BrokerRecord::from_event(&untraced, 0, 1),
+                BrokerRecord::from_event(&attributed, 0, 2),
+                headed,
+                malformed,
+            ],
+        );
+
+        let batch = decode_batch(&event);
+        let traces: Vec<_> = batch.records.iter().map(|record| record.trace).collect();
+        assert_ne!(traces[0].trace_id(), by_header.trace_id());
+        assert_ne!(traces[0].trace_id(), by_attribute.trace_id());
+        assert_eq!(traces[1].trace_id(), by_attribute.trace_id());
+        assert_ne!(
+            traces[1].span_id(),
+            by_attribute.span_id(),
+            "a span of its own"
+        );
+        assert_eq!(
+            traces[2].trace_id(),
+            by_header.trace_id(),
+            "the header wins"
+        );
+        assert_eq!(traces[3].trace_id(), by_attribute.trace_id());
     }
 
     #[test]

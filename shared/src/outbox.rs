@@ -6,7 +6,7 @@
 use sqlx::{PgConnection, PgPool};
 
 use crate::events::OrderEvent;
-use crate::kafka::{KafkaPublisher, PublishError};
+use crate::kafka::{KafkaPublisher, Outgoing, PublishError};
 
 /// One outbox row: a serialised event and where it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,9 @@ pub struct OutboxRow {
     pub topic: String,
     pub key: String,
     pub payload: serde_json::Value,
+    /// The event's W3C `traceparent`, sent as the Kafka header of the same name; `None` for
+    /// rows written before tracing existed.
+    pub traceparent: Option<String>,
 }
 
 /// What a publish pass did.
@@ -39,6 +42,7 @@ pub struct OutboxEntry {
     pub topic: String,
     pub key: String,
     pub payload: serde_json::Value,
+    pub traceparent: Option<String>,
 }
 
 impl OutboxEntry {
@@ -47,6 +51,7 @@ impl OutboxEntry {
             topic: event.topic().to_owned(),
             key: event.key(),
             payload: serde_json::to_value(event).expect("events always serialise"),
+            traceparent: event.traceparent.map(|trace| trace.to_string()),
         }
     }
 
@@ -57,6 +62,7 @@ impl OutboxEntry {
             topic: self.topic,
             key: self.key,
             payload: self.payload,
+            traceparent: self.traceparent,
         }
     }
 }
@@ -73,22 +79,26 @@ pub async fn enqueue(
     let mut topics = Vec::with_capacity(events.len());
     let mut keys = Vec::with_capacity(events.len());
     let mut payloads = Vec::with_capacity(events.len());
+    let mut traceparents = Vec::with_capacity(events.len());
     for event in events {
         let row = OutboxEntry::from_event(event);
         topics.push(row.topic);
         keys.push(row.key);
         payloads.push(row.payload);
+        traceparents.push(row.traceparent);
     }
     sqlx::query_as!(
         OutboxRow,
-        "INSERT INTO outbox (topic, key, payload)
-         SELECT topic, key, payload
-         FROM UNNEST($1::text[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS e(topic, key, payload, n)
+        "INSERT INTO outbox (topic, key, payload, traceparent)
+         SELECT topic, key, payload, traceparent
+         FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::text[])
+              WITH ORDINALITY AS e(topic, key, payload, traceparent, n)
          ORDER BY n
-         RETURNING id, topic, key, payload",
+         RETURNING id, topic, key, payload, traceparent",
         &topics,
         &keys,
         &payloads,
+        &traceparents as &[Option<String>],
     )
     .fetch_all(&mut *conn)
     .await
@@ -111,27 +121,32 @@ pub async fn publish(
     Ok(report)
 }
 
-/// Sends rows to the broker in the given order and waits for every acknowledgement;
-/// marks nothing. Unacknowledged rows are logged with their reason.
+/// Sends rows to the broker in the given order, each with its `traceparent` header, and
+/// waits for every acknowledgement; marks nothing. Unacknowledged rows are logged with their
+/// reason.
 pub async fn send(publisher: &KafkaPublisher, rows: &[OutboxRow]) -> PublishReport {
     let payloads: Vec<Vec<u8>> = rows
         .iter()
         .map(|row| serde_json::to_vec(&row.payload).expect("JSON values always serialise"))
         .collect();
-    let results = publisher
-        .publish_all(
-            rows.iter()
-                .zip(&payloads)
-                .map(|(row, payload)| (row.topic.as_str(), row.key.as_str(), payload.as_slice())),
-        )
-        .await;
+    let records = rows
+        .iter()
+        .zip(&payloads)
+        .map(|(row, payload)| Outgoing {
+            topic: &row.topic,
+            key: Some(row.key.as_bytes()),
+            payload: Some(payload),
+            traceparent: row.traceparent.as_deref(),
+        })
+        .collect();
+    let results = publisher.publish(records).await;
     let mut delivered = Vec::with_capacity(rows.len());
     let mut report = PublishReport::default();
     for (row, result) in rows.iter().zip(results) {
         match result {
             Ok(()) => delivered.push(row.id),
             Err(err) => {
-                tracing::warn!(outbox_id = row.id, topic = %row.topic, error = %err, "event left for the outbox relay");
+                tracing::warn!(outbox_id = row.id, topic = %row.topic, traceparent = row.traceparent.as_deref(), error = %err, "event left for the outbox relay");
                 report.failed.push((row.id, err));
             }
         }

@@ -27,16 +27,12 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use bench::pgbench::parse_summary;
 use bench::scratch::ScratchDatabase;
 use bench::settings::{env, env_number};
+use bench::stats::median;
+use bench::workload::{Broker, PRODUCTS, placed_batch, publisher, stock_products};
 use inventory::Inventory;
-use shared::config::{KafkaSettings, Secrets};
 use shared::consumer::Consumer;
-use shared::events::{OrderEvent, OrderEventData};
-use shared::kafka::KafkaPublisher;
-use shared::msk::{BrokerRecord, kafka_event};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use testkit::tansu::Tansu;
-use uuid::Uuid;
 
 /// Counts heap bytes in use and their high-water mark, for the memory probe.
 struct CountingAllocator;
@@ -63,13 +59,8 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
-const PRODUCTS: usize = 50;
 const BATCH_SIZES: [usize; 2] = [1_000, 10_000];
 const MEMORY_PROBE: &str = "--memory-probe";
-
-fn product(i: usize) -> String {
-    format!("bench-product-{:02}", i % PRODUCTS)
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -96,24 +87,11 @@ async fn main() -> anyhow::Result<()> {
 async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
     let repeat: usize = env_number("BENCH_REPEAT", 3)?;
     let pgbench_records: usize = env_number("BENCH_PGBENCH_RECORDS", 10_000)?;
-    let (_broker, bootstrap) = match std::env::var("BENCH_KAFKA_BOOTSTRAP") {
-        Ok(bootstrap) if !bootstrap.is_empty() => (None, bootstrap),
-        _ => {
-            let broker = Tansu::start().await;
-            let bootstrap = broker.bootstrap();
-            (Some(broker), bootstrap)
-        }
-    };
-    let names: Vec<String> = (0..PRODUCTS).map(product).collect();
-    sqlx::query(
-        "INSERT INTO stock (product_name, quantity)
-         SELECT name, 1000000 FROM UNNEST($1::text[]) AS s(name)",
-    )
-    .bind(&names)
-    .execute(&database.pool)
-    .await?;
+    let broker = Broker::for_run().await;
+    let bootstrap = &broker.bootstrap;
+    stock_products(&database.pool, 1_000_000).await?;
     let pool = handler_pool(&database.url).await?;
-    let inventory = inventory::consumer(pool.clone(), publisher(&bootstrap).await?);
+    let inventory = inventory::consumer(pool.clone(), publisher(bootstrap).await?);
 
     println!(
         "inventory: real handler on MSK batches, {PRODUCTS} products, broker {bootstrap}, median of {} runs",
@@ -152,7 +130,7 @@ async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
     let probe = Command::new(std::env::current_exe()?)
         .arg(MEMORY_PROBE)
         .arg(&database.url)
-        .arg(&bootstrap)
+        .arg(bootstrap)
         .output()
         .context("the memory probe runs")?;
     ensure!(
@@ -171,7 +149,7 @@ async fn run_batch(
     pool: &PgPool,
     size: usize,
 ) -> anyhow::Result<Duration> {
-    let event = placed_batch(pool, size).await?;
+    let event = placed_batch(pool, size, false).await?;
     let started = Instant::now();
     let summary = inventory.handle(event).await?;
     let elapsed = started.elapsed();
@@ -180,60 +158,6 @@ async fn run_batch(
         "unexpected summary {summary:?}"
     );
     Ok(elapsed)
-}
-
-/// `size` new PLACED orders spread over the products, as the MSK event Lambda would deliver.
-async fn placed_batch(pool: &PgPool, size: usize) -> anyhow::Result<KafkaEvent> {
-    let events: Vec<OrderEvent> = (0..size)
-        .map(|i| {
-            OrderEvent::placed(OrderEventData {
-                order_id: shared::domain::new_id(),
-                customer_name: format!("Customer {i}"),
-                customer_email: Some(format!("customer{i}@example.com")),
-                product_name: product(i),
-                quantity: 1,
-                reason: None,
-                payment: None,
-            })
-        })
-        .collect();
-    let ids: Vec<Uuid> = events.iter().map(|e| e.data.order_id).collect();
-    let names: Vec<&str> = events
-        .iter()
-        .map(|e| e.data.customer_name.as_str())
-        .collect();
-    let emails: Vec<Option<&str>> = events
-        .iter()
-        .map(|e| e.data.customer_email.as_deref())
-        .collect();
-    let products: Vec<&str> = events
-        .iter()
-        .map(|e| e.data.product_name.as_str())
-        .collect();
-    sqlx::query(
-        "INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status)
-         SELECT id, name, email, product, 1, 'PLACED'
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[]) AS o(id, name, email, product)",
-    )
-    .bind(&ids)
-    .bind(&names)
-    .bind(&emails)
-    .bind(&products)
-    .execute(pool)
-    .await?;
-    // Each product keeps to one partition, offsets grow per partition.
-    let mut offsets = [0_i64; 3];
-    let records = events.iter().enumerate().map(|(i, event)| {
-        let partition = (i % PRODUCTS) % 3;
-        offsets[partition] += 1;
-        BrokerRecord::from_event(event, partition as i32, offsets[partition])
-    });
-    let records: Vec<BrokerRecord> = records.collect();
-    Ok(kafka_event(
-        "arn:aws:kafka:us-east-1:123456789012:cluster/bench/1",
-        "127.0.0.1:9092",
-        records,
-    ))
 }
 
 /// Runs pgbench with 1 client: per record, one transaction with the same three writes.
@@ -299,7 +223,7 @@ async fn memory_probe(bench_url: &str, bootstrap: &str) -> anyhow::Result<()> {
     let pool = handler_pool(bench_url).await?;
     let inventory = inventory::consumer(pool.clone(), publisher(bootstrap).await?);
     run_batch(&inventory, &pool, 100).await?;
-    let payload = serde_json::to_vec(&placed_batch(&pool, SIZE).await?)?;
+    let payload = serde_json::to_vec(&placed_batch(&pool, SIZE, false).await?)?;
 
     let hwm_before = vm_hwm_kib()?;
     let heap_before = IN_USE.load(Ordering::Relaxed);
@@ -331,18 +255,7 @@ fn vm_hwm_kib() -> anyhow::Result<u64> {
         .context("VmHWM in /proc/self/status")
 }
 
-async fn publisher(bootstrap: &str) -> anyhow::Result<KafkaPublisher> {
-    let mut settings = KafkaSettings::plaintext(bootstrap);
-    settings.delivery_timeout = Duration::from_secs(30);
-    KafkaPublisher::new(&settings, &Secrets::new()).await
-}
-
 /// A pool as the function builds it: two connections, one used per invocation.
 async fn handler_pool(url: &str) -> anyhow::Result<PgPool> {
     Ok(PgPoolOptions::new().max_connections(2).connect(url).await?)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }

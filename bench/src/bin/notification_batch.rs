@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use bench::scratch::ScratchDatabase;
 use bench::settings::{env, env_number};
+use bench::stats::median;
 use futures::{StreamExt, TryStreamExt, stream};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;
@@ -218,9 +219,4 @@ async fn bare_round(
         .try_collect::<Vec<_>>()
         .await?;
     Ok(mails as f64 / started.elapsed().as_secs_f64())
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }

@@ -1,16 +1,31 @@
-//! What the metrics cost: the inventory handler's records per second and the order API's
-//! orders per second with the EMF recorder installed and flushed after every invocation (as
-//! on Lambda), against the same work with no recorder, in the same run.
+//! What observability costs: the inventory handler's records per second and the order API's
+//! orders per second with metrics and tracing on, as on Lambda, against the same work with
+//! them off, in the same run.
 //!
 //! ```text
 //! cargo run --release -p bench --bin observability
 //! ```
 //!
-//! A process-wide recorder cannot be removed once installed, so each measurement runs in a
-//! child process (this binary with `--child <inventory|order-api> <off|on> ...`), and the
-//! children alternate off, on, off, on, ... so that drift on the machine hits both sides.
-//! With `on`, the EMF lines go to the child's stdout, a pipe the parent reads, as Lambda's
-//! stdout is.
+//! Both modes log as the functions do on Lambda: Lambda's JSON log subscriber at INFO
+//! (`AWS_LAMBDA_LOG_FORMAT=JSON`, `AWS_LAMBDA_LOG_LEVEL=INFO`, as the template configures
+//! them), every line to stdout, each line of a request with its `trace_id`.
+//!
+//! - **off**: no metrics recorder, input without trace context, no span export.
+//! - **on**: the EMF recorder installed and flushed after every invocation; traced input (each
+//!   request carries a `traceparent` header, each record a `traceparent` header and
+//!   attribute, so every request and record continues the caller's trace); and the span
+//!   exporter (`OTEL_EXPORTER_OTLP_ENDPOINT`) sending a span per request and per record over
+//!   OTLP/HTTP, flushed after invocations as on Lambda, to a receiver in the parent that
+//!   stands where the ADOT collector runs on Lambda (it answers 200 and counts what it gets).
+//!
+//! Carrying the trace context itself (an id per request and record, the outbox column, the
+//! header) has no switch: it is part of the data, and runs in both modes.
+//!
+//! A process-wide recorder or subscriber cannot be removed once installed, so each
+//! measurement runs in a child process (this binary with `--child <inventory|order-api>
+//! <off|on> ...`), and the children alternate off, on, off, on, ... so that drift on the
+//! machine hits both sides. With `on`, the EMF and log lines go to the child's stdout, a pipe
+//! the parent reads, as Lambda's stdout is.
 //!
 //! Settings: `BENCH_PAIRS` (3 off/on pairs per benchmark, the median of each side is
 //! reported), `BENCH_BATCH` (1000 records per inventory batch), `BENCH_BATCHES` (5 batches
@@ -19,23 +34,53 @@
 //! on it and dropped afterwards), `BENCH_KAFKA_BOOTSTRAP` (default: a private broker).
 
 use std::collections::HashMap;
-use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use bench::load::{LoadOptions, closed_loop};
+use bench::load::LoadOptions;
 use bench::scratch::ScratchDatabase;
 use bench::settings::{env, env_number, env_secs};
-use shared::config::{KafkaSettings, Secrets};
-use shared::events::{OrderEvent, OrderEventData};
-use shared::kafka::KafkaPublisher;
-use shared::msk::{BrokerRecord, kafka_event};
-use sqlx::PgPool;
-use testkit::tansu::Tansu;
-use uuid::Uuid;
+use bench::stats::median;
+use bench::workload::{Broker, load_orders, placed_batch, product, publisher, stock_products};
+use tokio::process::Command;
 
 const CHILD: &str = "--child";
-const PRODUCTS: usize = 50;
+
+/// Where the `on` children send their spans: an OTLP/HTTP endpoint that answers 200, as the
+/// collector does, and counts the export requests it gets.
+struct SpanReceiver {
+    endpoint: String,
+    exports: Arc<AtomicU64>,
+}
+
+impl SpanReceiver {
+    async fn start() -> anyhow::Result<Self> {
+        let exports = Arc::new(AtomicU64::new(0));
+        let counter = exports.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let counter = counter.clone();
+                async move {
+                    if !body.is_empty() {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    [("content-type", "application/x-protobuf")]
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Self { endpoint, exports })
+    }
+
+    fn exports(&self) -> u64 {
+        self.exports.load(Ordering::Relaxed)
+    }
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -44,12 +89,23 @@ async fn main() -> anyhow::Result<()> {
         let [_, which, mode, url, bootstrap] = &args[..] else {
             anyhow::bail!("{CHILD} <inventory|order-api> <off|on> <database url> <bootstrap>");
         };
-        if mode == "on" {
+        let on = match mode.as_str() {
+            "on" => true,
+            "off" => false,
+            other => anyhow::bail!("mode {other:?} is neither on nor off"),
+        };
+        // The parent sets Lambda's log variables, and the span receiver for `on`.
+        lambda_runtime::tracing::init_default_subscriber();
+        if on {
             shared::metrics::emf::install_in("OrderSystemBench".to_owned())?;
+            ensure!(
+                shared::trace::export::install_from_env(which)?,
+                "no span receiver given"
+            );
         }
         let rate = match which.as_str() {
-            "inventory" => inventory_child(url, bootstrap).await?,
-            "order-api" => order_api_child(url, bootstrap).await?,
+            "inventory" => inventory_child(url, bootstrap, on).await?,
+            "order-api" => order_api_child(url, bootstrap, on).await?,
             other => anyhow::bail!("no benchmark {other}"),
         };
         println!("rate {rate}");
@@ -67,30 +123,18 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
     let pairs: usize = env_number("BENCH_PAIRS", 3)?;
-    let (_broker, bootstrap) = match std::env::var("BENCH_KAFKA_BOOTSTRAP") {
-        Ok(bootstrap) if !bootstrap.is_empty() => (None, bootstrap),
-        _ => {
-            let broker = Tansu::start().await;
-            let bootstrap = broker.bootstrap();
-            (Some(broker), bootstrap)
-        }
-    };
-    let names: Vec<String> = (0..PRODUCTS).map(product).collect();
-    sqlx::query(
-        "INSERT INTO stock (product_name, quantity)
-         SELECT name, 100000000 FROM UNNEST($1::text[]) AS s(name)",
-    )
-    .bind(&names)
-    .execute(&database.pool)
-    .await?;
+    let broker = Broker::for_run().await;
+    let bootstrap = &broker.bootstrap;
+    let spans = SpanReceiver::start().await?;
+    stock_products(&database.pool, 100_000_000).await?;
     println!(
-        "observability: metrics off (no recorder) vs on (EMF, flushed per invocation), {pairs} alternating pairs, medians"
+        "observability: off (no recorder, untraced input, no span export) vs on (EMF flushed per invocation, traced input, spans exported), JSON logs at INFO in both, {pairs} alternating pairs, medians"
     );
     for (which, unit) in [("inventory", "records/s"), ("order-api", "orders/s")] {
         let (mut off, mut on) = (Vec::new(), Vec::new());
         for _ in 0..pairs.max(1) {
-            off.push(child(which, "off", &database.url, &bootstrap)?);
-            on.push(child(which, "on", &database.url, &bootstrap)?);
+            off.push(child(which, "off", &database.url, bootstrap, &spans).await?);
+            on.push(child(which, "on", &database.url, bootstrap, &spans).await?);
         }
         let runs = |rates: &[f64]| {
             rates
@@ -118,23 +162,50 @@ async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one child and reads its rate.
-fn child(which: &str, mode: &str, url: &str, bootstrap: &str) -> anyhow::Result<f64> {
-    let output = Command::new(std::env::current_exe()?)
+/// Runs one child and reads its rate; checks that both logged, and that `on` wrote EMF and
+/// sent spans while `off` did neither.
+async fn child(
+    which: &str,
+    mode: &str,
+    url: &str,
+    bootstrap: &str,
+    spans: &SpanReceiver,
+) -> anyhow::Result<f64> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command
         .args([CHILD, which, mode, url, bootstrap])
-        .output()
-        .context("the child runs")?;
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
+        .env_remove("RUST_LOG")
+        .env_remove(shared::trace::export::ENDPOINT_VARIABLE);
+    if mode == "on" {
+        command.env(shared::trace::export::ENDPOINT_VARIABLE, &spans.endpoint);
+    }
+    let exports_before = spans.exports();
+    let output = command.output().await.context("the child runs")?;
+    let exported = spans.exports() - exports_before;
     ensure!(
         output.status.success(),
         "{which} {mode} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
+    ensure!(
+        stdout.contains("\"level\":\"INFO\""),
+        "{which} {mode} wrote no JSON log line"
+    );
+    // The API logs each request at INFO; the inventory's per-record lines are DEBUG.
+    ensure!(
+        which != "order-api" || stdout.contains("\"trace_id\""),
+        "{which} {mode} wrote no log line with a trace id"
+    );
+    let emf = stdout.contains("\"_aws\"");
     if mode == "on" {
-        ensure!(
-            stdout.contains("\"_aws\""),
-            "{which} with metrics on wrote no EMF line"
-        );
+        ensure!(emf, "{which} with metrics on wrote no EMF line");
+        ensure!(exported > 0, "{which} with tracing on exported no spans");
+    } else {
+        ensure!(!emf, "{which} with metrics off wrote EMF lines");
+        ensure!(exported == 0, "{which} with tracing off exported spans");
     }
     stdout
         .lines()
@@ -144,18 +215,9 @@ fn child(which: &str, mode: &str, url: &str, bootstrap: &str) -> anyhow::Result<
         .context("the rate is a number")
 }
 
-fn product(i: usize) -> String {
-    format!("bench-product-{:02}", i % PRODUCTS)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Inventory batches through the consumer seam as `shared::consumer::serve` runs them:
-/// handle, then flush the metrics.
-async fn inventory_child(url: &str, bootstrap: &str) -> anyhow::Result<f64> {
+/// handle, then flush the metrics and the spans.
+async fn inventory_child(url: &str, bootstrap: &str, traced: bool) -> anyhow::Result<f64> {
     let size: usize = env_number("BENCH_BATCH", 1_000)?;
     let batches: usize = env_number("BENCH_BATCHES", 5)?;
     let pool = sqlx::postgres::PgPoolOptions::new()
@@ -164,69 +226,26 @@ async fn inventory_child(url: &str, bootstrap: &str) -> anyhow::Result<f64> {
         .await?;
     let inventory = inventory::consumer(pool.clone(), publisher(bootstrap).await?);
     // Warm up the pool, the prepared statements and the producer.
-    inventory.handle(placed_batch(&pool, 100).await?).await?;
+    inventory
+        .handle(placed_batch(&pool, 100, traced).await?)
+        .await?;
     shared::metrics::flush();
     let mut busy = Duration::ZERO;
     for _ in 0..batches {
-        let event = placed_batch(&pool, size).await?;
+        let event = placed_batch(&pool, size, traced).await?;
         let started = Instant::now();
         let report = inventory.handle(event).await?;
         shared::metrics::flush();
+        shared::trace::export::flush().await;
         busy += started.elapsed();
         ensure!(report.confirmed == size, "unexpected report {report:?}");
     }
     Ok((size * batches) as f64 / busy.as_secs_f64())
 }
 
-async fn publisher(bootstrap: &str) -> anyhow::Result<KafkaPublisher> {
-    let mut settings = KafkaSettings::plaintext(bootstrap);
-    settings.delivery_timeout = Duration::from_secs(30);
-    KafkaPublisher::new(&settings, &Secrets::new()).await
-}
-
-/// `size` new PLACED orders, as the MSK event Lambda would deliver.
-async fn placed_batch(
-    pool: &PgPool,
-    size: usize,
-) -> anyhow::Result<aws_lambda_events::event::kafka::KafkaEvent> {
-    let events: Vec<OrderEvent> = (0..size)
-        .map(|i| {
-            OrderEvent::placed(OrderEventData {
-                order_id: shared::domain::new_id(),
-                customer_name: format!("Customer {i}"),
-                customer_email: None,
-                product_name: product(i),
-                quantity: 1,
-                reason: None,
-                payment: None,
-            })
-        })
-        .collect();
-    let ids: Vec<Uuid> = events.iter().map(|e| e.data.order_id).collect();
-    let names: Vec<String> = events.iter().map(|e| e.data.product_name.clone()).collect();
-    sqlx::query(
-        "INSERT INTO orders (id, customer_name, product_name, quantity, status)
-         SELECT id, 'Bench', name, 1, 'PLACED' FROM UNNEST($1::uuid[], $2::text[]) AS o(id, name)",
-    )
-    .bind(&ids)
-    .bind(&names)
-    .execute(pool)
-    .await?;
-    let records: Vec<BrokerRecord> = events
-        .iter()
-        .zip(0..)
-        .map(|(event, offset)| BrokerRecord::from_event(event, 0, offset))
-        .collect();
-    Ok(kafka_event(
-        "arn:aws:kafka:local:0:cluster/bench/observability",
-        "127.0.0.1:9092",
-        records,
-    ))
-}
-
 /// `POST /api/orders` over HTTP against the real router, each answer followed by a flush of
-/// the metrics, as `order_api::lambda` does.
-async fn order_api_child(url: &str, bootstrap: &str) -> anyhow::Result<f64> {
+/// the metrics and the spans, as `order_api::lambda` does per invocation.
+async fn order_api_child(url: &str, bootstrap: &str, traced: bool) -> anyhow::Result<f64> {
     let clients: usize = env_number("BENCH_CLIENTS", 8)?;
     let variables = HashMap::from([
         ("DATABASE_URL".to_owned(), url.to_owned()),
@@ -238,40 +257,26 @@ async fn order_api_child(url: &str, bootstrap: &str) -> anyhow::Result<f64> {
     let app = order_api::app(state.clone()).layer(axum::middleware::map_response(
         |response: axum::response::Response| async move {
             shared::metrics::flush();
+            shared::trace::export::flush().await;
             response
         },
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let target = format!("http://{}/api/orders", listener.local_addr()?);
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .timeout(Duration::from_secs(30))
-        .build()?;
     let options = LoadOptions {
         clients,
         warmup: env_secs("BENCH_WARMUP_SECS", 2)?,
         duration: env_secs("BENCH_DURATION_SECS", 10)?,
     };
-    let report = closed_loop(options, move |client_no, sequence| {
-        let request = client
-            .post(&target)
-            .header("content-type", "application/json")
-            .body(
-                serde_json::json!({
-                    "customerName": format!("Bench customer {client_no}-{sequence}"),
-                    "productName": product(sequence as usize + client_no),
-                    "quantity": 1,
-                })
-                .to_string(),
-            );
-        async move {
-            matches!(request.send().await, Ok(response) if response.status() == reqwest::StatusCode::CREATED)
-        }
-    })
-    .await;
-    server.abort();
+    let report = load_orders(app, options, order_body, traced).await?;
     state.outbox().flush().await;
     ensure!(report.failed == 0, "{} requests failed", report.failed);
     Ok(report.throughput())
+}
+
+/// One order of one unit, the products in turn.
+fn order_body(client_no: usize, sequence: u64) -> serde_json::Value {
+    serde_json::json!({
+        "customerName": format!("Bench customer {client_no}-{sequence}"),
+        "productName": product(sequence as usize + client_no),
+        "quantity": 1,
+    })
 }

@@ -15,15 +15,16 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use bench::load::{LoadOptions, LoadReport, closed_loop};
+use bench::load::{LoadOptions, LoadReport};
 use bench::pgbench::{PgBench, PgBenchReport};
 use bench::scratch::ScratchDatabase;
 use bench::settings::{env, env_number, env_secs, load_average};
 use bench::stats::ms;
+use bench::workload::{Broker, load_orders};
 use order_api::{AppState, OrderApiConfig, app};
 use shared::domain::{CustomerName, NewOrder, ProductName, Quantity, new_id};
 use shared::events::{OrderEvent, OrderEventData, topics};
-use testkit::tansu::Tansu;
+use shared::trace::TraceContext;
 
 /// The products the load spreads over (the key of `order-placed`).
 const PRODUCTS: [&str; 5] = ["Laptop", "Monitor", "Keyboard", "Mouse", "Headphones"];
@@ -54,14 +55,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<()> {
-    let (_broker, bootstrap) = match std::env::var("BENCH_KAFKA_BOOTSTRAP") {
-        Ok(bootstrap) if !bootstrap.is_empty() => (None, bootstrap),
-        _ => {
-            let broker = Tansu::start().await;
-            let bootstrap = broker.bootstrap();
-            (Some(broker), bootstrap)
-        }
-    };
+    let broker = Broker::for_run().await;
 
     println!(
         "order-api: POST /api/orders over HTTP, {} clients, {} s measured after {} s warm-up",
@@ -70,7 +64,7 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
         settings.warmup.as_secs()
     );
     print_load("before");
-    let (api, delivery_timeout) = load_api(settings, database, &bootstrap).await?;
+    let (api, delivery_timeout) = load_api(settings, database, &broker.bootstrap).await?;
     print_load("after");
     let (pending, total) = outbox_counts(database).await?;
     println!("  requests   {} ok, {} failed", api.succeeded, api.failed);
@@ -130,47 +124,25 @@ async fn load_api(
     }
     let config = OrderApiConfig::from_source(Some(variables))?;
     let state = AppState::from_config(&config).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/api/orders", listener.local_addr()?);
-    let server = tokio::spawn(serve(listener, state.clone()));
-
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(settings.clients)
-        .timeout(Duration::from_secs(30))
-        .build()?;
     let options = LoadOptions {
         clients: settings.clients,
         warmup: settings.warmup,
         duration: settings.duration,
     };
-    let report = closed_loop(options, move |client_no, sequence| {
-        let request = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(
-                serde_json::json!({
-                    "customerName": format!("Bench customer {client_no}-{sequence}"),
-                    "productName": PRODUCTS[(sequence as usize + client_no) % PRODUCTS.len()],
-                    "quantity": 1 + sequence % 10,
-                })
-                .to_string(),
-            );
-        async move {
-            matches!(request.send().await, Ok(response) if response.status() == reqwest::StatusCode::CREATED)
-        }
-    })
-    .await;
-    server.abort();
+    // The same router the Lambda function and the local binary serve.
+    let report = load_orders(app(state.clone()), options, order_body, false).await?;
     // Events are published after each answer; wait for the last ones before counting.
     state.outbox().flush().await;
     Ok((report, config.kafka.delivery_timeout))
 }
 
-/// The same router the Lambda function and the local binary serve.
-async fn serve(listener: tokio::net::TcpListener, state: AppState) {
-    if let Err(err) = axum::serve(listener, app(state)).await {
-        eprintln!("the server failed: {err}");
-    }
+/// The body of a client's next order: the products in turn, quantities 1 to 10.
+fn order_body(client_no: usize, sequence: u64) -> serde_json::Value {
+    serde_json::json!({
+        "customerName": format!("Bench customer {client_no}-{sequence}"),
+        "productName": PRODUCTS[(sequence as usize + client_no) % PRODUCTS.len()],
+        "quantity": 1 + sequence % 10,
+    })
 }
 
 /// Unpublished and total outbox rows.
@@ -183,7 +155,7 @@ async fn outbox_counts(database: &ScratchDatabase) -> anyhow::Result<(i64, i64)>
 }
 
 /// The API's transaction in pgbench's language: one order row (a UUIDv7 id, as the API
-/// uses) and one outbox row holding a real `order.placed` envelope.
+/// uses) and one outbox row holding a real `order.placed` envelope and its trace context.
 async fn pgbench_script(database: &ScratchDatabase) -> anyhow::Result<String> {
     // PostgreSQL 15 has no uuidv7(); this builds one from the clock and random bits.
     sqlx::query(
@@ -203,7 +175,9 @@ async fn pgbench_script(database: &ScratchDatabase) -> anyhow::Result<String> {
         quantity: Quantity::new(3).expect("valid"),
         payment_method: None,
     };
-    let event = OrderEvent::placed(OrderEventData::from_new_order(new_id(), &order));
+    let trace = TraceContext::new_root();
+    let event =
+        OrderEvent::placed(OrderEventData::from_new_order(new_id(), &order)).in_trace(trace);
     // Pretty-printed (then put on one line) so that no `:name` appears: pgbench would take it
     // for a variable. jsonb stores the same value either way.
     let payload = serde_json::to_string_pretty(&event)?
@@ -215,7 +189,7 @@ async fn pgbench_script(database: &ScratchDatabase) -> anyhow::Result<String> {
 BEGIN;
 INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status, idempotency_key, request_fingerprint)
   VALUES (bench_uuid_v7(), 'Bench customer ' || :n, NULL, 'Keyboard', :q, 'PLACED', NULL, NULL);
-INSERT INTO outbox (topic, key, payload) VALUES ('{topic}', 'Keyboard', '{payload}'::jsonb);
+INSERT INTO outbox (topic, key, payload, traceparent) VALUES ('{topic}', 'Keyboard', '{payload}'::jsonb, '{trace}');
 END;
 ",
         topic = topics::ORDER_PLACED

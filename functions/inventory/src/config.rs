@@ -31,6 +31,7 @@ impl InventoryConfig {
         names.extend(KafkaSettings::variables());
         names.extend(variables_of::<RawInventorySettings>());
         names.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
+        names.push(shared::trace::export::ENDPOINT_VARIABLE.to_owned());
         names
     }
 

@@ -159,6 +159,7 @@ mod tests {
                 reason: None,
                 payment: None,
             }),
+            trace: shared::trace::TraceContext::new_root(),
         }
     }
 

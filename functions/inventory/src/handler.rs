@@ -271,7 +271,8 @@ impl Inventory {
     }
 }
 
-/// The order updates and their events, in record order, built from the stored orders.
+/// The order updates and their events, in record order, built from the stored orders, each
+/// event in the trace of the record that decided it.
 fn decisions(
     records: &[DecodedRecord],
     plan: &Plan,
@@ -355,7 +356,8 @@ fn decisions(
             let event = match reason {
                 Some(reason) => OrderEvent::rejected(data, reason),
                 None => OrderEvent::of_kind(event_type, data),
-            };
+            }
+            .in_trace(record.trace);
             let (amount, currency) = amount.unzip();
             let decision = store::Decision {
                 order_id: order.id,
@@ -371,11 +373,14 @@ fn decisions(
 }
 
 /// One span per record carrying its ids, with what happened to it (after the commit, so a
-/// logged decision is a durable one).
+/// logged decision is a durable one). DEBUG, as the lines inside it are: at INFO a batch of
+/// thousands of records does not build spans nobody logs.
 fn log_records(records: &[DecodedRecord], plan: &Plan) {
     for (record, outcome) in records.iter().zip(&plan.outcomes) {
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "record",
+            trace_id = %record.trace.trace_id(),
+            span_id = %record.trace.span_id(),
             order_id = %record.event.data.order_id,
             event_id = %record.event.id,
             topic = %record.position.topic,

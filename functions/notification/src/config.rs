@@ -164,6 +164,7 @@ impl NotificationConfig {
         let mut variables = variables_of::<RawSettings>();
         variables.extend(DatabaseSettings::variables());
         variables.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
+        variables.push(shared::trace::export::ENDPOINT_VARIABLE.to_owned());
         variables
     }
 

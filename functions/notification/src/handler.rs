@@ -18,6 +18,7 @@ use futures::{StreamExt, stream};
 use lettre::Address;
 use shared::consumer::{Batch, BatchError, BatchHandler, Invocation};
 use shared::metrics;
+use shared::trace::TraceContext;
 use sqlx::PgPool;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -126,9 +127,13 @@ impl Notifier {
         let mut summary = BatchSummary::default();
         let mut seen = HashSet::new();
         let mut notices = Vec::with_capacity(records.len());
+        let mut traces = Vec::with_capacity(records.len());
         for record in &records {
             match Notice::from_event(&record.event) {
-                Some(notice) if seen.insert((notice.order_id, notice.kind)) => notices.push(notice),
+                Some(notice) if seen.insert((notice.order_id, notice.kind)) => {
+                    notices.push(notice);
+                    traces.push(record.trace);
+                }
                 _ => summary.ignored += 1,
             }
         }
@@ -148,12 +153,15 @@ impl Notifier {
         };
 
         let mut to_send = Vec::new();
-        for ((notice, request), claim) in notices.iter().zip(requests).zip(claims) {
+        for (((notice, request), claim), trace) in
+            notices.iter().zip(requests).zip(claims).zip(traces)
+        {
             match (claim, request.recipient) {
-                (Claim::Send, Some(recipient)) => to_send.push((notice.clone(), recipient)),
+                (Claim::Send, Some(recipient)) => to_send.push((notice.clone(), recipient, trace)),
                 (Claim::Skipped, _) => {
                     summary.skipped += 1;
                     tracing::info!(
+                        trace_id = %trace.trace_id(),
                         order_id = %notice.order_id,
                         event_id = %notice.event_id,
                         kind = notice.kind.as_str(),
@@ -164,15 +172,14 @@ impl Notifier {
             }
         }
 
-        let outcomes: Vec<(Uuid, NoticeKind, Outcome)> =
-            stream::iter(to_send)
-                // Owned notices: a closure over borrowed ones makes the future lose `Send`.
-                .map(|(notice, recipient)| async move {
-                    self.deliver(&notice, recipient, deadline).await
-                })
-                .buffer_unordered(self.concurrency)
-                .collect()
-                .await;
+        let outcomes: Vec<(Uuid, NoticeKind, Outcome)> = stream::iter(to_send)
+            // Owned notices: a closure over borrowed ones makes the future lose `Send`.
+            .map(|(notice, recipient, trace)| async move {
+                self.deliver(&notice, recipient, trace, deadline).await
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
         store::record(&self.pool, &outcomes).await?;
 
         let mut first_error = None;
@@ -209,15 +216,19 @@ impl Notifier {
             .or_else(|| self.mail.fallback_to.as_ref().map(Address::to_string))
     }
 
-    /// Sends one claimed mail and says how its row ends.
+    /// Sends one claimed mail, within the span of its record in the order's trace, and says
+    /// how its row ends.
     async fn deliver(
         &self,
         notice: &Notice,
         recipient: String,
+        trace: TraceContext,
         deadline: Option<Instant>,
     ) -> (Uuid, NoticeKind, Outcome) {
         let span = tracing::info_span!(
             "notification",
+            trace_id = %trace.trace_id(),
+            span_id = %trace.span_id(),
             order_id = %notice.order_id,
             event_id = %notice.event_id,
             kind = notice.kind.as_str(),

@@ -38,6 +38,7 @@ impl OrderApiConfig {
         names.extend(KafkaSettings::variables());
         names.extend(variables_of::<RawApiSettings>());
         names.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
+        names.push(shared::trace::export::ENDPOINT_VARIABLE.to_owned());
         names
     }
 

@@ -14,12 +14,19 @@ pub mod openapi;
 pub mod orders;
 pub mod stock;
 
+use std::time::SystemTime;
+
 use axum::Router;
-use axum::http::Request;
+use axum::body::Body;
+use axum::http::{HeaderValue, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use shared::trace::export::{self, FinishedSpan, KeyValue, SpanKind};
+use shared::trace::{TRACEPARENT, TraceContext, TraceParentError};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tracing::{Level, Span};
 
 use crate::problem;
 use crate::state::AppState;
@@ -28,8 +35,8 @@ use crate::state::AppState;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole API as one router: routes, the 404 fallback, the body limit, panics caught as
-/// `500`, a tracing span per request (carrying the order id once known), and problem+json
-/// for every error the framework itself produces.
+/// `500`, a tracing span per request in the caller's trace (carrying the trace id, and the
+/// order id once known), and problem+json for every error the framework itself produces.
 pub fn app(state: AppState) -> Router {
     let (router, _) = openapi::api_router().split_for_parts();
     router
@@ -39,19 +46,72 @@ pub fn app(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {
+                    let trace = request.extensions().get::<TraceContext>();
                     tracing::info_span!(
                         "request",
                         method = %request.method(),
                         path = %request.uri().path(),
+                        trace_id = trace.map(|trace| tracing::field::display(trace.trace_id())),
+                        span_id = trace.map(|trace| tracing::field::display(trace.span_id())),
                         order_id = tracing::field::Empty,
                     )
                 })
+                .on_request(|request: &Request<_>, _: &Span| {
+                    if let Some(err) = request.extensions().get::<TraceParentError>() {
+                        tracing::info!(error = %err, "malformed traceparent: the request starts a new trace");
+                    }
+                    tracing::debug!("started processing request");
+                })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(axum::middleware::from_fn(join_trace))
         .layer(axum::middleware::map_response(
             problem::problem_for_bare_errors,
         ))
         .with_state(state)
+}
+
+/// Gives the request its span in the order's trace: a child of the caller's W3C `traceparent`
+/// header, or the root of a new trace when there is none or it is malformed (never an error;
+/// the reason is logged in the request's span). The span goes to X-Ray when spans are
+/// exported.
+async fn join_trace(mut request: Request<Body>, next: Next) -> Response {
+    let parent = request
+        .headers()
+        .get(TRACEPARENT)
+        .map(|value| TraceContext::parse_bytes(HeaderValue::as_bytes(value)));
+    let parent = match parent {
+        Some(Ok(parent)) => Some(parent),
+        Some(Err(err)) => {
+            request.extensions_mut().insert(err);
+            None
+        }
+        None => None,
+    };
+    let context = TraceContext::continuing(parent);
+    request.extensions_mut().insert(context);
+    if !export::is_on() {
+        return next.run(request).await;
+    }
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let start = SystemTime::now();
+    let response = next.run(request).await;
+    export::record(FinishedSpan {
+        name: format!("{method} {path}"),
+        kind: SpanKind::Server,
+        context,
+        start,
+        end: SystemTime::now(),
+        attributes: vec![
+            KeyValue::new("http.request.method", method.to_string()),
+            KeyValue::new("url.path", path),
+            KeyValue::new(
+                "http.response.status_code",
+                i64::from(response.status().as_u16()),
+            ),
+        ],
+    });
+    response
 }
 
 /// Puts the order id on the request's span, so that every later log line of the request

@@ -22,7 +22,9 @@ use crate::{AppState, app};
 const EXTENSION_NAME: &str = "order-api-outbox-flush";
 
 /// Serves `app(state)` to the Lambda Runtime API until the instance is shut down.
+/// Spans go to X-Ray when the collector is configured (`shared::trace::export`).
 pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
+    shared::trace::export::install_from_env("order-api")?;
     let router = app(state.clone());
     let answered = Arc::new(Notify::new());
     let flusher = FlushAfterAnswer {
@@ -67,6 +69,7 @@ pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
                     let response = router.oneshot(request).await;
                     shared::metrics::flush();
                     outbox.flush().await;
+                    shared::trace::export::flush().await;
                     response
                 }
             });
@@ -98,6 +101,7 @@ impl FlushAfterAnswer {
             return Ok(());
         }
         self.outbox.flush().await;
+        shared::trace::export::flush().await;
         Ok(())
     }
 }

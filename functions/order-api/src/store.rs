@@ -17,6 +17,7 @@ use shared::domain::{
 };
 use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
 use shared::outbox::{OutboxEntry, OutboxRow};
+use shared::trace::TraceContext;
 
 /// A failed repository call, classified so that callers can answer "retry later" or "bug".
 #[derive(Debug, thiserror::Error)]
@@ -210,7 +211,8 @@ pub fn request_fingerprint(order: &NewOrder) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// Inserts order `id` as `PLACED` together with its `order.placed` outbox row. Both inserts
+/// Inserts order `id` as `PLACED` together with its `order.placed` outbox row, the event in
+/// the request's `trace`. Both inserts
 /// are one statement, so they commit together without an explicit transaction: one round
 /// trip instead of four (BEGIN, two INSERTs, COMMIT). With an idempotency key, a request
 /// already seen returns the first order and writes nothing; concurrent requests sharing a
@@ -221,11 +223,12 @@ pub async fn place_order(
     id: Uuid,
     order: &NewOrder,
     idempotency_key: Option<&IdempotencyKey>,
+    trace: TraceContext,
 ) -> Result<Placement, PlaceOrderError> {
     let fingerprint = idempotency_key.map(|_| request_fingerprint(order));
-    let event = OutboxEntry::from_event(&OrderEvent::placed(OrderEventData::from_new_order(
-        id, order,
-    )));
+    let event = OutboxEntry::from_event(
+        &OrderEvent::placed(OrderEventData::from_new_order(id, order)).in_trace(trace),
+    );
     // With a key, a concurrent insert of the same key makes this wait for the other
     // statement; if it committed, nothing is inserted (the outbox insert reads no row from
     // `placed`) and nothing comes back.
@@ -238,8 +241,8 @@ pub async fn place_order(
              RETURNING id, customer_name, customer_email, product_name, quantity, status,
                        rejection_reason, amount, currency, created_at, updated_at
          ), queued AS (
-             INSERT INTO outbox (topic, key, payload)
-             SELECT $8, $9, $10 FROM placed
+             INSERT INTO outbox (topic, key, payload, traceparent)
+             SELECT $8, $9, $10, $12 FROM placed
              RETURNING id
          )
          SELECT placed.id AS "id!", placed.customer_name AS "customer_name!",
@@ -260,6 +263,7 @@ pub async fn place_order(
         &event.key,
         &event.payload,
         order.payment_method.as_ref().map(PaymentMethodId::as_str),
+        event.traceparent.as_deref(),
     )
     .fetch_optional(pool)
     .await

@@ -16,7 +16,7 @@ pub(crate) async fn claim_unpublished(
     let min_age_ms = i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX);
     sqlx::query_as!(
         OutboxRow,
-        "SELECT id, topic, key, payload FROM outbox
+        "SELECT id, topic, key, payload, traceparent FROM outbox
          WHERE published_at IS NULL
            AND created_at <= now() - make_interval(secs => $1::float8 / 1000)
          ORDER BY id

@@ -14,7 +14,7 @@
 //! If any call failed transiently (Stripe unreachable, a 5xx or a 429), the batch fails
 //! after the others were recorded, and the retry does only what is left.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -24,6 +24,7 @@ use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
 use shared::kafka::KafkaPublisher;
 use shared::msk::DecodedRecord;
 use shared::outbox::{self, OutboxRow};
+use shared::trace::TraceContext;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -152,6 +153,11 @@ impl BatchHandler for Payments {
             skipped: records.len().saturating_sub(attempts.len() + refunds.len()),
             ..BatchSummary::default()
         };
+        // Each outcome's event goes on in the trace of the record that asked for it.
+        let traces: HashMap<Uuid, TraceContext> = records
+            .iter()
+            .map(|record| (record.event.data.order_id, record.trace))
+            .collect();
         drop(records);
 
         let charges = self.charge_all(&attempts).await;
@@ -172,7 +178,7 @@ impl BatchHandler for Payments {
             }
         }
         let rows = self
-            .record(&charged, &refunded, &failures, &mut summary)
+            .record(&charged, &refunded, &failures, &traces, &mut summary)
             .await?;
         let report = outbox::publish(&self.pool, &self.publisher, &rows)
             .await
@@ -304,6 +310,7 @@ impl Payments {
         charged: &[(&Attempt, Charge)],
         refunded: &[(Uuid, String)],
         failures: &[(Uuid, StripeError)],
+        traces: &HashMap<Uuid, TraceContext>,
         summary: &mut BatchSummary,
     ) -> Result<Vec<OutboxRow>, PaymentError> {
         if charged.is_empty() && refunded.is_empty() && failures.is_empty() {
@@ -361,7 +368,11 @@ impl Payments {
                         Some(code.clone())
                     }
                 };
-                payment_event(attempt, declined)
+                let event = payment_event(attempt, declined);
+                match traces.get(&attempt.order_id) {
+                    Some(trace) => event.in_trace(*trace),
+                    None => event,
+                }
             })
             .collect();
         let rows = outbox::enqueue(&mut tx, &events)

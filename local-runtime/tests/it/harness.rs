@@ -55,6 +55,19 @@ impl System {
         .await
     }
 
+    /// As [`System::start`], with the runtime logging JSON lines as Lambda's JSON log format
+    /// does (`AWS_LAMBDA_LOG_FORMAT=JSON`), for tests that read its log.
+    pub async fn start_with_json_logs(pool: PgPool, options: &PgConnectOptions) -> Self {
+        Self::start_with_env(
+            pool,
+            &database_url(options),
+            Tansu::start().await,
+            None,
+            &[("AWS_LAMBDA_LOG_FORMAT", "JSON")],
+        )
+        .await
+    }
+
     /// As [`System::start`], on the database at `url` (a private cluster of the test's own).
     pub async fn start_on(pool: PgPool, url: &str) -> Self {
         Self::start_with(pool, url, Tansu::start().await, None).await
@@ -77,6 +90,16 @@ impl System {
         broker: Tansu,
         stripe: Option<LocalStripe>,
     ) -> Self {
+        Self::start_with_env(pool, database_url, broker, stripe, &[]).await
+    }
+
+    async fn start_with_env(
+        pool: PgPool,
+        database_url: &str,
+        broker: Tansu,
+        stripe: Option<LocalStripe>,
+        env: &[(&str, &str)],
+    ) -> Self {
         testkit::init_tracing();
         let mail = Maildev::spawn().await;
         let spec = RuntimeSpec::new(
@@ -94,6 +117,9 @@ impl System {
             Some(stripe) => spec.with("STRIPE_API_BASE", stripe.base_url()),
             None => spec,
         };
+        let spec = env
+            .iter()
+            .fold(spec, |spec, (name, value)| spec.with(name, *value));
         Self {
             pool,
             broker,

@@ -1,7 +1,7 @@
 //! The local runtime, tested two ways: its MSK trigger emulator and its on-failure queue
 //! redrive in-process ([`trigger`], [`redrive`]), and the whole system as a user runs it, as a
 //! child process against real services ([`system`]), its metrics read back through a
-//! real Prometheus ([`observability`]).
+//! real Prometheus ([`observability`]), one order's trace followed across it ([`trace`]).
 
 mod cargo_lambda;
 mod harness;
@@ -11,4 +11,5 @@ mod paying;
 mod pinning;
 mod redrive;
 mod system;
+mod trace;
 mod trigger;

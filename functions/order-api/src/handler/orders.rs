@@ -6,7 +6,7 @@ use crate::store::{
 };
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -16,6 +16,7 @@ use shared::domain::{
     CustomerName, EmailAddress, NewOrder, OrderStatus, PaymentMethodId, PaymentStatus, ProductName,
     Quantity, RejectionReason, new_id,
 };
+use shared::trace::TraceContext;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -334,6 +335,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, String
 )]
 pub async fn place_order(
     State(state): State<AppState>,
+    Extension(trace): Extension<TraceContext>,
     headers: HeaderMap,
     JsonObject(body): JsonObject<PlaceOrderRequest>,
 ) -> Result<Response, ApiError> {
@@ -350,7 +352,7 @@ pub async fn place_order(
 
     let id = new_id();
     record_order_id(id);
-    let placement = match repo::place_order(state.pool(), id, &order, key.as_ref()).await {
+    let placement = match repo::place_order(state.pool(), id, &order, key.as_ref(), trace).await {
         Ok(placement) => placement,
         Err(PlaceOrderError::Store(err)) => return Err(state.fail(err).await),
         Err(err) => return Err(err.into()),

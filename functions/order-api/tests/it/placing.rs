@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use order_api::AppState;
 use shared::events::{CLOUDEVENTS_CONTENT_TYPE, CONTENT_TYPE_HEADER, OrderEvent, topics};
+use shared::trace::{TRACEPARENT, TraceContext};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -174,4 +175,50 @@ async fn a_hundred_concurrent_posts_create_a_hundred_orders_and_as_many_distinct
     assert_eq!(records.len(), 100, "one record per order, no duplicates");
     assert_eq!(event_ids.len(), 100);
     assert_eq!(subjects.len(), 100);
+}
+
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn an_order_continues_the_callers_trace_or_starts_one_when_it_has_none_or_a_malformed_one(
+    pool: PgPool,
+) {
+    let app = test_app(&pool).await;
+    let given: TraceContext = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        .parse()
+        .unwrap();
+    let mut traces = Vec::new();
+    for header in [Some(given.to_string()), Some("00-garbage".to_owned()), None] {
+        let mut request = post_json("/api/orders", SEED_BODY);
+        if let Some(value) = header {
+            request
+                .headers_mut()
+                .insert(TRACEPARENT, value.parse().unwrap());
+        }
+        let reply = call(&app, request).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        let id = reply.json()["orderId"].as_str().unwrap().to_owned();
+        let (column, attribute): (Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT traceparent, payload->>'traceparent' FROM outbox WHERE payload->>'subject' = $1",
+        )
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            column, attribute,
+            "the row's column and the event's attribute"
+        );
+        traces.push(column.unwrap().parse::<TraceContext>().unwrap());
+    }
+
+    assert_eq!(traces[0].trace_id(), given.trace_id(), "the caller's trace");
+    assert_ne!(
+        traces[0].span_id(),
+        given.span_id(),
+        "the request's own span"
+    );
+    for started in &traces[1..] {
+        assert_ne!(started.trace_id(), given.trace_id());
+        assert!(started.is_sampled());
+    }
+    assert_ne!(traces[1].trace_id(), traces[2].trace_id());
 }

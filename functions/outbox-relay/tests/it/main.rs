@@ -10,6 +10,7 @@ use shared::domain::{CustomerName, NewOrder, ProductName, Quantity, new_id};
 use shared::events::{OrderEvent, OrderEventData, topics};
 use shared::kafka::KafkaPublisher;
 use shared::outbox::{self, OutboxRow};
+use shared::trace::{TRACEPARENT, TraceContext};
 use sqlx::PgPool;
 use testkit::tansu::Tansu;
 
@@ -184,4 +185,64 @@ async fn a_publisher_that_sent_before_a_broker_restart_still_sends_after_it(pool
     assert_eq!(published, 3);
     assert_eq!(published_ids(&broker, &before, 3).await.len(), 3);
     assert_eq!(published_ids(&broker, &after, 3).await.len(), 3);
+}
+
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn relayed_events_carry_their_traceparent_header_and_rows_without_one_still_go_out(
+    pool: PgPool,
+) {
+    let broker = Tansu::start().await;
+    let publisher = publisher_for(&broker).await;
+    let trace = TraceContext::new_root();
+    let order = NewOrder {
+        customer_name: CustomerName::parse("Traced").unwrap(),
+        customer_email: None,
+        product_name: ProductName::parse("Lamp").unwrap(),
+        quantity: Quantity::new(1).unwrap(),
+    };
+    let traced =
+        OrderEvent::placed(OrderEventData::from_new_order(new_id(), &order)).in_trace(trace);
+    let mut tx = pool.begin().await.unwrap();
+    let mut rows = outbox::enqueue(&mut tx, &[traced]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(rows[0].traceparent, Some(trace.to_string()));
+    // An event without a trace leaves the column NULL, as rows written before it existed.
+    rows.extend(committed_but_unpublished(&pool, 1).await);
+    assert_eq!(rows[1].traceparent, None);
+
+    assert_eq!(
+        run_once(&pool, &publisher, any_age(10))
+            .await
+            .unwrap()
+            .published,
+        2
+    );
+
+    let ids: HashSet<String> = rows
+        .iter()
+        .map(|row| row.payload["id"].as_str().unwrap().to_owned())
+        .collect();
+    let records = testkit::kafka::read_records(
+        &broker.bootstrap(),
+        topics::ORDER_PLACED,
+        |record| {
+            record.json()["id"]
+                .as_str()
+                .is_some_and(|id| ids.contains(id))
+        },
+        2,
+        Duration::from_secs(30),
+    )
+    .await;
+    let header_of = |row: &OutboxRow| {
+        records
+            .iter()
+            .find(|record| record.json()["id"] == row.payload["id"])
+            .map(|record| record.header(TRACEPARENT).map(<[u8]>::to_vec))
+    };
+    assert_eq!(
+        header_of(&rows[0]),
+        Some(Some(trace.to_string().into_bytes()))
+    );
+    assert_eq!(header_of(&rows[1]), Some(None));
 }

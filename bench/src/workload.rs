@@ -1,0 +1,172 @@
+//! The work the inventory, order API and observability commands share: the products and their
+//! stock, the broker (the given one or a private one), the inventory's `order.placed` batches
+//! as Lambda delivers them, and `POST /api/orders` load against the real router.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::kafka::KafkaEvent;
+use shared::config::{KafkaSettings, Secrets};
+use shared::events::{OrderEvent, OrderEventData};
+use shared::kafka::KafkaPublisher;
+use shared::msk::{BrokerRecord, kafka_event};
+use shared::trace::{TRACEPARENT, TraceContext};
+use sqlx::PgPool;
+use testkit::tansu::Tansu;
+use uuid::Uuid;
+
+use crate::load::{LoadOptions, LoadReport, closed_loop};
+
+/// How many products the inventory batches spread over.
+pub const PRODUCTS: usize = 50;
+
+/// The `i`-th product of [`PRODUCTS`].
+pub fn product(i: usize) -> String {
+    format!("bench-product-{:02}", i % PRODUCTS)
+}
+
+/// Gives every product of [`PRODUCTS`] `quantity` in stock.
+pub async fn stock_products(pool: &PgPool, quantity: i32) -> anyhow::Result<()> {
+    let names: Vec<String> = (0..PRODUCTS).map(product).collect();
+    sqlx::query(
+        "INSERT INTO stock (product_name, quantity)
+         SELECT name, $2 FROM UNNEST($1::text[]) AS s(name)",
+    )
+    .bind(&names)
+    .bind(quantity)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The broker a run uses: `BENCH_KAFKA_BOOTSTRAP`, or a private one started for the run (so
+/// the shared topics stay clean), stopped when this is dropped.
+pub struct Broker {
+    _private: Option<Tansu>,
+    pub bootstrap: String,
+}
+
+impl Broker {
+    pub async fn for_run() -> Self {
+        match std::env::var("BENCH_KAFKA_BOOTSTRAP") {
+            Ok(bootstrap) if !bootstrap.is_empty() => Self {
+                _private: None,
+                bootstrap,
+            },
+            _ => {
+                let broker = Tansu::start().await;
+                Self {
+                    bootstrap: broker.bootstrap(),
+                    _private: Some(broker),
+                }
+            }
+        }
+    }
+}
+
+/// A producer as the functions build it, with a delivery timeout no benchmark reaches.
+pub async fn publisher(bootstrap: &str) -> anyhow::Result<KafkaPublisher> {
+    let mut settings = KafkaSettings::plaintext(bootstrap);
+    settings.delivery_timeout = Duration::from_secs(30);
+    KafkaPublisher::new(&settings, &Secrets::new()).await
+}
+
+/// Inserts `size` PLACED orders spread over the products and returns their `order.placed`
+/// batch as the MSK event Lambda would deliver. With `traced`, each record belongs to a trace
+/// of its own (the `traceparent` header and attribute), as the order API writes them.
+pub async fn placed_batch(pool: &PgPool, size: usize, traced: bool) -> anyhow::Result<KafkaEvent> {
+    let events: Vec<OrderEvent> = (0..size)
+        .map(|i| {
+            let event = OrderEvent::placed(OrderEventData {
+                order_id: shared::domain::new_id(),
+                customer_name: format!("Customer {i}"),
+                customer_email: Some(format!("customer{i}@example.com")),
+                product_name: product(i),
+                quantity: 1,
+                reason: None,
+                payment: None,
+            });
+            if traced {
+                event.in_trace(TraceContext::new_root())
+            } else {
+                event
+            }
+        })
+        .collect();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.data.order_id).collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e.data.customer_name.as_str())
+        .collect();
+    let emails: Vec<Option<&str>> = events
+        .iter()
+        .map(|e| e.data.customer_email.as_deref())
+        .collect();
+    let products: Vec<&str> = events
+        .iter()
+        .map(|e| e.data.product_name.as_str())
+        .collect();
+    sqlx::query(
+        "INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status)
+         SELECT id, name, email, product, 1, 'PLACED'
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[]) AS o(id, name, email, product)",
+    )
+    .bind(&ids)
+    .bind(&names)
+    .bind(&emails)
+    .bind(&products)
+    .execute(pool)
+    .await?;
+    // Each product keeps to one partition, offsets grow per partition.
+    let mut offsets = [0_i64; 3];
+    let records: Vec<BrokerRecord> = events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| {
+            let partition = (i % PRODUCTS) % 3;
+            offsets[partition] += 1;
+            BrokerRecord::from_event(event, partition as i32, offsets[partition])
+        })
+        .collect();
+    Ok(kafka_event(
+        "arn:aws:kafka:us-east-1:123456789012:cluster/bench/1",
+        "127.0.0.1:9092",
+        records,
+    ))
+}
+
+/// Serves `app` on a free local port and drives `POST /api/orders` over HTTP with closed-loop
+/// clients, each body made by `body(client, sequence)`. With `traced`, every request carries a
+/// `traceparent` of a new trace, as a traced caller sends it.
+pub async fn load_orders(
+    app: axum::Router,
+    options: LoadOptions,
+    body: fn(usize, u64) -> serde_json::Value,
+    traced: bool,
+) -> anyhow::Result<LoadReport> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/api/orders", listener.local_addr()?);
+    let server = tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            eprintln!("the server failed: {err}");
+        }
+    });
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.clients)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let report = closed_loop(options, move |client_no, sequence| {
+        let mut request = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body(client_no, sequence).to_string());
+        if traced {
+            request = request.header(TRACEPARENT, TraceContext::new_root().to_string());
+        }
+        async move {
+            matches!(request.send().await, Ok(response) if response.status() == reqwest::StatusCode::CREATED)
+        }
+    })
+    .await;
+    server.abort();
+    Ok(report)
+}
