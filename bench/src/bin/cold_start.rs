@@ -143,7 +143,8 @@ async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
         Subject::new("outbox-relay", "outbox-relay", false, Event::Schedule),
     ];
     println!(
-        "cold starts: {starts} starts per function, release builds, broker {bootstrap}, load average {:.2}",
+        "cold starts: {starts} starts per function, binaries {}, broker {bootstrap}, load average {:.2}",
+        bench::settings::env("BENCH_BINARIES_DIR", "built now (release)"),
         load_average().unwrap_or(f64::NAN)
     );
     // Round-robin, so that a busy moment on the shared machine hits every function alike.
