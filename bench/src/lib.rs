@@ -15,7 +15,8 @@
 //!   and the invariants checked at the end.
 //! - [`workload`]: what the inventory, order API and observability commands share: products
 //!   and stock, the broker, `order.placed` batches, and `POST /api/orders` load.
-//! - [`local_runtime_binary`]: the runtime the end-to-end commands start.
+//! - [`local_runtime_binary`]: the runtime the end-to-end commands start, and
+//!   [`release_binaries`]: any of the workspace's binaries, built with the release profile.
 
 pub mod load;
 pub mod pgbench;
@@ -26,6 +27,7 @@ pub mod soak;
 pub mod stats;
 pub mod workload;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, ensure};
@@ -39,30 +41,58 @@ pub async fn local_runtime_binary() -> anyhow::Result<PathBuf> {
     {
         return Ok(PathBuf::from(path));
     }
+    let mut built = release_binaries(&[("local-runtime", "local-runtime")]).await?;
+    Ok(built
+        .remove("local-runtime")
+        .expect("release_binaries returns every binary"))
+}
+
+/// Builds the given `(package, binary)` pairs now with the release profile, in one cargo
+/// run, and returns each binary's path by name.
+pub async fn release_binaries(
+    binaries: &[(&str, &str)],
+) -> anyhow::Result<HashMap<String, PathBuf>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    eprintln!("building local-runtime (release)...");
-    let output = Command::new(cargo)
+    let names: Vec<&str> = binaries.iter().map(|(_, binary)| *binary).collect();
+    eprintln!("building {} (release)...", names.join(", "));
+    let mut command = Command::new(cargo);
+    command
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
         .args([
             "build",
             "--release",
-            "-p",
-            "local-runtime",
-            "--bin",
-            "local-runtime",
             "--message-format=json-render-diagnostics",
-        ])
+        ]);
+    for (package, binary) in binaries {
+        command.args(["-p", package, "--bin", binary]);
+    }
+    let output = command
         .stderr(std::process::Stdio::inherit())
         .output()
         .await
-        .context("could not run cargo to build local-runtime")?;
-    ensure!(output.status.success(), "building local-runtime failed");
-    String::from_utf8_lossy(&output.stdout)
+        .context("could not run cargo")?;
+    ensure!(
+        output.status.success(),
+        "building {} failed",
+        names.join(", ")
+    );
+    let built: HashMap<String, PathBuf> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|message| {
-            message["reason"] == "compiler-artifact" && message["target"]["name"] == "local-runtime"
+        .filter(|message| message["reason"] == "compiler-artifact")
+        .filter_map(|message| {
+            let name = message["target"]["name"].as_str()?;
+            let executable = message["executable"].as_str()?;
+            names
+                .contains(&name)
+                .then(|| (name.to_owned(), PathBuf::from(executable)))
         })
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .context("cargo built no local-runtime executable")
+        .collect();
+    for name in &names {
+        ensure!(
+            built.contains_key(*name),
+            "cargo built no {name} executable"
+        );
+    }
+    Ok(built)
 }

@@ -26,7 +26,7 @@ use std::pin::Pin;
 use std::time::{Instant, SystemTime};
 
 use aws_lambda_events::event::kafka::KafkaEvent;
-use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -367,20 +367,22 @@ impl<H: BatchHandler> MskFunction for Consumer<H> {
 }
 
 /// Serves `consumer` to the Lambda Runtime API: the whole `main` of a consumer function
-/// after its configuration is read.
-/// Spans go to X-Ray when the collector is configured ([`export`]).
+/// after its configuration is read. Batches of different partitions may be handled at once
+/// on Lambda Managed Instances ([`crate::lambda::serve`]); every effect is keyed by event id
+/// and stock rows are locked, so that is as safe as two instances. Spans go to X-Ray when
+/// the collector is configured ([`export`]).
 pub async fn serve<H: BatchHandler>(consumer: Consumer<H>) -> Result<(), lambda_runtime::Error> {
     export::install_from_env(H::NAME)?;
-    let consumer = &consumer;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<KafkaEvent>| async move {
+    let consumer = std::sync::Arc::new(consumer);
+    crate::lambda::serve(move |event: LambdaEvent<KafkaEvent>| {
+        let consumer = consumer.clone();
+        async move {
             let invocation = Invocation::with_lambda_deadline(event.context.deadline());
             let response = consumer.invoke(event.payload, invocation).await;
-            metrics::flush();
             export::flush().await;
             response
-        },
-    ))
+        }
+    })
     .await
 }
 

@@ -375,6 +375,23 @@ impl KafkaPublisher {
         results
     }
 
+    /// Starts learning where `topics` live, in the background: librdkafka otherwise fetches a
+    /// topic's metadata, connects to its leader and obtains the idempotent producer id only
+    /// when the first message is sent, which made every instance's first send take about a
+    /// second. Called at start-up; a failure only leaves that work to the first send.
+    pub fn prefetch(&self, topics: &[&'static str]) {
+        let producer = self.producer();
+        let topics = topics.to_vec();
+        let timeout = self.0.wait_limit;
+        tokio::task::spawn_blocking(move || {
+            for topic in topics {
+                if let Err(err) = producer.client().fetch_metadata(Some(topic), timeout) {
+                    tracing::debug!(topic, error = %err, "topic metadata not fetched ahead");
+                }
+            }
+        });
+    }
+
     /// Waits for queued messages, for a clean shutdown.
     pub fn flush(&self, timeout: Duration) {
         let _ = self.producer().flush(timeout);

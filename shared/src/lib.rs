@@ -9,6 +9,8 @@
 //! - [`outbox`]: enqueue in a transaction, publish after commit, mark published.
 //! - [`msk`]: decoding and building the Lambda MSK event, and dead-lettering poison records.
 //! - [`consumer`]: the one seam every MSK-triggered function goes through.
+//! - [`lambda`]: serving a function on classic Lambda and on Lambda Managed Instances alike,
+//!   and pool sizes that follow the instance's concurrency.
 //! - [`metrics`]: the business and pipeline metrics, as EMF on Lambda and Prometheus locally.
 //! - [`trace`]: the W3C `traceparent` that makes one order's journey one trace.
 //!
@@ -21,6 +23,7 @@ pub mod db;
 pub mod domain;
 pub mod events;
 pub mod kafka;
+pub mod lambda;
 pub mod metrics;
 pub mod msk;
 pub mod outbox;

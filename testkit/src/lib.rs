@@ -11,6 +11,8 @@
 //! - [`secrets`]: the Secrets Manager emulator.
 //! - [`stripe`]: localstripe, the local stand-in for Stripe's API, and private instances.
 //! - [`runtime`]: the `local-runtime` binary as a child process, as a user runs it.
+//! - [`lambda_api`]: a stand-in for the Lambda Runtime and Extensions APIs, to run a
+//!   function's real binary as Lambda does, one invocation at a time or many at once.
 //! - [`eventually`]: the one way tests wait, always with a deadline.
 //! - [`MIGRATOR`]: the schema every `#[sqlx::test]` database gets
 //!   (`#[sqlx::test(migrator = "testkit::MIGRATOR")]`).
@@ -19,6 +21,7 @@
 
 pub mod emf;
 pub mod kafka;
+pub mod lambda_api;
 pub mod maildev;
 pub mod postgres;
 pub mod prometheus;

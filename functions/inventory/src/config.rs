@@ -10,7 +10,8 @@ use shared::config::{ConfigError, DatabaseSettings, KafkaSettings, from_source, 
 pub struct InventoryConfig {
     pub database: DatabaseSettings,
     pub kafka: KafkaSettings,
-    /// Pool size (`DB_MAX_CONNECTIONS`); one invocation uses one connection at a time.
+    /// Pool size (`DB_MAX_CONNECTIONS`); one invocation uses one connection at a time, so by
+    /// default 2, or one per invocation the instance serves at once (up to 50).
     pub max_connections: u32,
 }
 
@@ -38,7 +39,10 @@ impl InventoryConfig {
     /// As [`Self::from_env`], from an explicit map of variables.
     pub fn from_source(variables: Option<HashMap<String, String>>) -> Result<Self, ConfigError> {
         let raw: RawInventorySettings = from_source(variables.clone())?;
-        let max_connections = raw.db_max_connections.unwrap_or(2);
+        let concurrency = shared::lambda::max_concurrency(variables.clone());
+        let max_connections = raw
+            .db_max_connections
+            .unwrap_or_else(|| shared::lambda::default_pool_size(2, concurrency, 0).min(50));
         if !(1..=50).contains(&max_connections) {
             return Err(ConfigError::new(
                 "DB_MAX_CONNECTIONS",
@@ -69,6 +73,28 @@ mod tests {
         assert!(matches!(config.database, DatabaseSettings::Url(_)));
         assert_eq!(config.kafka.bootstrap_servers, "127.0.0.1:9092");
         assert_eq!(config.max_connections, 2);
+    }
+
+    #[test]
+    fn the_default_pool_follows_the_invocations_an_instance_serves_at_once() {
+        let local = [
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orders"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = local.to_vec();
+            pairs.extend_from_slice(extra);
+            InventoryConfig::from_source(vars(&pairs))
+                .unwrap()
+                .max_connections
+        };
+        assert_eq!(with(&[("AWS_LAMBDA_MAX_CONCURRENCY", "8")]), 8);
+        assert_eq!(with(&[("AWS_LAMBDA_MAX_CONCURRENCY", "200")]), 50);
+        let explicit = [
+            ("AWS_LAMBDA_MAX_CONCURRENCY", "8"),
+            ("DB_MAX_CONNECTIONS", "3"),
+        ];
+        assert_eq!(with(&explicit), 3);
     }
 
     #[test]

@@ -111,7 +111,8 @@ pub struct NotificationConfig {
     /// How many mails of one batch are in flight at once (`NOTIFY_CONCURRENCY`); also the
     /// number of pooled SMTP connections kept.
     pub concurrency: usize,
-    /// Database connections per function instance (`DB_MAX_CONNECTIONS`).
+    /// Database connections per function instance (`DB_MAX_CONNECTIONS`); by default 2, or one
+    /// per invocation the instance serves at once (up to 50).
     pub db_max_connections: u32,
 }
 
@@ -222,7 +223,10 @@ impl NotificationConfig {
                 format!("must be between 1 and {MAX_CONCURRENCY}"),
             ));
         }
-        let db_max_connections = raw.db_max_connections.unwrap_or(2);
+        let invocations = shared::lambda::max_concurrency(variables.clone());
+        let db_max_connections = raw
+            .db_max_connections
+            .unwrap_or_else(|| shared::lambda::default_pool_size(2, invocations, 0).min(50));
         if !(1..=50).contains(&db_max_connections) {
             return Err(ConfigError::new(
                 "DB_MAX_CONNECTIONS",

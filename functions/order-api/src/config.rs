@@ -11,7 +11,10 @@ use shared::config::{ConfigError, DatabaseSettings, KafkaSettings, from_source, 
 pub struct OrderApiConfig {
     pub database: DatabaseSettings,
     pub kafka: KafkaSettings,
-    /// Pool size (`DB_MAX_CONNECTIONS`); Lambda serves one request at a time per instance.
+    /// Pool size (`DB_MAX_CONNECTIONS`). A request holds one connection at a time and the
+    /// outbox marks at most [`crate::publish::MAX_IN_FLIGHT`], so by default 4 on classic
+    /// Lambda (one request at a time) and one per request served at once plus the marks on
+    /// Lambda Managed Instances.
     pub max_connections: u32,
 }
 
@@ -46,13 +49,19 @@ impl OrderApiConfig {
     pub fn from_source(variables: Option<HashMap<String, String>>) -> Result<Self, ConfigError> {
         let database = DatabaseSettings::from_source(variables.clone())?;
         let mut kafka = KafkaSettings::from_source(variables.clone())?;
-        let raw: RawApiSettings = from_source(variables)?;
+        let raw: RawApiSettings = from_source(variables.clone())?;
         if raw.kafka_delivery_timeout_ms.is_none() {
             kafka.delivery_timeout = Self::DEFAULT_DELIVERY_TIMEOUT;
         }
-        let max_connections = raw
-            .db_max_connections
-            .unwrap_or(Self::DEFAULT_MAX_CONNECTIONS);
+        let concurrency = shared::lambda::max_concurrency(variables.clone());
+        let max_connections = raw.db_max_connections.unwrap_or_else(|| {
+            shared::lambda::default_pool_size(
+                Self::DEFAULT_MAX_CONNECTIONS,
+                concurrency,
+                crate::publish::MAX_IN_FLIGHT as u32,
+            )
+            .min(1000)
+        });
         if !(1..=1000).contains(&max_connections) {
             return Err(ConfigError::new(
                 "DB_MAX_CONNECTIONS",
@@ -105,6 +114,17 @@ mod tests {
         let config = OrderApiConfig::from_source(vars(&pairs)).unwrap();
         assert_eq!(config.kafka.delivery_timeout, Duration::from_millis(750));
         assert_eq!(config.max_connections, 16);
+    }
+
+    #[test]
+    fn the_default_pool_follows_the_requests_an_instance_serves_at_once() {
+        let mut pairs = LOCAL.to_vec();
+        pairs.push(("AWS_LAMBDA_MAX_CONCURRENCY", "8"));
+        let config = OrderApiConfig::from_source(vars(&pairs)).unwrap();
+        assert_eq!(config.max_connections, 8 + 2);
+        pairs.push(("DB_MAX_CONNECTIONS", "3"));
+        let config = OrderApiConfig::from_source(vars(&pairs)).unwrap();
+        assert_eq!(config.max_connections, 3);
     }
 
     #[test]

@@ -6,12 +6,18 @@
 //! Gateway gets the `201` after the commit, and the instance stays awake until the event is
 //! on the broker (or left for the relay). Where no Extensions API answers (some local
 //! emulators), each request flushes before it answers instead.
+//!
+//! On Lambda Managed Instances (`AWS_LAMBDA_MAX_CONCURRENCY` set) one instance serves many
+//! requests at once and is never frozen between them: requests answer after the commit and
+//! the publishing task sends their events in the background, with no extension.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::Router;
 use lambda_extension::{Extension, LambdaEvent, NextEvent};
-use lambda_http::{Request, service_fn};
+use lambda_http::{Body, Request, Response, service_fn};
 use tokio::sync::Notify;
 use tower::ServiceExt;
 
@@ -26,6 +32,24 @@ const EXTENSION_NAME: &str = "order-api-outbox-flush";
 pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
     shared::trace::export::install_from_env("order-api")?;
     let router = app(state.clone());
+    let concurrency = shared::lambda::max_concurrency(None);
+    if concurrency > 1 {
+        // Lambda Managed Instances never freeze an instance between invocations, so the
+        // publishing task keeps sending after each answer with no extension to wait for it.
+        tracing::info!(
+            concurrency,
+            "serving requests at once; events are published in the background"
+        );
+        let handler = service_fn(move |request: Request| {
+            let router = router.clone();
+            async move {
+                let response = route(router, request).await;
+                shared::metrics::flush();
+                response
+            }
+        });
+        return lambda_http::run_concurrent(handler).await;
+    }
     let answered = Arc::new(Notify::new());
     let flusher = FlushAfterAnswer {
         outbox: state.outbox().clone(),
@@ -51,14 +75,14 @@ pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
             let handler = service_fn(move |request: Request| {
                 let (router, answered) = (router.clone(), answered.clone());
                 async move {
-                    let response = router.oneshot(request).await;
+                    let response = route(router, request).await;
                     shared::metrics::flush();
                     // The extension's invocation waits for this before it flushes.
                     answered.notify_one();
                     response
                 }
             });
-            tokio::try_join!(lambda_http::run(handler), extension.run())?;
+            tokio::try_join!(lambda_http::run_concurrent(handler), extension.run())?;
             Ok(())
         }
         Err(err) => {
@@ -66,16 +90,23 @@ pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
             let handler = service_fn(move |request: Request| {
                 let (router, outbox) = (router.clone(), outbox.clone());
                 async move {
-                    let response = router.oneshot(request).await;
+                    let response = route(router, request).await;
                     shared::metrics::flush();
                     outbox.flush().await;
                     shared::trace::export::flush().await;
                     response
                 }
             });
-            lambda_http::run(handler).await
+            lambda_http::run_concurrent(handler).await
         }
     }
+}
+
+/// Routes one request, and turns axum's answer into Lambda's body type, which (unlike
+/// axum's) may be shared between threads, as serving requests at once requires.
+async fn route(router: Router, request: Request) -> Result<Response<Body>, Infallible> {
+    let response = router.oneshot(request).await?;
+    Ok(lambda_http::IntoResponse::into_response(response).await)
 }
 
 /// The extension's side: one answer, then a flush, per invocation.

@@ -7,9 +7,11 @@
 //! bounded: when the broker falls behind, requests wait for room instead of piling up rows
 //! in memory. Rows that are never acknowledged stay pending and the outbox relay sends them.
 //!
-//! [`OutboxPublisher::flush`] waits until everything handed over has been dealt with. On
+//! [`OutboxPublisher::flush`] waits until everything handed over before it was called has been
+//! dealt with, however many other requests keep handing rows over meanwhile. On classic
 //! Lambda an instance freezes once it has answered, so [`crate::lambda`] flushes after every
 //! invocation (from an internal extension, which keeps the instance running until it is done);
+//! on Lambda Managed Instances an instance is never frozen and the task simply keeps running;
 //! the local runtime flushes before it exits.
 //!
 //! Marks are written on the request pool, in a transaction that commits asynchronously
@@ -18,7 +20,9 @@
 //! makes the relay send that event again, which consumers drop by event id. The orders
 //! themselves are committed synchronously, before any of this.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use shared::kafka::KafkaPublisher;
 use shared::outbox::{self, OutboxRow};
@@ -29,16 +33,41 @@ use tracing::Instrument;
 /// The most requests whose rows go out in one batch.
 const MAX_BATCH: usize = 256;
 /// Batches in flight at once (so at most this many pooled connections write marks).
-const MAX_IN_FLIGHT: usize = 2;
+pub const MAX_IN_FLIGHT: usize = 2;
 /// Requests whose rows may wait for a batch before new requests wait for room.
 const QUEUE_CAPACITY: usize = 4096;
 
 /// Hands committed rows to a background task that publishes them in batches.
 #[derive(Clone)]
 pub struct OutboxPublisher {
-    queue: mpsc::Sender<Vec<OutboxRow>>,
-    /// Rows handed over and not yet published or given up on.
-    outstanding: Arc<watch::Sender<usize>>,
+    queue: mpsc::Sender<Job>,
+    /// The number the next hand-over gets; every earlier number was handed over before.
+    next_ticket: Arc<AtomicU64>,
+    /// Which hand-overs were published or given up on.
+    settled: Arc<watch::Sender<Settled>>,
+}
+
+/// One request's committed rows, numbered in hand-over order.
+struct Job {
+    ticket: u64,
+    rows: Vec<OutboxRow>,
+}
+
+/// Settled hand-overs: every ticket below `below`, and those in `ahead` (batches in flight
+/// finish in any order).
+#[derive(Default)]
+struct Settled {
+    below: u64,
+    ahead: BTreeSet<u64>,
+}
+
+impl Settled {
+    fn settle(&mut self, tickets: impl IntoIterator<Item = u64>) {
+        self.ahead.extend(tickets);
+        while self.ahead.remove(&self.below) {
+            self.below += 1;
+        }
+    }
 }
 
 impl OutboxPublisher {
@@ -46,38 +75,43 @@ impl OutboxPublisher {
     /// is dropped. Must be called within a Tokio runtime.
     pub fn start(pool: &PgPool, publisher: KafkaPublisher) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
-        let outstanding = Arc::new(watch::Sender::new(0));
-        tokio::spawn(run(pool.clone(), publisher, jobs, outstanding.clone()));
-        Self { queue, outstanding }
+        let settled = Arc::new(watch::Sender::new(Settled::default()));
+        tokio::spawn(run(pool.clone(), publisher, jobs, settled.clone()));
+        Self {
+            queue,
+            next_ticket: Arc::new(AtomicU64::new(0)),
+            settled,
+        }
     }
 
     /// Queues `rows` (already committed) for publishing and returns once they are queued.
     pub async fn hand_over(&self, rows: Vec<OutboxRow>) {
-        let count = rows.len();
-        if count == 0 {
+        if rows.is_empty() {
             return;
         }
-        self.outstanding.send_modify(|n| *n += count);
-        if self.queue.send(rows).await.is_err() {
+        let ticket = self.next_ticket.fetch_add(1, Ordering::SeqCst);
+        if self.queue.send(Job { ticket, rows }).await.is_err() {
             // The task has ended (the process is shutting down): the relay sends them.
-            self.outstanding.send_modify(|n| *n -= count);
+            self.settled.send_modify(|settled| settled.settle([ticket]));
         }
     }
 
-    /// Waits until every row handed over so far was published and marked, or left for the
-    /// relay because the broker did not acknowledge it in time.
+    /// Waits until every row handed over before this call was published and marked, or left
+    /// for the relay because the broker did not acknowledge it in time. Rows handed over
+    /// while it waits (other requests of the same instance) do not hold it up.
     pub async fn flush(&self) {
-        let mut outstanding = self.outstanding.subscribe();
+        let handed = self.next_ticket.load(Ordering::SeqCst);
+        let mut settled = self.settled.subscribe();
         // The sender lives in `self`, so the channel cannot close while we wait.
-        let _ = outstanding.wait_for(|n| *n == 0).await;
+        let _ = settled.wait_for(|settled| settled.below >= handed).await;
     }
 }
 
 async fn run(
     marks: PgPool,
     publisher: KafkaPublisher,
-    mut jobs: mpsc::Receiver<Vec<OutboxRow>>,
-    outstanding: Arc<watch::Sender<usize>>,
+    mut jobs: mpsc::Receiver<Job>,
+    settled: Arc<watch::Sender<Settled>>,
 ) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut batch = Vec::new();
@@ -91,15 +125,18 @@ async fn run(
         if jobs.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        let rows: Vec<OutboxRow> = std::mem::take(&mut batch).into_iter().flatten().collect();
-        let (marks, publisher, outstanding) =
-            (marks.clone(), publisher.clone(), outstanding.clone());
+        let tickets: Vec<u64> = batch.iter().map(|job| job.ticket).collect();
+        let rows: Vec<OutboxRow> = std::mem::take(&mut batch)
+            .into_iter()
+            .flat_map(|job| job.rows)
+            .collect();
+        let (marks, publisher, settled) = (marks.clone(), publisher.clone(), settled.clone());
         // Log lines about the batch carry the ids of the orders in it.
         let span = tracing::info_span!("publish", order_ids = %order_ids(&rows));
         tokio::spawn(
             async move {
                 publish_batch(&marks, &publisher, &rows).await;
-                outstanding.send_modify(|n| *n -= rows.len());
+                settled.send_modify(|settled| settled.settle(tickets));
                 drop(slot);
             }
             .instrument(span),
@@ -150,5 +187,22 @@ async fn publish_batch(marks: &PgPool, publisher: &KafkaPublisher, rows: &[Outbo
             rows = rows.len(),
             "events sent but not marked published; the relay will send them again"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_that_finishes_early_settles_nothing_before_an_earlier_one_does() {
+        let mut settled = Settled::default();
+        settled.settle([2, 3]);
+        assert_eq!(settled.below, 0, "tickets 0 and 1 are still in flight");
+        settled.settle([0]);
+        assert_eq!(settled.below, 1);
+        settled.settle([1]);
+        assert_eq!(settled.below, 4);
+        assert!(settled.ahead.is_empty());
     }
 }

@@ -13,6 +13,9 @@ pub struct RelayConfig {
     pub database: DatabaseSettings,
     pub kafka: KafkaSettings,
     pub limits: RelayLimits,
+    /// Pool size: one connection per run in flight plus one for the outbox age gauge, so two
+    /// on classic Lambda (one run at a time) and more on Lambda Managed Instances.
+    pub max_connections: u32,
 }
 
 #[derive(Deserialize)]
@@ -48,7 +51,9 @@ impl RelayConfig {
                 "must be between 1 and 10000",
             ));
         }
+        let concurrency = shared::lambda::max_concurrency(variables.clone());
         Ok(Self {
+            max_connections: shared::lambda::default_pool_size(2, concurrency, 1),
             database: DatabaseSettings::from_source(variables.clone())?,
             kafka: KafkaSettings::from_source(variables)?,
             limits: RelayLimits {
@@ -77,5 +82,19 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(err.variable, "RELAY_BATCH_SIZE");
+    }
+
+    #[test]
+    fn the_pool_holds_one_connection_per_run_in_flight_plus_one() {
+        let local = [
+            ("DATABASE_URL", "postgres://x@127.0.0.1/db"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        ];
+        let classic = RelayConfig::from_source(vars(&local)).unwrap();
+        assert_eq!(classic.max_connections, 2);
+        let mut managed = local.to_vec();
+        managed.push(("AWS_LAMBDA_MAX_CONCURRENCY", "4"));
+        let managed = RelayConfig::from_source(vars(&managed)).unwrap();
+        assert_eq!(managed.max_connections, 5);
     }
 }

@@ -18,10 +18,14 @@ use shared::db::Database;
 use shared::kafka::KafkaPublisher;
 
 impl Relay {
-    /// The pool (two connections: one run at a time) and the producer, once per cold start.
+    /// The pool (see [`RelayConfig::max_connections`]) and the producer, once per cold start.
     pub async fn from_config(config: &RelayConfig, secrets: &Secrets) -> anyhow::Result<Self> {
-        let database =
-            Database::connect(&config.database, secrets, shared::db::pool_options(2)).await?;
+        let database = Database::connect(
+            &config.database,
+            secrets,
+            shared::db::pool_options(config.max_connections),
+        )
+        .await?;
         let publisher = KafkaPublisher::new(&config.kafka, secrets).await?;
         Ok(Self::new(database, publisher, config.limits))
     }

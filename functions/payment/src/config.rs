@@ -87,13 +87,18 @@ impl PaymentConfig {
         names.extend(KafkaSettings::variables());
         names.extend(variables_of::<RawPaymentSettings>());
         names.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
+        names.push(shared::trace::export::ENDPOINT_VARIABLE.to_owned());
         names
     }
 
     /// As [`Self::from_env`], from an explicit map of variables.
     pub fn from_source(variables: Option<HashMap<String, String>>) -> Result<Self, ConfigError> {
         let raw: RawPaymentSettings = from_source(variables.clone())?;
-        let max_connections = raw.db_max_connections.unwrap_or(2);
+        // One connection per batch served at once on Managed Instances (docs/configuration.md).
+        let instance_concurrency = shared::lambda::max_concurrency(variables.clone());
+        let max_connections = raw.db_max_connections.unwrap_or_else(|| {
+            shared::lambda::default_pool_size(2, instance_concurrency, 0).min(50)
+        });
         if !(1..=50).contains(&max_connections) {
             return Err(ConfigError::new(
                 "DB_MAX_CONNECTIONS",

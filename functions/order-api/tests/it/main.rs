@@ -6,6 +6,7 @@ mod configuration;
 mod dead_letters;
 mod documented_input;
 mod idempotency;
+mod managed_instances;
 mod openapi;
 mod outages;
 mod paying;

@@ -199,6 +199,7 @@ async fn relayed_events_carry_their_traceparent_header_and_rows_without_one_stil
         customer_email: None,
         product_name: ProductName::parse("Lamp").unwrap(),
         quantity: Quantity::new(1).unwrap(),
+        payment_method: None,
     };
     let traced =
         OrderEvent::placed(OrderEventData::from_new_order(new_id(), &order)).in_trace(trace);

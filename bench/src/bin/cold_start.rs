@@ -1,0 +1,287 @@
+//! Cold starts: each function's release `bootstrap` started `BENCH_COLD_STARTS` times against
+//! a Runtime API stand-in (`testkit::lambda_api`), next to a hello-world Lambda runtime binary
+//! (`--bin hello_lambda`) built with the same profile in the same run. For each start:
+//!
+//! - init: from exec to the runtime's first `next` call;
+//! - first invocation: from handing out the first event to its answer;
+//! - for order-api with an Extensions API, also until its extension is done (the instance
+//!   stays busy, and billed, until then).
+//!
+//! It prints medians and their ratios to the hello-world's. Targets: init <= 2x, first
+//! invocation < 50 ms against local services.
+//!
+//! ```text
+//! cargo run --release -p bench --bin cold_start
+//! ```
+//!
+//! Settings: `BENCH_COLD_STARTS` (15), `BENCH_BINARIES_DIR` (binaries already built with the
+//! release profile, such as `target/release`; default: built now), `DATABASE_URL` (the server to use; a scratch database
+//! is created on it and dropped afterwards), `BENCH_KAFKA_BOOTSTRAP` (default: a private
+//! broker started for the run), `BENCH_FUNCTION_LOG` (the functions' `RUST_LOG`, `warn`; their
+//! logs are under the temporary folder's `lambda-function-logs/`). Mail goes to a private
+//! mail sink.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use bench::scratch::ScratchDatabase;
+use bench::settings::{env, env_number, load_average};
+use bench::stats::{LatencySummary, ms};
+use serde_json::{Value, json};
+use shared::events::{OrderEvent, OrderEventData};
+use shared::msk::{BrokerRecord, kafka_event};
+use testkit::lambda_api::{FunctionProcess, RuntimeApi, http_api_event};
+use testkit::maildev::Maildev;
+use testkit::tansu::Tansu;
+
+/// How long a start or an invocation may take before the run fails.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// What one function is started as and sent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Event {
+    Echo,
+    PlaceOrder,
+    OrderPlacedForInventory,
+    OrderPlacedForNotification,
+    Schedule,
+}
+
+struct Subject {
+    label: &'static str,
+    binary: &'static str,
+    extensions: bool,
+    event: Event,
+    init: Vec<Duration>,
+    first: Vec<Duration>,
+    frozen: Vec<Duration>,
+}
+
+impl Subject {
+    fn new(label: &'static str, binary: &'static str, extensions: bool, event: Event) -> Self {
+        Self {
+            label,
+            binary,
+            extensions,
+            event,
+            init: Vec::new(),
+            first: Vec::new(),
+            frozen: Vec::new(),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let base_url = env(
+        "DATABASE_URL",
+        "postgres://postgres:postgres@127.0.0.1:5432/orders",
+    );
+    let database = ScratchDatabase::create(&base_url, "bench_cold_start").await?;
+    let outcome = run(&database).await;
+    database.drop_database().await?;
+    outcome
+}
+
+async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
+    let starts: usize = env_number("BENCH_COLD_STARTS", 15)?;
+    let wanted = [
+        ("bench", "hello_lambda"),
+        ("order-api", "order-api"),
+        ("inventory", "inventory"),
+        ("notification", "notification"),
+        ("outbox-relay", "outbox-relay"),
+    ];
+    let binaries = match std::env::var("BENCH_BINARIES_DIR") {
+        Ok(dir) if !dir.is_empty() => wanted
+            .iter()
+            .map(|(_, name)| (name.to_string(), Path::new(&dir).join(name)))
+            .collect(),
+        _ => bench::release_binaries(&wanted).await?,
+    };
+    let (_broker, bootstrap) = match std::env::var("BENCH_KAFKA_BOOTSTRAP") {
+        Ok(bootstrap) if !bootstrap.is_empty() => (None, bootstrap),
+        _ => {
+            let broker = Tansu::start().await;
+            let bootstrap = broker.bootstrap();
+            (Some(broker), bootstrap)
+        }
+    };
+    let mail = Maildev::spawn().await;
+    sqlx::query("INSERT INTO stock (product_name, quantity) VALUES ('Laptop', 1000000)")
+        .execute(&database.pool)
+        .await?;
+    let env = function_env(&database.url, &bootstrap, mail.smtp_port());
+
+    let mut subjects = [
+        Subject::new("hello-world", "hello_lambda", false, Event::Echo),
+        Subject::new(
+            "order-api, no Extensions API",
+            "order-api",
+            false,
+            Event::PlaceOrder,
+        ),
+        Subject::new(
+            "order-api, Extensions API",
+            "order-api",
+            true,
+            Event::PlaceOrder,
+        ),
+        Subject::new(
+            "inventory",
+            "inventory",
+            false,
+            Event::OrderPlacedForInventory,
+        ),
+        Subject::new(
+            "notification",
+            "notification",
+            false,
+            Event::OrderPlacedForNotification,
+        ),
+        Subject::new("outbox-relay", "outbox-relay", false, Event::Schedule),
+    ];
+    println!(
+        "cold starts: {starts} starts per function, binaries {}, broker {bootstrap}, load average {:.2}",
+        bench::settings::env("BENCH_BINARIES_DIR", "built now (release)"),
+        load_average().unwrap_or(f64::NAN)
+    );
+    // Round-robin, so that a busy moment on the shared machine hits every function alike.
+    for _ in 0..starts {
+        for subject in &mut subjects {
+            let binary = &binaries[subject.binary];
+            start_once(subject, binary, &env, database).await?;
+        }
+    }
+    report(&mut subjects);
+    Ok(())
+}
+
+/// The variables every function reads, pointing at the run's database, broker and mail sink.
+fn function_env(database_url: &str, bootstrap: &str, smtp_port: u16) -> Vec<(String, String)> {
+    [
+        ("DATABASE_URL", database_url.to_owned()),
+        ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.to_owned()),
+        ("SMTP_HOST", "127.0.0.1".to_owned()),
+        ("SMTP_PORT", smtp_port.to_string()),
+        ("SMTP_TLS", "none".to_owned()),
+        ("MAIL_FROM", "orders@example.com".to_owned()),
+        ("NOTIFY_FALLBACK_TO", "order-desk@example.com".to_owned()),
+        ("RUST_LOG", env("BENCH_FUNCTION_LOG", "warn")),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
+
+/// Starts the function once, hands it its first event and records the timings.
+async fn start_once(
+    subject: &mut Subject,
+    binary: &Path,
+    env: &[(String, String)],
+    database: &ScratchDatabase,
+) -> anyhow::Result<()> {
+    let event = first_event(subject.event, database).await?;
+    let api = RuntimeApi::start(subject.extensions).await;
+    let function = FunctionProcess::start(binary, subject.binary, &api, env)?;
+    let log = function.log_path().display().to_string();
+    let ready = api
+        .first_next(LIMIT)
+        .await
+        .with_context(|| format!("{}: see {log}", subject.label))?;
+    let answer = api
+        .invoke(&event, LIMIT)
+        .await
+        .with_context(|| format!("{}: see {log}", subject.label))?;
+    if let Err(error) = &answer.result {
+        anyhow::bail!(
+            "{} failed its first invocation: {error}; see {log}",
+            subject.label
+        );
+    }
+    if subject.event == Event::PlaceOrder {
+        let status = &answer.response()["statusCode"];
+        anyhow::ensure!(
+            status == 201,
+            "{}: answered {status}; see {log}",
+            subject.label
+        );
+    }
+    subject.init.push(ready.duration_since(function.started));
+    subject.first.push(answer.latency());
+    if subject.extensions && api.extensions() > 0 {
+        let done = api.extensions_done(&answer.request_id, LIMIT).await?;
+        subject.frozen.push(done.duration_since(answer.delivered));
+    }
+    function.stop().await;
+    Ok(())
+}
+
+/// The first event for `event`, with fresh ids so that no start finds its work already done.
+async fn first_event(event: Event, database: &ScratchDatabase) -> anyhow::Result<Value> {
+    Ok(match event {
+        Event::Echo => json!({"hello": "world"}),
+        Event::PlaceOrder => {
+            let body =
+                json!({"customerName": "Ada Lovelace", "productName": "Laptop", "quantity": 1});
+            http_api_event("POST", "/api/orders", Some(&body.to_string()))
+        }
+        Event::OrderPlacedForInventory | Event::OrderPlacedForNotification => {
+            let placed = OrderEvent::placed(OrderEventData {
+                order_id: shared::domain::new_id(),
+                customer_name: "Ada Lovelace".to_owned(),
+                customer_email: Some("ada@example.com".to_owned()),
+                product_name: "Laptop".to_owned(),
+                quantity: 1,
+                reason: None,
+                payment: None,
+            });
+            sqlx::query(
+                "INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status)
+                 VALUES ($1, 'Ada Lovelace', 'ada@example.com', 'Laptop', 1, 'PLACED')",
+            )
+            .bind(placed.data.order_id)
+            .execute(&database.pool)
+            .await?;
+            let record = BrokerRecord::from_event(&placed, 0, 1);
+            serde_json::to_value(kafka_event(
+                "arn:aws:kafka:us-east-1:123456789012:cluster/bench/1",
+                "127.0.0.1:9092",
+                [record],
+            ))?
+        }
+        Event::Schedule => {
+            serde_json::from_str(include_str!("../../../events/outbox-relay-schedule.json"))?
+        }
+    })
+}
+
+fn median(samples: &mut [Duration]) -> Option<Duration> {
+    LatencySummary::from_samples(samples).map(|summary| summary.p50)
+}
+
+fn report(subjects: &mut [Subject]) {
+    let hello_init = median(&mut subjects[0].init).unwrap_or_default();
+    let hello_first = median(&mut subjects[0].first).unwrap_or_default();
+    let ratio = |value: Duration, base: Duration| value.as_secs_f64() / base.as_secs_f64();
+    println!(
+        "{:<30} {:>10} {:>8}   {:>12} {:>8}   {:>14}",
+        "median of the starts", "init", "x hello", "first call", "x hello", "until frozen"
+    );
+    for subject in subjects.iter_mut() {
+        let init = median(&mut subject.init).unwrap_or_default();
+        let first = median(&mut subject.first).unwrap_or_default();
+        let frozen = median(&mut subject.frozen).map_or_else(|| "-".to_owned(), ms);
+        println!(
+            "{:<30} {:>10} {:>7.2}x   {:>12} {:>7.1}x   {:>14}",
+            subject.label,
+            ms(init),
+            ratio(init, hello_init),
+            ms(first),
+            ratio(first, hello_first),
+            frozen
+        );
+    }
+    println!("targets: init <= 2x hello-world; first invocation < 50 ms");
+}

@@ -1,0 +1,185 @@
+//! The Lambda binary itself under a Runtime API stand-in, on the test's database and the
+//! shared broker: with `AWS_LAMBDA_MAX_CONCURRENCY=8` (Lambda Managed Instances) one instance
+//! serves eight requests at once; without it the same binary serves one at a time.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use testkit::lambda_api::{Answer, FunctionProcess, RuntimeApi, http_api_event};
+use uuid::Uuid;
+
+use crate::support::placed_records;
+
+/// The function's `bootstrap`, as cargo builds it.
+const BINARY: &str = env!("CARGO_BIN_EXE_order-api");
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The URL of a `#[sqlx::test]` database, for the function's process.
+fn database_url(options: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options
+            .get_database()
+            .expect("sqlx::test names the database"),
+    )
+}
+
+/// Starts the binary against `api`; `concurrency` is `AWS_LAMBDA_MAX_CONCURRENCY`.
+fn start_function(
+    api: &RuntimeApi,
+    options: &PgConnectOptions,
+    concurrency: Option<&str>,
+) -> FunctionProcess {
+    let mut env = vec![
+        ("DATABASE_URL".to_owned(), database_url(options)),
+        (
+            "KAFKA_BOOTSTRAP_SERVERS".to_owned(),
+            testkit::kafka::bootstrap(),
+        ),
+        ("RUST_LOG".to_owned(), "info".to_owned()),
+    ];
+    if let Some(concurrency) = concurrency {
+        env.push((
+            "AWS_LAMBDA_MAX_CONCURRENCY".to_owned(),
+            concurrency.to_owned(),
+        ));
+    }
+    FunctionProcess::start(BINARY.as_ref(), "order-api", api, &env).expect("the binary starts")
+}
+
+fn place_order(customer: &str) -> serde_json::Value {
+    let body =
+        serde_json::json!({"customerName": customer, "productName": "Laptop", "quantity": 1});
+    http_api_event("POST", "/api/orders", Some(&body.to_string()))
+}
+
+/// The order id of a `201` answer (an API Gateway v2 response).
+fn placed_order(answer: &Answer) -> Uuid {
+    let response = answer.response();
+    assert_eq!(response["statusCode"], 201, "{response}");
+    let body: serde_json::Value =
+        serde_json::from_str(response["body"].as_str().expect("a text body")).unwrap();
+    body["orderId"].as_str().unwrap().parse().unwrap()
+}
+
+async fn wait_for_answers(answers: Vec<tokio::sync::oneshot::Receiver<Answer>>) -> Vec<Answer> {
+    let all = futures::future::join_all(answers);
+    tokio::time::timeout(WAIT, all)
+        .await
+        .expect("every invocation is answered")
+        .into_iter()
+        .map(|answer| answer.expect("the stand-in keeps running"))
+        .collect()
+}
+
+/// Waits until every order's outbox row is marked published and its event is on the broker.
+async fn assert_published(pool: &PgPool, orders: &HashSet<Uuid>) {
+    let subjects: Vec<String> = orders.iter().map(Uuid::to_string).collect();
+    testkit::eventually("every outbox row is marked published", WAIT, || async {
+        let unpublished: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM outbox WHERE payload->>'subject' = ANY($1) AND published_at IS NULL",
+        )
+        .bind(&subjects)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if unpublished == 0 { Ok(()) } else { Err(unpublished) }
+    })
+    .await;
+    let records = placed_records(&testkit::kafka::bootstrap(), orders, WAIT).await;
+    assert_eq!(records.len(), orders.len(), "one event per order");
+}
+
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn with_a_concurrency_of_eight_one_instance_places_eight_orders_at_once(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    testkit::init_tracing();
+    let pool = pool_options.connect_with(options.clone()).await.unwrap();
+    let api = RuntimeApi::start(true).await;
+    let function = start_function(&api, &options, Some("8"));
+    testkit::eventually("eight runtime workers asking for events", WAIT, || async {
+        match api.waiting_next() {
+            8 => Ok(()),
+            waiting => Err(format!(
+                "{waiting} waiting; log: {}",
+                function.log_path().display()
+            )),
+        }
+    })
+    .await;
+
+    // Hold back every insert until all eight requests are inside the function at once.
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE orders IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let answers: Vec<_> = (0..8)
+        .map(|n| api.submit(&place_order(&format!("Customer {n}"))))
+        .collect();
+    testkit::eventually("eight requests in flight at once", WAIT, || async {
+        match api.in_flight() {
+            8 => Ok(()),
+            in_flight => Err(in_flight),
+        }
+    })
+    .await;
+    lock.rollback().await.unwrap();
+
+    let answers = wait_for_answers(answers).await;
+    let orders: HashSet<Uuid> = answers.iter().map(placed_order).collect();
+    assert_eq!(orders.len(), 8, "eight distinct orders");
+    let ids: Vec<Uuid> = orders.iter().copied().collect();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE id = ANY($1)")
+        .bind(&ids)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 8);
+    assert_published(&pool, &orders).await;
+    assert_eq!(
+        api.extensions(),
+        0,
+        "an instance that is never frozen needs no flushing extension"
+    );
+    function.stop().await;
+}
+
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn without_a_concurrency_the_same_binary_serves_one_request_at_a_time(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    testkit::init_tracing();
+    let pool = pool_options.connect_with(options.clone()).await.unwrap();
+    let api = RuntimeApi::start(true).await;
+    let function = start_function(&api, &options, None);
+    api.first_next(WAIT).await.unwrap();
+
+    let answers: Vec<_> = (0..4)
+        .map(|n| api.submit(&place_order(&format!("Customer {n}"))))
+        .collect();
+    let answers = wait_for_answers(answers).await;
+
+    let orders: HashSet<Uuid> = answers.iter().map(placed_order).collect();
+    assert_eq!(orders.len(), 4);
+    assert_eq!(api.max_waiting_next(), 1, "one runtime worker");
+    assert_eq!(api.max_in_flight(), 1, "one request at a time");
+    assert_eq!(
+        api.extensions(),
+        1,
+        "the extension that flushes after each answer"
+    );
+    for answer in &answers {
+        api.extensions_done(&answer.request_id, WAIT).await.unwrap();
+    }
+    assert_published(&pool, &orders).await;
+    function.stop().await;
+}
