@@ -1,6 +1,7 @@
 //! `POST /api/orders` throughput and latency against the real router (served on a local
 //! listener, driven over HTTP), a real database and a real broker, next to pgbench running
-//! the same INSERT order + INSERT outbox transaction with as many clients, then the ratio.
+//! the one statement the API sends to place an order (the order and its outbox row in one
+//! CTE) with as many clients, then the ratio.
 //!
 //! ```text
 //! cargo run --release -p bench --bin order_api
@@ -78,7 +79,7 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
         delivery_timeout.as_millis()
     );
 
-    sqlx::query("TRUNCATE orders, outbox")
+    sqlx::query("TRUNCATE orders, outbox CASCADE")
         .execute(&database.pool)
         .await?;
     let mut pgbench = PgBench::new(database.url.clone(), pgbench_script(database).await?);
@@ -86,7 +87,7 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
     pgbench.threads = settings.pgbench_threads;
     pgbench.duration = settings.duration;
     println!(
-        "pgbench: the same INSERT order + INSERT outbox transaction, {}",
+        "pgbench: the API's order + outbox statement, {}",
         pgbench.describe()
     );
     print_load("before");
@@ -154,8 +155,9 @@ async fn outbox_counts(database: &ScratchDatabase) -> anyhow::Result<(i64, i64)>
     )
 }
 
-/// The API's transaction in pgbench's language: one order row (a UUIDv7 id, as the API
-/// uses) and one outbox row holding a real `order.placed` envelope and its trace context.
+/// The API's statement in pgbench's language: the text sqlx checked at compile time for
+/// order-api (its query data in `.sqlx/`), its parameters bound to one order row (a UUIDv7
+/// id, as the API uses), one real `order.placed` envelope and its trace context.
 async fn pgbench_script(database: &ScratchDatabase) -> anyhow::Result<String> {
     // PostgreSQL 15 has no uuidv7(); this builds one from the clock and random bits.
     sqlx::query(
@@ -183,17 +185,73 @@ async fn pgbench_script(database: &ScratchDatabase) -> anyhow::Result<String> {
     let payload = serde_json::to_string_pretty(&event)?
         .replace('\n', " ")
         .replace('\'', "''");
+    // In the order `place_order` binds them.
+    let arguments = [
+        "bench_uuid_v7()".to_owned(),
+        "'Bench customer ' || :n".to_owned(),
+        "NULL".to_owned(),
+        "'Keyboard'".to_owned(),
+        ":q".to_owned(),
+        "NULL".to_owned(),
+        "NULL".to_owned(),
+        format!("'{}'", topics::ORDER_PLACED),
+        "'Keyboard'".to_owned(),
+        format!("'{payload}'"),
+        "NULL".to_owned(),
+        format!("'{trace}'"),
+    ];
+    let statement = bind_literally(&place_order_statement()?, &arguments)?;
     Ok(format!(
-        "\\set n random(1, 1000000000)
-\\set q random(1, 10)
-BEGIN;
-INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status, idempotency_key, request_fingerprint)
-  VALUES (bench_uuid_v7(), 'Bench customer ' || :n, NULL, 'Keyboard', :q, 'PLACED', NULL, NULL);
-INSERT INTO outbox (topic, key, payload, traceparent) VALUES ('{topic}', 'Keyboard', '{payload}'::jsonb, '{trace}');
-END;
-",
-        topic = topics::ORDER_PLACED
+        "\\set n random(1, 1000000000)\n\\set q random(1, 10)\n{statement};\n"
     ))
+}
+
+/// order-api's order + outbox statement, from the query data sqlx keeps for the compile-time
+/// checks: exactly one checked query inserts into both tables.
+fn place_order_statement() -> anyhow::Result<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.sqlx");
+    let mut found = Vec::new();
+    for entry in
+        std::fs::read_dir(&dir).with_context(|| format!("could not read {}", dir.display()))?
+    {
+        let path = entry?.path();
+        let data: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        if let Some(query) = data["query"].as_str()
+            && query.contains("INSERT INTO orders")
+            && query.contains("INSERT INTO outbox")
+        {
+            found.push(query.to_owned());
+        }
+    }
+    match <[String; 1]>::try_from(found) {
+        Ok([statement]) => Ok(statement),
+        Err(found) => anyhow::bail!(
+            "expected one query inserting an order and its outbox row in {}, found {}",
+            dir.display(),
+            found.len()
+        ),
+    }
+}
+
+/// `statement` with `$1`, `$2`, ... replaced by `arguments`; every placeholder must have one.
+fn bind_literally(statement: &str, arguments: &[String]) -> anyhow::Result<String> {
+    let mut bound = statement.to_owned();
+    // From the highest number down, so that `$1` does not take the start of `$10`.
+    for (index, argument) in arguments.iter().enumerate().rev() {
+        let placeholder = format!("${}", index + 1);
+        anyhow::ensure!(
+            bound.contains(&placeholder),
+            "the statement has no {placeholder}"
+        );
+        bound = bound.replace(&placeholder, argument);
+    }
+    anyhow::ensure!(
+        !bound.contains(&format!("${}", arguments.len() + 1)),
+        "the statement has more parameters than the {} bound here",
+        arguments.len()
+    );
+    Ok(bound)
 }
 
 /// Other work on the machine skews both figures; the load average shows how much there was.
@@ -206,10 +264,10 @@ fn print_load(when: &str) {
 fn print_ratio(api: &LoadReport, baseline: &PgBenchReport) {
     let ratio = api.throughput() / baseline.tps;
     println!(
-        "ratio: order-api / pgbench throughput = {:.1} / {:.1} = {ratio:.2}x (target >= 0.50x{})",
+        "ratio: order-api / pgbench throughput = {:.1} / {:.1} = {ratio:.2}x (target >= 0.70x{})",
         api.throughput(),
         baseline.tps,
-        if ratio >= 0.5 { ", met" } else { ", NOT met" }
+        if ratio >= 0.7 { ", met" } else { ", NOT met" }
     );
     if let (Some(api), Some(db)) = (api.latency, baseline.latency) {
         println!(
