@@ -120,9 +120,12 @@ pub fn order_cancelled() {
     metrics::counter!(names::ORDERS_CANCELLED).increment(1);
 }
 
-/// One payment attempt and how it ended (`authorized`, `declined`, ...).
-pub fn payment(outcome: &'static str) {
-    metrics::counter!(names::PAYMENTS, labels::OUTCOME => outcome).increment(1);
+/// Payments of one batch that ended as `outcome` (`succeeded`, `declined`, `refunded`,
+/// `retryable`, `failed`).
+pub fn payments(outcome: &'static str, count: u64) {
+    if count > 0 {
+        metrics::counter!(names::PAYMENTS, labels::OUTCOME => outcome).increment(count);
+    }
 }
 
 /// Mails of one batch that ended as `outcome`.

@@ -374,9 +374,14 @@ pub enum CancelError {
 /// (orders first, as every function takes them), held stock is given back, a payment not yet
 /// attempted is voided, a charged one is marked `REFUNDING` for the payment function, and
 /// `order.cancelled` is enqueued. Returns the outbox rows to publish. Concurrent cancels of
-/// one order queue on the row lock; all but the first find it `CANCELLED`.
+/// one order queue on the row lock; all but the first find it `CANCELLED`. The event goes
+/// on in the cancel request's trace.
 #[tracing::instrument(skip_all, fields(order_id = %id), err(Debug))]
-pub async fn cancel_order(pool: &PgPool, id: Uuid) -> Result<Vec<OutboxRow>, CancelError> {
+pub async fn cancel_order(
+    pool: &PgPool,
+    id: Uuid,
+    trace: TraceContext,
+) -> Result<Vec<OutboxRow>, CancelError> {
     let failed = |context| move |err| CancelError::Store(StoreError::from_sqlx(err, context));
     let mut tx = pool.begin().await.map_err(failed("begin the cancel"))?;
     let order = sqlx::query!(
@@ -464,7 +469,8 @@ pub async fn cancel_order(pool: &PgPool, id: Uuid) -> Result<Vec<OutboxRow>, Can
                 },
             ),
         },
-    );
+    )
+    .in_trace(trace);
     let rows = shared::outbox::enqueue(&mut tx, std::slice::from_ref(&event))
         .await
         .map_err(failed("enqueue order.cancelled"))?;

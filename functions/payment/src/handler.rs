@@ -22,6 +22,7 @@ use shared::consumer::{Batch, BatchError, BatchHandler, DeadLetters, Invocation}
 use shared::db::is_transient;
 use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
 use shared::kafka::KafkaPublisher;
+use shared::metrics;
 use shared::msk::DecodedRecord;
 use shared::outbox::{self, OutboxRow};
 use shared::trace::TraceContext;
@@ -185,6 +186,13 @@ impl BatchHandler for Payments {
             .map_err(PaymentError::database("marking events published"))?;
         summary.published = report.published;
         summary.retryable = failures.iter().filter(|(_, e)| e.is_transient()).count();
+        // Counted once committed: a retried batch finds its outcomes recorded and charges
+        // nothing again, so an outcome is counted once; failures count on every attempt.
+        metrics::payments("succeeded", summary.charged as u64);
+        metrics::payments("declined", summary.declined as u64);
+        metrics::payments("refunded", summary.refunded as u64);
+        metrics::payments("retryable", summary.retryable as u64);
+        metrics::payments("failed", (failures.len() - summary.retryable) as u64);
         tracing::info!(
             charged = summary.charged,
             declined = summary.declined,

@@ -317,6 +317,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, String
     params(
         ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
          description = "1–255 characters. Repeating a request with the same key and body returns the first order and creates nothing; the same key with another body is 422."),
+        ("traceparent" = Option<String>, Header, nullable = false,
+         description = "W3C Trace Context. The order's events and log lines join this trace; a missing or malformed one starts a new trace, never an error."),
     ),
     responses(
         (status = 201, description = "Order placed (or replayed for a repeated Idempotency-Key)", body = OrderPlaced,
@@ -430,7 +432,11 @@ pub async fn get_order(
     post,
     path = "/api/orders/{id}/cancel",
     tag = "orders",
-    params(("id" = Uuid, Path, description = "The order id returned when it was placed")),
+    params(
+        ("id" = Uuid, Path, description = "The order id returned when it was placed"),
+        ("traceparent" = Option<String>, Header, nullable = false,
+         description = "W3C Trace Context. The order's events and log lines join this trace; a missing or malformed one starts a new trace, never an error."),
+    ),
     responses(
         (status = 200, description = "The order, now CANCELLED", body = OrderView),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
@@ -441,6 +447,7 @@ pub async fn get_order(
 )]
 pub async fn cancel_order(
     State(state): State<AppState>,
+    Extension(trace): Extension<TraceContext>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<OrderView>, ApiError> {
     let Path(raw) = path.map_err(|_| ApiError::bad_request("The order id could not be read"))?;
@@ -449,7 +456,7 @@ pub async fn cancel_order(
         errors: vec![FieldError::new("id", "must be a UUID")],
     })?;
     record_order_id(id);
-    let rows = match repo::cancel_order(state.pool(), id).await {
+    let rows = match repo::cancel_order(state.pool(), id, trace).await {
         Ok(rows) => rows,
         Err(CancelError::Store(err)) => return Err(state.fail(err).await),
         Err(CancelError::NotFound) => {
@@ -459,6 +466,7 @@ pub async fn cancel_order(
         Err(CancelError::PaymentInProgress) => return Err(ApiError::PaymentInProgress { id }),
     };
     tracing::info!("order cancelled");
+    shared::metrics::order_cancelled();
     state.outbox().hand_over(rows).await;
     state
         .check(repo::get_order(state.pool(), id).await)
