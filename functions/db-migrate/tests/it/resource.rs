@@ -52,7 +52,7 @@ async fn create_applies_the_migrations_creates_the_topics_and_answers_success(po
     assert_eq!(answer["LogicalResourceId"], "DatabaseMigration");
     assert_eq!(
         answer["Data"]["TopicsCreated"],
-        "order-placed,order-confirmed,order-rejected"
+        "order-placed,order-confirmed,order-rejected,order-reserved,order-paid,order-payment-failed,order-cancelled"
     );
     assert_eq!(serde_json::to_value(&sent).unwrap(), answer);
     // The URL is signed without a content type; sending one could break the signature.
@@ -101,7 +101,7 @@ async fn update_runs_again_without_changing_anything_and_keeps_the_physical_id(p
     assert_eq!(answer["Data"]["TopicsCreated"], "");
     assert_eq!(
         answer["Data"]["TopicsExisting"],
-        "order-placed,order-confirmed,order-rejected"
+        "order-placed,order-confirmed,order-rejected,order-reserved,order-paid,order-payment-failed,order-cancelled"
     );
     let kept: i32 = sqlx::query_scalar("SELECT quantity FROM stock WHERE product_name = 'kept'")
         .fetch_one(&pool)
