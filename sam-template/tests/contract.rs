@@ -231,6 +231,7 @@ fn a_variable_renamed_in_globals_is_reported_for_every_function() {
         "InventoryFunction",
         "NotificationFunction",
         "OutboxRelayFunction",
+        "PaymentFunction",
         "DbMigrateFunction",
     ] {
         assert_reports(&drifts, function, "reads DB_SECRET_ARN");
