@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use order_api::store::{CancelError, cancel_order};
 use shared::events::EventType;
+use shared::trace::TraceContext;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -14,7 +15,7 @@ use crate::helpers::*;
 /// client retries the 409 it gets then.
 async fn cancel(pool: &PgPool, id: Uuid) -> Result<(), CancelError> {
     loop {
-        match cancel_order(pool, id).await {
+        match cancel_order(pool, id, TraceContext::new_root()).await {
             Err(CancelError::PaymentInProgress) => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
