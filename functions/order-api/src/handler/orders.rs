@@ -412,12 +412,7 @@ pub async fn get_order(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let Path(raw) = path.map_err(|_| ApiError::bad_request("The order id could not be read"))?;
-    let id = Uuid::parse_str(&raw).map_err(|_| ApiError::BadRequest {
-        detail: "The order id must be a UUID".to_owned(),
-        errors: vec![FieldError::new("id", "must be a UUID")],
-    })?;
-    record_order_id(id);
+    let id = order_id_from(path)?;
     state
         .check(repo::get_order(state.pool(), id).await)
         .await?
@@ -450,12 +445,7 @@ pub async fn cancel_order(
     Extension(trace): Extension<TraceContext>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let Path(raw) = path.map_err(|_| ApiError::bad_request("The order id could not be read"))?;
-    let id = Uuid::parse_str(&raw).map_err(|_| ApiError::BadRequest {
-        detail: "The order id must be a UUID".to_owned(),
-        errors: vec![FieldError::new("id", "must be a UUID")],
-    })?;
-    record_order_id(id);
+    let id = order_id_from(path)?;
     let rows = match repo::cancel_order(state.pool(), id, trace).await {
         Ok(rows) => rows,
         Err(CancelError::Store(err)) => return Err(state.fail(err).await),
@@ -473,6 +463,17 @@ pub async fn cancel_order(
         .await?
         .map(|order| Json(order.into()))
         .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("cancelled order {id} vanished")))
+}
+
+/// The order id in the path, recorded on the request's span; `400` when it is not a UUID.
+fn order_id_from(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
+    let Path(raw) = path.map_err(|_| ApiError::bad_request("The order id could not be read"))?;
+    let id = Uuid::parse_str(&raw).map_err(|_| ApiError::BadRequest {
+        detail: "The order id must be a UUID".to_owned(),
+        errors: vec![FieldError::new("id", "must be a UUID")],
+    })?;
+    record_order_id(id);
+    Ok(id)
 }
 
 /// Orders, newest first, optionally filtered, with keyset pagination.
