@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sam_template::Template;
 use sam_template::contract::{Drift, Expectation, Workspace, check};
+use sam_template::{Template, render};
 use shared::events::{EventType, topics};
 
 fn repo_root() -> PathBuf {
@@ -109,22 +109,30 @@ fn notification_topics() -> Vec<String> {
 /// The relay's period: docs/architecture.md runs it every minute.
 const RELAY_PERIOD: Duration = Duration::from_secs(60);
 
+/// order-api on classic Lambda (`OrderApiFunction`) and on a capacity provider
+/// (`OrderApiManagedFunction`, with `OrderApiOnManagedInstances`): the code expects the same of
+/// both.
+fn order_api_expectation(logical_id: &str) -> Expectation {
+    Expectation {
+        logical_id: logical_id.into(),
+        binary: "order-api".into(),
+        reads: order_api::config::OrderApiConfig::variables(),
+        routes: api_routes(),
+        // docs/api.md: the admin routes are IAM-authorised in AWS.
+        iam_routes: vec![
+            ("PUT".into(), "/api/stock/{productName}".into()),
+            ("POST".into(), "/api/orders/{id}/cancel".into()),
+            ("GET".into(), "/api/dead-letters".into()),
+            ("POST".into(), "/api/dead-letters/{id}/replay".into()),
+        ],
+        ..Expectation::default()
+    }
+}
+
 fn expectations() -> Vec<Expectation> {
     vec![
-        Expectation {
-            logical_id: "OrderApiFunction".into(),
-            binary: "order-api".into(),
-            reads: order_api::config::OrderApiConfig::variables(),
-            routes: api_routes(),
-            // docs/api.md: the admin routes are IAM-authorised in AWS.
-            iam_routes: vec![
-                ("PUT".into(), "/api/stock/{productName}".into()),
-                ("POST".into(), "/api/orders/{id}/cancel".into()),
-                ("GET".into(), "/api/dead-letters".into()),
-                ("POST".into(), "/api/dead-letters/{id}/replay".into()),
-            ],
-            ..Expectation::default()
-        },
+        order_api_expectation("OrderApiFunction"),
+        order_api_expectation("OrderApiManagedFunction"),
         Expectation {
             logical_id: "InventoryFunction".into(),
             binary: "inventory".into(),
@@ -422,4 +430,122 @@ fn the_relays_grace_period_is_shorter_than_its_schedule() {
     // A row left behind is picked up at most min_age + one period after it was written.
     let min_age = outbox_relay::RelayLimits::default().min_age;
     assert!(min_age < RELAY_PERIOD, "{min_age:?}");
+}
+
+/// The template's raw YAML, for what the typed view leaves out (conditions, policies).
+fn raw_template() -> serde_norway::Value {
+    serde_norway::from_str(&template_text()).unwrap()
+}
+
+fn condition_of(root: &serde_norway::Value, logical_id: &str) -> String {
+    root["Resources"][logical_id]["Condition"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{logical_id} has no Condition"))
+        .to_owned()
+}
+
+/// `OrderApiOnManagedInstances` deploys exactly one of the two order-api functions, each behind
+/// an API deployed with it, and both carry the same settings: only the compute differs.
+#[test]
+fn exactly_one_order_api_is_deployed_and_both_are_alike() {
+    let root = raw_template();
+    let conditions = &root["Conditions"];
+    let classic = condition_of(&root, "OrderApiFunction");
+    let managed = condition_of(&root, "OrderApiManagedFunction");
+    assert_eq!(
+        render(&conditions[managed.as_str()]),
+        "!Equals [!Ref OrderApiOnManagedInstances, true]"
+    );
+    assert_eq!(
+        render(&conditions[classic.as_str()]),
+        format!("!Not [!Condition {managed}]")
+    );
+    assert_eq!(condition_of(&root, "OrderApiCapacityProvider"), managed);
+
+    let template = Template::parse(&template_text()).unwrap();
+    for (function, condition) in [
+        ("OrderApiFunction", &classic),
+        ("OrderApiManagedFunction", &managed),
+    ] {
+        let events = &root["Resources"][function]["Properties"]["Events"];
+        let mut apis = BTreeSet::new();
+        for (_, event) in events.as_mapping().unwrap() {
+            apis.insert(render(&event["Properties"]["ApiId"]));
+        }
+        assert_eq!(apis.len(), 1, "{function} routes to one API: {apis:?}");
+        let api = apis.pop_first().unwrap();
+        let api = api.strip_prefix("!Ref ").unwrap();
+        assert_eq!(
+            &condition_of(&root, api),
+            condition,
+            "{function}'s API {api}"
+        );
+        assert!(template.function(function).unwrap().http_routes().count() > 0);
+    }
+
+    let properties = |id: &str| &root["Resources"][id]["Properties"];
+    for key in [
+        "Environment",
+        "Policies",
+        "Timeout",
+        "LoggingConfig",
+        "Layers",
+        "CodeUri",
+    ] {
+        assert_eq!(
+            properties("OrderApiFunction")[key],
+            properties("OrderApiManagedFunction")[key],
+            "{key} differs between the two order-api functions"
+        );
+    }
+    let routes = |id: &str| -> Vec<_> {
+        template
+            .function(id)
+            .unwrap()
+            .http_routes()
+            .map(|(method, path, auth)| {
+                (method.to_owned(), path.to_owned(), auth.map(str::to_owned))
+            })
+            .collect()
+    };
+    assert_eq!(
+        routes("OrderApiFunction"),
+        routes("OrderApiManagedFunction")
+    );
+    assert_eq!(
+        render(&properties("OrderApiManagedFunction")["CapacityProviderConfig"]["Arn"]),
+        "!GetAtt OrderApiCapacityProvider.Arn"
+    );
+}
+
+/// The connection budget db-migrate checks counts order-api's environments times their pool
+/// when it runs on the capacity provider: MaxVCpuCount environments of one vCPU each.
+#[test]
+fn the_budget_counts_the_capacity_providers_environments() {
+    let root = raw_template();
+    let resources = &root["Resources"];
+    let budget = render(
+        &resources["DbMigrateFunction"]["Properties"]["Environment"]["Variables"]["CONNECTION_BUDGET"],
+    );
+    assert!(
+        budget.contains("!Sub ${OrderApiManagedMaxVCpu}x${OrderApiEnvironmentPoolSize}"),
+        "{budget}"
+    );
+    assert_eq!(
+        render(
+            &resources["OrderApiCapacityProvider"]["Properties"]["ScalingConfig"]["MaxVCpuCount"]
+        ),
+        "!Ref OrderApiManagedMaxVCpu"
+    );
+    let managed = &resources["OrderApiManagedFunction"]["Properties"];
+    // One vCPU per environment: the smallest environment (2 GB) at 2 GB per vCPU.
+    assert_eq!(managed["MemorySize"].as_u64(), Some(2048));
+    assert_eq!(
+        managed["CapacityProviderConfig"]["ExecutionEnvironmentMemoryGiBPerVCpu"].as_u64(),
+        Some(2)
+    );
+    assert_eq!(
+        render(&managed["Environment"]["Variables"]["DB_MAX_CONNECTIONS"]),
+        "!If [OrderApiIsManaged, !Ref OrderApiEnvironmentPoolSize, !Ref OrderApiPoolSize]"
+    );
 }
