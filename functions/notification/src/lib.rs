@@ -51,16 +51,20 @@ pub async fn consumer_from_config(
     config: &NotificationConfig,
     secrets: &Secrets,
 ) -> anyhow::Result<Consumer<Notifier>> {
+    // The SMTP connection first: it is the slowest peer, and opening it in the background
+    // now takes it off the first invocation's path (docs/scale.md, "Cold starts").
+    let mailer =
+        Arc::new(Mailer::new(config.smtp.clone(), config.concurrency, secrets.clone()).await?);
+    mailer.open_early().await;
     let database = Database::connect(
         &config.database,
         secrets,
         shared::db::pool_options(config.db_max_connections),
     )
     .await?;
-    let mailer = Mailer::new(config.smtp.clone(), config.concurrency, secrets.clone()).await?;
     let notifier = Notifier::new(
         database.pool().clone(),
-        Arc::new(mailer),
+        mailer,
         config.mail.clone(),
         config.concurrency,
     );

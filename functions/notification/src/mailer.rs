@@ -1,6 +1,10 @@
 //! The SMTP side: one pooled lettre transport per cold start, every send bounded by a
 //! timeout, and each failure classified as permanent (5xx: never retry) or retryable
 //! (4xx, connection, timeout, authentication).
+//!
+//! The first connection is opened at start-up, in the background ([`Mailer::open_early`]):
+//! connecting, the server's greeting, EHLO, STARTTLS and AUTH are then off the first
+//! invocation's path, which only waits for what is left of them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +16,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use shared::config::{Credentials, SecretError, Secrets};
 use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
 
 use crate::config::{SmtpAuth, SmtpSettings, SmtpTls};
 
@@ -86,6 +91,8 @@ pub struct Mailer {
     pool_size: u32,
     secrets: Secrets,
     transport: Mutex<Option<Arc<Transport>>>,
+    /// The connection [`Mailer::open_early`] is opening, until a send has waited for it.
+    opening: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Mailer {
@@ -103,7 +110,46 @@ impl Mailer {
             pool_size,
             secrets,
             transport: Mutex::new(Some(Arc::new(transport))),
+            opening: Mutex::new(None),
         })
+    }
+
+    /// Starts opening the transport's first connection in the background, so that it is ready
+    /// (or further along) when the first mail goes out; the first send waits for it instead
+    /// of opening a second one. A failure here is only logged: the send connects again and
+    /// reports its own outcome.
+    pub async fn open_early(self: &Arc<Self>) {
+        let mailer = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let Ok(transport) = mailer.current().await else {
+                return;
+            };
+            let started = std::time::Instant::now();
+            match tokio::time::timeout(mailer.settings.timeout, transport.test_connection()).await {
+                Ok(Ok(true)) => tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "SMTP connection opened at start-up"
+                ),
+                Ok(Ok(false)) => tracing::info!("the SMTP connection opened at start-up broke"),
+                Ok(Err(err)) => {
+                    tracing::info!(error = %err, "could not open an SMTP connection at start-up")
+                }
+                Err(_elapsed) => tracing::info!("opening an SMTP connection at start-up timed out"),
+            }
+        });
+        *self.opening.lock().await = Some(task);
+    }
+
+    /// Waits (within `timeout`) for the connection [`Mailer::open_early`] is opening, once.
+    async fn wait_for_early_connection(&self, timeout: Duration) {
+        let Some(task) = self.opening.lock().await.take() else {
+            return;
+        };
+        if tokio::time::timeout(timeout, task).await.is_ok() {
+            // The pool takes the connection back in a task of its own, spawned as the
+            // warm-up finished: let it run before this send asks the pool for one.
+            tokio::task::yield_now().await;
+        }
     }
 
     /// The per-mail bound configured by `SMTP_TIMEOUT_MS`.
@@ -137,7 +183,13 @@ impl Mailer {
 
     /// Sends one mail within `timeout` (capped at the configured SMTP timeout).
     pub async fn send(&self, message: &Message, timeout: Duration) -> Result<(), SendError> {
-        let timeout = timeout.min(self.settings.timeout);
+        let started = std::time::Instant::now();
+        self.wait_for_early_connection(timeout.min(self.settings.timeout))
+            .await;
+        // The wait counts against this mail's time.
+        let timeout = timeout
+            .min(self.settings.timeout)
+            .saturating_sub(started.elapsed());
         let transport = self.current().await?;
         let result = match tokio::time::timeout(timeout, transport.send(message.clone())).await {
             Ok(Ok(_response)) => Ok(()),

@@ -3,7 +3,8 @@
     python smtp_server.py [--reject ADDRESS]... [--defer ADDRESS]... [--auth USER:PASSWORD] [--hold]
 
 Listens on a free port of 127.0.0.1 and prints `LISTENING <port>`, then one JSON line per
-accepted mail: {"to": [...], "message_id": "...", "user": "..."}.
+accepted mail: {"to": [...], "message_id": "...", "user": "...", "connections": N}, where N
+counts the connections that had said EHLO by then.
 
 --reject  answers 550 to RCPT TO for that address (a permanent failure);
 --defer   answers 451 to RCPT TO for that address (a transient failure);
@@ -30,6 +31,12 @@ class Handler:
         self.rejected = {address.lower() for address in rejected}
         self.deferred = {address.lower() for address in deferred}
         self.releases = releases
+        self.connections = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.connections += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.rejected:
@@ -45,7 +52,14 @@ class Handler:
         if isinstance(user, LoginPassword):
             user = user.login.decode()
         print(
-            json.dumps({"to": envelope.rcpt_tos, "message_id": message["Message-ID"], "user": user}),
+            json.dumps(
+                {
+                    "to": envelope.rcpt_tos,
+                    "message_id": message["Message-ID"],
+                    "user": user,
+                    "connections": self.connections,
+                }
+            ),
             flush=True,
         )
         if self.releases is not None:

@@ -11,3 +11,4 @@ mod failures;
 mod helpers;
 mod samples;
 mod smtp_server;
+mod start_up;
