@@ -223,8 +223,10 @@ pub struct Outgoing<'a> {
 pub struct KafkaPublisher(Arc<PublisherInner>);
 
 struct PublisherInner {
-    /// Replaced when the broker stops recognising the producer (see [`needs_new_producer`]).
-    producer: std::sync::RwLock<FutureProducer<KafkaContext>>,
+    /// Created in the background at start-up ([`KafkaPublisher::new`]), or by the first send
+    /// that needs it before then; replaced when the broker stops recognising the producer
+    /// (see [`needs_new_producer`]).
+    producer: tokio::sync::OnceCell<std::sync::RwLock<FutureProducer<KafkaContext>>>,
     config: ClientConfig,
     context: KafkaContext,
     /// How long a caller waits for acknowledgements. librdkafka's own message timeout does
@@ -244,26 +246,57 @@ impl KafkaPublisher {
             .set("request.timeout.ms", &timeout_ms)
             .set("linger.ms", "2");
         let context = client_context(settings).await?;
-        let producer = config.create_with_context(context.clone())?;
-        Ok(Self(Arc::new(PublisherInner {
-            producer: std::sync::RwLock::new(producer),
+        let publisher = Self(Arc::new(PublisherInner {
+            producer: tokio::sync::OnceCell::new(),
             config,
             context,
             wait_limit: settings.delivery_timeout + Duration::from_millis(500),
-        })))
+        }));
+        // Creating the producer (librdkafka's one-time OpenSSL set-up, the client's threads)
+        // took a few milliseconds of every cold start's init: it runs on a blocking thread
+        // now, while the first invocation does its database work; a send waits for it.
+        let early = publisher.clone();
+        tokio::spawn(async move {
+            let _ = early.producer().await;
+        });
+        Ok(publisher)
     }
 
-    fn producer(&self) -> FutureProducer<KafkaContext> {
-        self.0
+    /// The producer, created on a blocking thread by the first caller; later callers wait for
+    /// that creation. A failure is returned to each caller, and the next one tries again.
+    async fn producer(&self) -> Result<FutureProducer<KafkaContext>, KafkaError> {
+        let inner = Arc::clone(&self.0);
+        let producer = self
+            .0
             .producer
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || {
+                    inner
+                        .config
+                        .create_with_context::<_, FutureProducer<KafkaContext>>(
+                            inner.context.clone(),
+                        )
+                        .inspect_err(
+                            |err| tracing::error!(error = %err, "could not create the Kafka producer"),
+                        )
+                })
+                .await
+                .map_err(|_| KafkaError::Canceled)?
+                .map(std::sync::RwLock::new)
+            })
+            .await?;
+        Ok(producer
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+            .clone())
     }
 
     /// Starts a fresh idempotent producer (a new producer id). Messages still queued in the
     /// old one are left to their timeout; their outbox rows stay pending.
     fn renew_producer(&self) {
+        let Some(current) = self.0.producer.get() else {
+            return;
+        };
         match self
             .0
             .config
@@ -273,9 +306,7 @@ impl KafkaPublisher {
                 tracing::warn!(
                     "the broker refused the producer's identity; started a new producer"
                 );
-                *self
-                    .0
-                    .producer
+                *current
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
             }
@@ -324,7 +355,15 @@ impl KafkaPublisher {
     /// one, the `traceparent` header, and waits for every acknowledgement. Returns one
     /// result per record, in the same order.
     pub async fn publish(&self, records: Vec<Outgoing<'_>>) -> Vec<Result<(), PublishError>> {
-        let producer = self.producer();
+        let producer = match self.producer().await {
+            Ok(producer) => producer,
+            Err(err) => {
+                return records
+                    .iter()
+                    .map(|_| Err(PublishError::Delivery(err.clone())))
+                    .collect();
+            }
+        };
         let mut pending = Vec::with_capacity(records.len());
         for outgoing in records {
             let mut headers = OwnedHeaders::new_with_capacity(2).insert(Header {
@@ -380,21 +419,33 @@ impl KafkaPublisher {
     /// when the first message is sent, which made every instance's first send take about a
     /// second. Called at start-up; a failure only leaves that work to the first send.
     pub fn prefetch(&self, topics: &[&'static str]) {
-        let producer = self.producer();
+        let publisher = self.clone();
         let topics = topics.to_vec();
         let timeout = self.0.wait_limit;
-        tokio::task::spawn_blocking(move || {
-            for topic in topics {
-                if let Err(err) = producer.client().fetch_metadata(Some(topic), timeout) {
-                    tracing::debug!(topic, error = %err, "topic metadata not fetched ahead");
+        tokio::spawn(async move {
+            let Ok(producer) = publisher.producer().await else {
+                return;
+            };
+            let _ = tokio::task::spawn_blocking(move || {
+                for topic in topics {
+                    if let Err(err) = producer.client().fetch_metadata(Some(topic), timeout) {
+                        tracing::debug!(topic, error = %err, "topic metadata not fetched ahead");
+                    }
                 }
-            }
+            })
+            .await;
         });
     }
 
-    /// Waits for queued messages, for a clean shutdown.
+    /// Waits for queued messages, for a clean shutdown (a producer not created yet has none).
     pub fn flush(&self, timeout: Duration) {
-        let _ = self.producer().flush(timeout);
+        if let Some(producer) = self.0.producer.get() {
+            let producer = producer
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            let _ = producer.flush(timeout);
+        }
     }
 }
 
