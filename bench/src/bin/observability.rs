@@ -11,7 +11,8 @@
 //! them), every line to stdout, each line of a request with its `trace_id`.
 //!
 //! - **off**: no metrics recorder, input without trace context, no span export.
-//! - **on**: the EMF recorder installed and flushed after every invocation; traced input (each
+//! - **on**: the EMF recorder installed and written after every inventory invocation, and
+//!   once a second by the order API, as it serves requests at once; traced input (each
 //!   request carries a `traceparent` header, each record a `traceparent` header and
 //!   attribute, so every request and record continues the caller's trace); and the span
 //!   exporter (`OTEL_EXPORTER_OTLP_ENDPOINT`) sending a span per request and per record over
@@ -29,8 +30,9 @@
 //!
 //! Settings: `BENCH_PAIRS` (3 off/on pairs per benchmark, the median of each side is
 //! reported), `BENCH_BATCH` (1000 records per inventory batch), `BENCH_BATCHES` (5 batches
-//! per inventory child), `BENCH_CLIENTS` (8), `BENCH_DURATION_SECS` (10) and
-//! `BENCH_WARMUP_SECS` (2) for the order API, `DATABASE_URL` (a scratch database is created
+//! per inventory child), `BENCH_CLIENTS` (8), `BENCH_DURATION_SECS` (10),
+//! `BENCH_WARMUP_SECS` (2) and `BENCH_EMF_PER_REQUEST` (`1`: an EMF write after every answer)
+//! for the order API, `DATABASE_URL` (a scratch database is created
 //! on it and dropped afterwards), `BENCH_KAFKA_BOOTSTRAP` (default: a private broker).
 
 use std::collections::HashMap;
@@ -128,7 +130,12 @@ async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
     let spans = SpanReceiver::start().await?;
     stock_products(&database.pool, 100_000_000).await?;
     println!(
-        "observability: off (no recorder, untraced input, no span export) vs on (EMF flushed per invocation, traced input, spans exported), JSON logs at INFO in both, {pairs} alternating pairs, medians"
+        "observability: off (no recorder, untraced input, no span export) vs on (EMF written per inventory invocation and {} by the order API, traced input, spans exported), JSON logs at INFO in both, {pairs} alternating pairs, medians",
+        if env("BENCH_EMF_PER_REQUEST", "0") == "1" {
+            "per request"
+        } else {
+            "once a second"
+        }
     );
     for (which, unit) in [("inventory", "records/s"), ("order-api", "orders/s")] {
         let (mut off, mut on) = (Vec::new(), Vec::new());
@@ -243,10 +250,13 @@ async fn inventory_child(url: &str, bootstrap: &str, traced: bool) -> anyhow::Re
     Ok((size * batches) as f64 / busy.as_secs_f64())
 }
 
-/// `POST /api/orders` over HTTP against the real router, each answer followed by a flush of
-/// the metrics and the spans, as `order_api::lambda` does per invocation.
+/// `POST /api/orders` over HTTP against the real router, served as `order_api::lambda`
+/// serves requests at once (Lambda Managed Instances): the metrics written once a second,
+/// each answer followed by a flush of the spans (itself at most once a second).
+/// `BENCH_EMF_PER_REQUEST=1` writes the metrics after every answer instead, as before.
 async fn order_api_child(url: &str, bootstrap: &str, traced: bool) -> anyhow::Result<f64> {
     let clients: usize = env_number("BENCH_CLIENTS", 8)?;
+    let emf_per_request = env("BENCH_EMF_PER_REQUEST", "0") == "1";
     let variables = HashMap::from([
         ("DATABASE_URL".to_owned(), url.to_owned()),
         ("KAFKA_BOOTSTRAP_SERVERS".to_owned(), bootstrap.to_owned()),
@@ -254,9 +264,16 @@ async fn order_api_child(url: &str, bootstrap: &str, traced: bool) -> anyhow::Re
     ]);
     let config = order_api::OrderApiConfig::from_source(Some(variables))?;
     let state = order_api::AppState::from_config(&config).await?;
+    let metrics = (!emf_per_request).then(|| {
+        tokio::spawn(order_api::lambda::write_metrics_every(
+            order_api::lambda::METRICS_INTERVAL,
+        ))
+    });
     let app = order_api::app(state.clone()).layer(axum::middleware::map_response(
-        |response: axum::response::Response| async move {
-            shared::metrics::flush();
+        move |response: axum::response::Response| async move {
+            if emf_per_request {
+                shared::metrics::flush();
+            }
             shared::trace::export::flush().await;
             response
         },
@@ -268,6 +285,10 @@ async fn order_api_child(url: &str, bootstrap: &str, traced: bool) -> anyhow::Re
     };
     let report = load_orders(app, options, order_body, traced).await?;
     state.outbox().flush().await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+        shared::metrics::flush();
+    }
     ensure!(report.failed == 0, "{} requests failed", report.failed);
     Ok(report.throughput())
 }

@@ -9,7 +9,8 @@
 //!
 //! On Lambda Managed Instances (`AWS_LAMBDA_MAX_CONCURRENCY` set) one instance serves many
 //! requests at once and is never frozen between them: requests answer after the commit and
-//! the publishing task sends their events in the background, with no extension.
+//! the publishing task sends their events in the background, with no extension; the
+//! metrics are written once a second ([`write_metrics_every`]), not after every request.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -35,18 +36,17 @@ pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
     let concurrency = shared::lambda::max_concurrency(None);
     if concurrency > 1 {
         // Lambda Managed Instances never freeze an instance between invocations, so the
-        // publishing task keeps sending after each answer with no extension to wait for it.
+        // publishing task keeps sending after each answer with no extension to wait for it,
+        // and the metrics of all the requests in flight are written together once a second
+        // rather than as one EMF line per request.
         tracing::info!(
             concurrency,
             "serving requests at once; events are published in the background"
         );
+        tokio::spawn(write_metrics_every(METRICS_INTERVAL));
         let handler = service_fn(move |request: Request| {
             let router = router.clone();
-            async move {
-                let response = route(router, request).await;
-                shared::metrics::flush();
-                response
-            }
+            async move { route(router, request).await }
         });
         return lambda_http::run_concurrent(handler).await;
     }
@@ -99,6 +99,23 @@ pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
             });
             lambda_http::run_concurrent(handler).await
         }
+    }
+}
+
+/// How often an instance that serves requests at once writes the metrics it recorded.
+pub const METRICS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Writes the metrics recorded since the last write (`shared::metrics::flush`) every
+/// `interval`, for as long as the process runs. CloudWatch adds up the counters of all the
+/// lines, so the totals are those of one line per request, for one write a second instead of
+/// one per request. An environment shut down between two writes loses at most the last
+/// interval's counts.
+pub async fn write_metrics_every(interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        shared::metrics::flush();
     }
 }
 
