@@ -549,3 +549,25 @@ fn the_budget_counts_the_capacity_providers_environments() {
         "!If [OrderApiIsManaged, !Ref OrderApiEnvironmentPoolSize, !Ref OrderApiPoolSize]"
     );
 }
+
+/// Every MSK trigger polls on its own (one batch per partition at a time), so every consumer
+/// group has its own entry in the connection budget db-migrate checks: a trigger added without
+/// one would open connections nobody counted.
+#[test]
+fn every_msk_trigger_has_its_entry_in_the_connection_budget() {
+    let root = raw_template();
+    let budget = render(
+        &root["Resources"]["DbMigrateFunction"]["Properties"]["Environment"]["Variables"]["CONNECTION_BUDGET"],
+    );
+    let template = Template::parse(&template_text()).unwrap();
+    let mut triggers = 0;
+    for function in &template.functions {
+        for (event, msk) in function.msk_events() {
+            let group = msk.consumer_group_id.clone().unwrap();
+            let entry = format!("{group}=${{TopicPartitions}}x${{ConsumerPoolSize}}");
+            assert!(budget.contains(&entry), "{event}: no `{entry}` in {budget}");
+            triggers += 1;
+        }
+    }
+    assert_eq!(triggers, 9);
+}
