@@ -28,7 +28,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use bench::pipeline::api::Api;
 use bench::pipeline::offered_load::offer_bodies;
-use bench::pipeline::orders::{PRODUCTS, customer_email_pattern};
+use bench::pipeline::orders::{PRODUCTS, customer_email_pattern, order_seq};
 use bench::scratch::ScratchDatabase;
 use bench::settings::{env, env_number, env_secs};
 use bench::soak::faults::{OBSERVER, System};
@@ -197,6 +197,8 @@ async fn soak(
     while let Ok((seq, id)) = placed_rx.try_recv() {
         accepted.insert(seq, id);
     }
+    let answered = accepted.len();
+    let unanswered = created_without_answer(&observer, &mut accepted).await?;
     let by_card = (0..count)
         .filter(|seq| plan::payment_method(*seq).is_some())
         .count();
@@ -204,9 +206,8 @@ async fn soak(
         .filter(|seq| plan::payment_method(*seq) == Some(plan::DECLINING_CARD))
         .count();
     println!(
-        "  offered {count} orders ({by_card} by card, {declining} of them with a declining card): {} accepted, {} refused while faults were on (first: {})",
-        accepted.len(),
-        offered.failures,
+        "  offered {count} orders ({by_card} by card, {declining} of them with a declining card): {answered} accepted, {unanswered} created though their answer was lost, {} refused while faults were on (first failure: {})",
+        offered.failures - unanswered,
         offered.first_failure.as_deref().unwrap_or("none")
     );
 
@@ -285,6 +286,36 @@ async fn produce_poison(
         produced.insert(value);
     }
     Ok(produced)
+}
+
+/// Adds to `accepted` the orders of the run that were created although their POST got no
+/// answer (the runtime was killed after committing one and before answering), which the
+/// system must carry like any other; returns how many.
+async fn created_without_answer(
+    pool: &sqlx::PgPool,
+    accepted: &mut BTreeMap<usize, uuid::Uuid>,
+) -> anyhow::Result<usize> {
+    let rows: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT id, customer_email FROM orders WHERE customer_email LIKE $1")
+            .bind(customer_email_pattern(TAG))
+            .fetch_all(pool)
+            .await
+            .context("could not read the run's orders")?;
+    let mut added = 0;
+    for (id, email) in rows {
+        let seq = order_seq(&email.to_ascii_lowercase(), TAG).with_context(|| {
+            format!("order {id} has an address of no order of the run: {email}")
+        })?;
+        let known = *accepted.entry(seq).or_insert_with(|| {
+            added += 1;
+            id
+        });
+        ensure!(
+            known == id,
+            "orders {known} and {id} were both created for order {seq} of the run"
+        );
+    }
+    Ok(added)
 }
 
 /// How the accepted orders ended: by status, with how they paid or why they were rejected.

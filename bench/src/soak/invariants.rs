@@ -27,7 +27,8 @@ impl Check {
 /// What the run did, as the checks need it.
 pub struct Run<'a> {
     pub tag: &'a str,
-    /// Accepted orders by their sequence number in the run.
+    /// Accepted orders by their sequence number in the run, with those created although
+    /// their POST got no answer.
     pub accepted: &'a BTreeMap<usize, Uuid>,
     /// Each product's level before the first order.
     pub initial_stock: &'a BTreeMap<String, i64>,
