@@ -103,7 +103,9 @@ impl Maildev {
             });
         private.child = Some(child);
         crate::wait_for_port(smtp_port, "private maildev SMTP", Duration::from_secs(30)).await;
-        crate::wait_for_port(web_port, "private maildev API", Duration::from_secs(30)).await;
+        // It reads every mail in its folder back before its API answers: after a soak's
+        // thousands of mails on a busy machine, that alone can take half a minute.
+        crate::wait_for_port(web_port, "private maildev API", Duration::from_secs(120)).await;
     }
 
     /// Stops a private sink, as an SMTP outage would.

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
@@ -20,7 +22,8 @@ pub struct LocalStripe {
 
 struct Private {
     port: u16,
-    state: PathBuf,
+    /// The file its state is kept in across restarts; `None` keeps it in memory only.
+    state: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -48,11 +51,23 @@ impl LocalStripe {
 
     /// A private instance on a free port, with a state file of its own.
     pub async fn spawn() -> Self {
-        let port = crate::free_port();
-        let state = std::env::temp_dir().join(format!(
+        Self::spawn_keeping(Some(std::env::temp_dir().join(format!(
             "testkit-localstripe-{}.pickle",
             uuid::Uuid::now_v7()
-        ));
+        ))))
+        .await
+    }
+
+    /// A private instance on a free port that keeps its state in memory only: a restart
+    /// loses every object, so an outage of it is [`Self::freeze`] rather than
+    /// [`Self::stop`]. localstripe rewrites its whole state file on every change, so one that
+    /// must hold thousands of objects (a soak) is far faster without it.
+    pub async fn spawn_in_memory() -> Self {
+        Self::spawn_keeping(None).await
+    }
+
+    async fn spawn_keeping(state: Option<PathBuf>) -> Self {
+        let port = crate::free_port();
         let mut stripe = Self {
             base: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::new(),
@@ -71,7 +86,8 @@ impl LocalStripe {
         &self.base
     }
 
-    /// Starts a private instance (again). What it held survives a restart.
+    /// Starts a private instance (again). What it held survives a restart only when it keeps
+    /// a state file ([`Self::spawn`]).
     pub async fn start(&mut self) {
         let private = self
             .private
@@ -80,12 +96,15 @@ impl LocalStripe {
         if private.child.is_some() {
             return;
         }
-        let child = Command::new(python())
+        let mut command = Command::new(python());
+        command
             .arg(repo_root().join("scripts/localstripe-serve.py"))
             .arg("--port")
-            .arg(private.port.to_string())
-            .arg("--state")
-            .arg(&private.state)
+            .arg(private.port.to_string());
+        if let Some(state) = &private.state {
+            command.arg("--state").arg(state);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -116,6 +135,28 @@ impl LocalStripe {
         }
     }
 
+    /// Freezes a private instance (SIGSTOP): it keeps its state, and its port still accepts
+    /// connections, but nothing is answered until [`Self::thaw`], as a Stripe that hangs.
+    pub fn freeze(&self) {
+        self.signal(Signal::SIGSTOP);
+    }
+
+    /// Lets a frozen instance run on (SIGCONT); it then answers what waited.
+    pub fn thaw(&self) {
+        self.signal(Signal::SIGCONT);
+    }
+
+    fn signal(&self, signal: Signal) {
+        let pid = self
+            .private
+            .as_ref()
+            .and_then(|private| private.child.as_ref())
+            .and_then(Child::id)
+            .expect("only a running private localstripe can be signalled");
+        kill(Pid::from_raw(pid as i32), signal)
+            .unwrap_or_else(|err| panic!("cannot send {signal} to localstripe: {err}"));
+    }
+
     /// Every PaymentIntent, as Stripe's API shows them (localstripe lists the oldest first).
     pub async fn payment_intents(&self) -> Vec<Value> {
         self.list("payment_intents")
@@ -130,23 +171,40 @@ impl LocalStripe {
             .expect("localstripe lists Refunds")
     }
 
+    /// Every object of `resource`, page by page (100 a page, each after the last id of the
+    /// one before, while Stripe says `has_more`).
     async fn list(&self, resource: &str) -> Result<Vec<Value>, String> {
-        let page: Value = self
-            .client
-            .get(format!("{}/v1/{resource}?limit=100", self.base))
-            .basic_auth(API_KEY, Some(""))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|err| err.to_string())?
-            .json()
-            .await
-            .map_err(|err| err.to_string())?;
-        assert_eq!(
-            page["has_more"], false,
-            "more than 100 {resource}: a test holds fewer"
-        );
-        Ok(page["data"].as_array().cloned().unwrap_or_default())
+        let mut objects: Vec<Value> = Vec::new();
+        loop {
+            let mut query = vec![("limit", "100".to_owned())];
+            if let Some(last) = objects.last() {
+                let id = last["id"]
+                    .as_str()
+                    .ok_or_else(|| format!("a listed {resource} object has no id"))?;
+                query.push(("starting_after", id.to_owned()));
+            }
+            let page: Value = self
+                .client
+                .get(format!("{}/v1/{resource}", self.base))
+                .query(&query)
+                .basic_auth(API_KEY, Some(""))
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|err| err.to_string())?
+                .json()
+                .await
+                .map_err(|err| err.to_string())?;
+            let data = page["data"].as_array().cloned().unwrap_or_default();
+            let more = page["has_more"] == true;
+            if more && data.is_empty() {
+                return Err(format!("{resource}: has_more on an empty page"));
+            }
+            objects.extend(data);
+            if !more {
+                return Ok(objects);
+            }
+        }
     }
 }
 
@@ -156,13 +214,17 @@ impl Drop for LocalStripe {
             if let Some(child) = private.child.as_mut() {
                 let _ = child.start_kill();
             }
-            let _ = std::fs::remove_file(&private.state);
+            if let Some(state) = &private.state {
+                let _ = std::fs::remove_file(state);
+            }
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     async fn pay(stripe: &LocalStripe, payment_method: &str) -> reqwest::Response {
@@ -200,5 +262,35 @@ mod tests {
         statuses.sort();
         assert_eq!(statuses, [r#""requires_payment_method""#, r#""succeeded""#]);
         assert!(intents.iter().all(|pi| pi["amount"] == 2599));
+    }
+
+    #[tokio::test]
+    async fn listing_pages_past_a_hundred_objects_and_a_frozen_localstripe_answers_once_thawed() {
+        let stripe = LocalStripe::spawn_in_memory().await;
+        let mut created = HashSet::new();
+        for _ in 0..230 {
+            let intent: Value = pay(&stripe, "pm_card_visa").await.json().await.unwrap();
+            created.insert(intent["id"].as_str().unwrap().to_owned());
+        }
+        let listed: Vec<String> = stripe
+            .payment_intents()
+            .await
+            .iter()
+            .map(|pi| pi["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(listed.len(), 230, "each listed once");
+        assert_eq!(listed.into_iter().collect::<HashSet<_>>(), created);
+
+        stripe.freeze();
+        let frozen = reqwest::Client::new()
+            .get(format!("{}/v1/payment_intents?limit=1", stripe.base_url()))
+            .basic_auth(API_KEY, Some(""))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+            .expect_err("a frozen localstripe answers nothing");
+        assert!(frozen.is_timeout(), "connected, but no answer: {frozen}");
+        stripe.thaw();
+        assert_eq!(stripe.payment_intents().await.len(), 230, "state kept");
     }
 }

@@ -7,10 +7,14 @@
 //! cargo run --release -p bench --bin soak
 //! ```
 //!
+//! Every product has a price. Part of the orders keep the original body (paid on invoice),
+//! the others pay by card at a private localstripe, which declines some of them (see
+//! `bench::soak::payment_method`).
+//!
 //! Faults: the broker's network cut, every database session killed, the SMTP sink stopped,
-//! the runtime SIGKILLed and restarted. Every `SOAK_POISON_EVERY`-th order also brings a
-//! poison record on `order-placed`. One product has little stock, so that orders are
-//! rejected too and rejection mails are part of the check.
+//! the runtime SIGKILLed and restarted, the payment stand-in stopped (frozen). Every
+//! `SOAK_POISON_EVERY`-th order also brings a poison record on `order-placed`. One product
+//! has little stock, so that orders are rejected too and rejection mails are part of the check.
 //!
 //! Settings: `SOAK_SECS` (600), `SOAK_RATE` (10 orders/s), `SOAK_SEED` (1),
 //! `SOAK_MEAN_FAULT_GAP_SECS` (12), `SOAK_POISON_EVERY` (250), `SOAK_DRAIN_SECS` (180),
@@ -23,18 +27,19 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use bench::pipeline::api::Api;
-use bench::pipeline::offered_load::offer;
-use bench::pipeline::orders::{PRODUCTS, customer_email_pattern};
+use bench::pipeline::offered_load::offer_bodies;
+use bench::pipeline::orders::{PRODUCTS, customer_email_pattern, order_seq};
 use bench::scratch::ScratchDatabase;
 use bench::settings::{env, env_number, env_secs};
-use bench::soak::Settings;
 use bench::soak::faults::{OBSERVER, System};
 use bench::soak::invariants::{self, Run};
 use bench::soak::schedule::{self, FaultKind};
+use bench::soak::{self as plan, Settings};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use testkit::maildev::Maildev;
 use testkit::runtime::{LocalRuntime, RuntimeSpec};
+use testkit::stripe::LocalStripe;
 use testkit::tansu::Tansu;
 use tokio::sync::Mutex;
 
@@ -42,6 +47,15 @@ use tokio::sync::Mutex;
 const SCARCE: (&str, i64) = ("Headphones", 150);
 /// Every other product's stock: more than the run orders.
 const AMPLE: i64 = 1_000_000;
+/// Each product's price, in cents.
+const PRICES: [(&str, u64); 5] = [
+    ("Laptop", 129_900),
+    ("Monitor", 24_900),
+    ("Keyboard", 4_999),
+    ("Mouse", 1_999),
+    ("Headphones", 8_999),
+];
+const CURRENCY: &str = "usd";
 /// The relay's grace period in this run (the runtime's `RELAY_MIN_AGE_SECS`).
 const RELAY_WINDOW: Duration = Duration::from_secs(5);
 /// The consumers of `order-placed`, each of which dead-letters a poison record once.
@@ -92,6 +106,8 @@ async fn soak(
 ) -> anyhow::Result<()> {
     let broker = Tansu::start_behind_proxy().await;
     let sink = Maildev::spawn().await;
+    // In memory: see `FaultKind::PaymentStopped` for why it is frozen rather than restarted.
+    let stripe = LocalStripe::spawn_in_memory().await;
     let spec = RuntimeSpec::new(
         &binary,
         &database.url,
@@ -101,6 +117,7 @@ async fn soak(
     .with("KAFKA_DELIVERY_TIMEOUT_MS", "2000")
     .with("LOCAL_RELAY_INTERVAL_SECS", "1")
     .with("RELAY_MIN_AGE_SECS", RELAY_WINDOW.as_secs().to_string())
+    .with("STRIPE_API_BASE", stripe.base_url())
     // The trigger's info lines show where it read a partition again (see its docs).
     .with("RUST_LOG", "warn,local_runtime::trigger=info");
     let runtime = LocalRuntime::try_start(spec).await?;
@@ -126,7 +143,12 @@ async fn soak(
     let mut initial_stock = BTreeMap::new();
     for product in PRODUCTS {
         let level = if product == SCARCE.0 { SCARCE.1 } else { AMPLE };
-        api.set_stock(product, u32::try_from(level)?).await?;
+        let (_, price) = PRICES
+            .iter()
+            .find(|(name, _)| *name == product)
+            .context("every product has a price")?;
+        api.set_priced_stock(product, u32::try_from(level)?, *price, CURRENCY)
+            .await?;
         initial_stock.insert(product.to_owned(), level);
     }
     let faults = schedule::draw(settings.seed, settings.duration, settings.mean_fault_gap);
@@ -136,6 +158,7 @@ async fn soak(
         broker,
         sink,
         runtime,
+        stripe,
         observer: observer.clone(),
     }));
     let count = (settings.duration.as_secs_f64() * settings.rate) as usize;
@@ -164,17 +187,27 @@ async fn soak(
         count / settings.poison_every,
         settings.duration,
     ));
-    let offered = offer(&api, TAG, count, settings.rate, 256, Some(placed_tx)).await?;
+    let offered = offer_bodies(&api, count, settings.rate, 256, Some(placed_tx), |seq| {
+        plan::order(TAG, seq)
+    })
+    .await?;
     let injected = injector.await.context("the fault injector panicked")??;
     let poison = poison.await.context("the poison producer panicked")??;
     let mut accepted = BTreeMap::new();
     while let Ok((seq, id)) = placed_rx.try_recv() {
         accepted.insert(seq, id);
     }
+    let answered = accepted.len();
+    let unanswered = created_without_answer(&observer, &mut accepted).await?;
+    let by_card = (0..count)
+        .filter(|seq| plan::payment_method(*seq).is_some())
+        .count();
+    let declining = (0..count)
+        .filter(|seq| plan::payment_method(*seq) == Some(plan::DECLINING_CARD))
+        .count();
     println!(
-        "  offered {count} orders: {} accepted, {} refused while faults were on (first: {})",
-        accepted.len(),
-        offered.failures,
+        "  offered {count} orders ({by_card} by card, {declining} of them with a declining card): {answered} accepted, {unanswered} created though their answer was lost, {} refused while faults were on (first failure: {})",
+        offered.failures - unanswered,
         offered.first_failure.as_deref().unwrap_or("none")
     );
 
@@ -183,6 +216,7 @@ async fn soak(
         .into_inner();
     drain(&observer, &accepted, settings.drain).await;
     let mails = system.sink.messages().await;
+    let payment_intents = system.stripe.payment_intents().await;
     let run = Run {
         tag: TAG,
         accepted: &accepted,
@@ -191,9 +225,13 @@ async fn soak(
         poison_readers: ORDER_PLACED_READERS,
         relay_window: RELAY_WINDOW,
     };
-    let checks = invariants::check(&run, &observer, &mails).await?;
+    let checks = invariants::check(&run, &observer, &mails, &payment_intents).await?;
 
     println!();
+    println!("accepted orders by outcome:");
+    for (outcome, orders) in outcomes(&observer, &accepted).await? {
+        println!("  {outcome:<36} {orders}");
+    }
     println!("faults injected:");
     for kind in FaultKind::ALL {
         println!(
@@ -250,17 +288,73 @@ async fn produce_poison(
     Ok(produced)
 }
 
+/// Adds to `accepted` the orders of the run that were created although their POST got no
+/// answer (the runtime was killed after committing one and before answering), which the
+/// system must carry like any other; returns how many.
+async fn created_without_answer(
+    pool: &sqlx::PgPool,
+    accepted: &mut BTreeMap<usize, uuid::Uuid>,
+) -> anyhow::Result<usize> {
+    let rows: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT id, customer_email FROM orders WHERE customer_email LIKE $1")
+            .bind(customer_email_pattern(TAG))
+            .fetch_all(pool)
+            .await
+            .context("could not read the run's orders")?;
+    let mut added = 0;
+    for (id, email) in rows {
+        let seq = order_seq(&email.to_ascii_lowercase(), TAG).with_context(|| {
+            format!("order {id} has an address of no order of the run: {email}")
+        })?;
+        let known = *accepted.entry(seq).or_insert_with(|| {
+            added += 1;
+            id
+        });
+        ensure!(
+            known == id,
+            "orders {known} and {id} were both created for order {seq} of the run"
+        );
+    }
+    Ok(added)
+}
+
+/// How the accepted orders ended: by status, with how they paid or why they were rejected.
+async fn outcomes(
+    pool: &sqlx::PgPool,
+    accepted: &BTreeMap<usize, uuid::Uuid>,
+) -> anyhow::Result<Vec<(String, i64)>> {
+    let ids: Vec<uuid::Uuid> = accepted.values().copied().collect();
+    sqlx::query_as(
+        "SELECT status || CASE
+                    WHEN status = 'REJECTED' THEN ' ' || coalesce(rejection_reason, '')
+                    WHEN payment_method IS NOT NULL THEN ' paid by card'
+                    ELSE ' on invoice' END,
+                count(*)
+         FROM orders WHERE id = ANY($1) GROUP BY 1 ORDER BY 1",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await
+    .context("could not count the orders by outcome")
+}
+
 /// Waits (up to `limit`) until every accepted order is decided and has its mails, so that
 /// the checks see the settled state; the checks themselves say what is missing if not.
 async fn drain(pool: &sqlx::PgPool, accepted: &BTreeMap<usize, uuid::Uuid>, limit: Duration) {
     let ids: Vec<uuid::Uuid> = accepted.values().copied().collect();
     let settled = testkit::poll_until(limit, || async {
-        let (placed, unmailed): (i64, i64) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE status = 'PLACED'),
-                    count(*) FILTER (WHERE NOT EXISTS (
-                        SELECT 1 FROM notifications n
-                        WHERE n.order_id = orders.id AND n.kind = 'ORDER_RECEIVED'
-                          AND n.status IN ('SENT', 'FAILED', 'SKIPPED')))
+        let (undecided, unmailed): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status IN ('PLACED', 'RESERVED')),
+                    count(*) FILTER (WHERE EXISTS (
+                        SELECT 1 FROM (VALUES
+                            ('ORDER_RECEIVED', true),
+                            ('ORDER_REJECTED', status = 'REJECTED'),
+                            ('ORDER_CONFIRMED', status = 'CONFIRMED' AND payment_method IS NOT NULL)
+                        ) AS due (kind, wanted)
+                        WHERE due.wanted AND NOT EXISTS (
+                            SELECT 1 FROM notifications n
+                            WHERE n.order_id = orders.id AND n.kind = due.kind
+                              AND n.status IN ('SENT', 'FAILED', 'SKIPPED'))))
              FROM orders WHERE id = ANY($1) AND customer_email LIKE $2",
         )
         .bind(&ids)
@@ -273,11 +367,11 @@ async fn drain(pool: &sqlx::PgPool, accepted: &BTreeMap<usize, uuid::Uuid>, limi
                 .fetch_one(pool)
                 .await
                 .map_err(|err| err.to_string())?;
-        if placed == 0 && unmailed == 0 && unpublished == 0 {
+        if undecided == 0 && unmailed == 0 && unpublished == 0 {
             Ok(())
         } else {
             Err(format!(
-                "{placed} PLACED, {unmailed} without their received mail, {unpublished} unpublished"
+                "{undecided} PLACED or RESERVED, {unmailed} without every mail they are due, {unpublished} unpublished"
             ))
         }
     })

@@ -48,10 +48,28 @@ impl Api {
 
     /// `PUT /api/stock/{product}`.
     pub async fn set_stock(&self, product: &str, quantity: u32) -> anyhow::Result<()> {
+        self.put_stock(product, &json!({ "quantity": quantity }))
+            .await
+    }
+
+    /// `PUT /api/stock/{product}` with a price: `unit_amount` in the smallest unit of
+    /// `currency`.
+    pub async fn set_priced_stock(
+        &self,
+        product: &str,
+        quantity: u32,
+        unit_amount: u64,
+        currency: &str,
+    ) -> anyhow::Result<()> {
+        let body = json!({ "quantity": quantity, "unitAmount": unit_amount, "currency": currency });
+        self.put_stock(product, &body).await
+    }
+
+    async fn put_stock(&self, product: &str, body: &Value) -> anyhow::Result<()> {
         let response = self
             .client
             .put(format!("{}/api/stock/{product}", self.base))
-            .json(&json!({ "quantity": quantity }))
+            .json(body)
             .send()
             .await
             .context("PUT /api/stock")?;

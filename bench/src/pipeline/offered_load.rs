@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 use uuid::Uuid;
 
@@ -62,6 +63,21 @@ pub async fn offer(
     max_in_flight: usize,
     placed: Option<mpsc::UnboundedSender<(usize, Uuid)>>,
 ) -> anyhow::Result<Offered> {
+    offer_bodies(api, count, rate, max_in_flight, placed, |seq| {
+        order_body(tag, seq)
+    })
+    .await
+}
+
+/// As [`offer`], with the n-th request body `body(n)`.
+pub async fn offer_bodies(
+    api: &Api,
+    count: usize,
+    rate: f64,
+    max_in_flight: usize,
+    placed: Option<mpsc::UnboundedSender<(usize, Uuid)>>,
+    body: impl Fn(usize) -> Value,
+) -> anyhow::Result<Offered> {
     let slots = Arc::new(Semaphore::new(max_in_flight));
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(count);
@@ -72,7 +88,7 @@ pub async fn offer(
         let slot = slots.clone().acquire_owned().await?;
         last_sent = Instant::now();
         let (api, placed) = (api.clone(), placed.clone());
-        let body = order_body(tag, seq);
+        let body = body(seq);
         tasks.push(tokio::spawn(async move {
             let sent = Instant::now();
             let outcome = api.place(&body).await;

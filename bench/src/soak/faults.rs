@@ -7,6 +7,7 @@ use anyhow::Context;
 use sqlx::PgPool;
 use testkit::maildev::Maildev;
 use testkit::runtime::LocalRuntime;
+use testkit::stripe::LocalStripe;
 use testkit::tansu::Tansu;
 
 use super::schedule::{Fault, FaultKind};
@@ -19,6 +20,8 @@ pub struct System {
     pub broker: Tansu,
     pub sink: Maildev,
     pub runtime: LocalRuntime,
+    /// The payment stand-in, keeping its state in memory only.
+    pub stripe: LocalStripe,
     /// The soak's own pool on the run's database (`application_name` [`OBSERVER`]).
     pub observer: PgPool,
 }
@@ -45,6 +48,19 @@ impl System {
                 self.runtime.kill().await;
                 tokio::time::sleep(fault.lasts.min(Duration::from_secs(3))).await;
                 self.runtime.try_restart().await?;
+            }
+            // A freeze rather than a restart: the soak's localstripe keeps its state in
+            // memory (its state file is rewritten whole on every change, too slow for
+            // thousands of PaymentIntents, and a kill in the middle of that write leaves a
+            // torn file), so a restart would lose every PaymentIntent, which neither real
+            // Stripe nor the check of one charge per paid order can live with. A frozen
+            // Stripe is also the harder outage for the payment function: its calls are
+            // accepted and time out, not refused, so it cannot tell whether a charge was made
+            // until it looks.
+            FaultKind::PaymentStopped => {
+                self.stripe.freeze();
+                tokio::time::sleep(fault.lasts).await;
+                self.stripe.thaw();
             }
         }
         Ok(())

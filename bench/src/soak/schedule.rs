@@ -17,14 +17,18 @@ pub enum FaultKind {
     SmtpStopped,
     /// The runtime killed with SIGKILL (nothing flushed or committed) and started again.
     RuntimeKilled,
+    /// The payment stand-in (localstripe) frozen for a while: connections are accepted but
+    /// nothing is answered, so calls time out, and what they sent is done once it runs again.
+    PaymentStopped,
 }
 
 impl FaultKind {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::BrokerCut,
         Self::DatabaseConnectionsKilled,
         Self::SmtpStopped,
         Self::RuntimeKilled,
+        Self::PaymentStopped,
     ];
 
     pub fn name(self) -> &'static str {
@@ -33,6 +37,7 @@ impl FaultKind {
             Self::DatabaseConnectionsKilled => "database connections killed",
             Self::SmtpStopped => "SMTP sink stopped",
             Self::RuntimeKilled => "runtime SIGKILLed and restarted",
+            Self::PaymentStopped => "payment stand-in stopped",
         }
     }
 }
@@ -82,5 +87,19 @@ mod tests {
             assert!(pair[0].at + pair[0].lasts <= pair[1].at);
         }
         assert!(first.iter().all(|f| f.at < ten_minutes));
+    }
+
+    #[test]
+    fn a_ten_minute_schedule_draws_every_kind_of_fault_including_payment_stops() {
+        for seed in 1..=5 {
+            let faults = draw(seed, Duration::from_secs(600), Duration::from_secs(12));
+            for kind in FaultKind::ALL {
+                assert!(
+                    faults.iter().any(|f| f.kind == kind),
+                    "seed {seed} draws no {}",
+                    kind.name()
+                );
+            }
+        }
     }
 }
