@@ -6,8 +6,10 @@
 //! 1. one transaction: store the poison records, claim the payments still to do and count
 //!    an attempt on each (committed before any Stripe call, so a retry knows that a call
 //!    may have reached Stripe);
-//! 2. the Stripe calls, up to `PAYMENT_CONCURRENCY` at once. For an attempt after the
-//!    first, the function first looks for what an earlier call already did at Stripe;
+//! 2. the Stripe calls, up to `PAYMENT_CONCURRENCY` at once. A charge creates an
+//!    unconfirmed PaymentIntent, records its id (committed), then confirms it; an attempt
+//!    that finds an id recorded reads that PaymentIntent back instead, and confirms it only
+//!    if no earlier call did;
 //! 3. one transaction: record every outcome (only on rows still in the status claimed) and
 //!    enqueue `order.paid` / `order.payment-failed`; then publish them.
 //!
@@ -31,7 +33,7 @@ use uuid::Uuid;
 
 use crate::CONSUMER;
 use crate::store::{self, Attempt, ChargeRecord, RefundDue};
-use crate::stripe::{Charge, Stripe, StripeError};
+use crate::stripe::{Charge, Created, Stripe, StripeError};
 
 /// The function's dependencies, built once per cold start and shared by every invocation.
 #[derive(Clone)]
@@ -268,21 +270,43 @@ impl Payments {
     }
 
     async fn charge_one(&self, attempt: &Attempt) -> Result<Charge, StripeError> {
-        if attempt.attempts > 1 {
-            // An earlier attempt may have reached Stripe: settle by what it did, if anything.
-            if let Some(intent) = self.stripe.find_intent(attempt.order_id).await? {
-                tracing::info!(order_id = %attempt.order_id, intent = %intent.id, "found the charge of an earlier attempt");
-                return Stripe::settle(intent);
+        let intent = match &attempt.payment_intent_id {
+            // An earlier attempt created it, and may have confirmed it: settle by what it is.
+            Some(id) => {
+                let intent = self.stripe.retrieve(id).await?;
+                if intent.status != "requires_confirmation" {
+                    tracing::info!(order_id = %attempt.order_id, intent = %intent.id, status = %intent.status, "settled by the charge of an earlier attempt");
+                    return Stripe::settle(intent);
+                }
+                intent.id
             }
-        }
-        self.stripe
-            .charge(
-                attempt.order_id,
-                attempt.amount,
-                &attempt.currency,
-                &attempt.payment_method,
-            )
-            .await
+            None => {
+                let created = self
+                    .stripe
+                    .create_intent(
+                        attempt.order_id,
+                        attempt.amount,
+                        &attempt.currency,
+                        &attempt.payment_method,
+                    )
+                    .await?;
+                let id = match created {
+                    Created::Intent(id) => id,
+                    Created::Refused(declined) => return Ok(declined),
+                };
+                // Not recorded, not confirmed: the next attempt creates another, and this
+                // one stays unconfirmed, never charged.
+                store::record_intent(&self.pool, attempt.order_id, &id)
+                    .await
+                    .map_err(|err| {
+                        StripeError::Unavailable(format!(
+                            "PaymentIntent {id} created but not recorded, so not confirmed: {err}"
+                        ))
+                    })?;
+                id
+            }
+        };
+        self.stripe.confirm(attempt.order_id, &intent).await
     }
 
     /// Step 2 for refunds.

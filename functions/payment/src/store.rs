@@ -13,6 +13,9 @@ pub(crate) struct Attempt {
     pub amount: i64,
     pub currency: String,
     pub payment_method: String,
+    /// The PaymentIntent an earlier attempt created, if it got that far; it may have been
+    /// confirmed too.
+    pub payment_intent_id: Option<String>,
     /// Including this one: above 1, an earlier attempt may have reached Stripe.
     pub attempts: i32,
     pub customer_name: String,
@@ -61,12 +64,32 @@ pub(crate) async fn claim_attempts(
          FROM orders o
          WHERE p.order_id = ANY($1) AND p.status = 'PENDING'
            AND o.id = p.order_id AND o.status = 'RESERVED'
-         RETURNING p.order_id, p.amount, p.currency, p.payment_method, p.attempts,
+         RETURNING p.order_id, p.amount, p.currency, p.payment_method, p.payment_intent_id,
+                   p.attempts,
                    o.customer_name, o.customer_email, o.product_name, o.quantity",
         &ids,
     )
     .fetch_all(conn)
     .await
+}
+
+/// Records the PaymentIntent created for a payment still `PENDING`, committed before it is
+/// confirmed: whatever happens to the confirmation, the next attempt knows which intent to
+/// read back instead of creating another.
+pub(crate) async fn record_intent(
+    pool: &sqlx::PgPool,
+    order_id: Uuid,
+    intent: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE payments SET payment_intent_id = $2, updated_at = now()
+         WHERE order_id = $1 AND status = 'PENDING'",
+        order_id,
+        intent,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// A charge's outcome to record.

@@ -3,8 +3,9 @@
 //!
 //! Every request carries an `Idempotency-Key` derived from the order id, so real Stripe
 //! replays the first answer to a retried request. localstripe ignores the key, so the
-//! function never relies on it alone: before repeating a request whose outcome is unknown,
-//! it looks for the object the first one may have created (see [`Stripe::find_intent`]).
+//! function never relies on it alone: a charge is two steps, an unconfirmed PaymentIntent
+//! whose id is recorded before it is confirmed, so a confirmation whose outcome is unknown
+//! is settled by reading that one PaymentIntent back (see [`Stripe::retrieve`]).
 
 use std::time::Duration;
 
@@ -68,7 +69,15 @@ struct ErrorEnvelope {
 #[derive(Deserialize)]
 struct ListPage<T> {
     data: Vec<T>,
-    has_more: bool,
+}
+
+/// What creating a PaymentIntent came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// Created, unconfirmed: its id.
+    Intent(String),
+    /// Stripe refused the payment method or amount for good: the charge is declined.
+    Refused(Charge),
 }
 
 /// A Refund as far as the function reads it.
@@ -125,76 +134,59 @@ impl Stripe {
         }
     }
 
-    /// Creates and confirms a PaymentIntent for `order_id` in one request.
+    /// Creates an unconfirmed PaymentIntent for `order_id`: nothing is charged until it is
+    /// confirmed, so one whose answer was lost on the way back costs nothing (real Stripe
+    /// replays it for the same `Idempotency-Key`; elsewhere it stays unconfirmed, unused).
     #[tracing::instrument(skip_all, fields(order_id = %order_id), err(Display))]
-    pub async fn charge(
+    pub async fn create_intent(
         &self,
         order_id: Uuid,
         amount: i64,
         currency: &str,
         payment_method: &str,
-    ) -> Result<Charge, StripeError> {
+    ) -> Result<Created, StripeError> {
         let form = [
             ("amount", amount.to_string()),
             ("currency", currency.to_owned()),
             ("payment_method", payment_method.to_owned()),
-            ("confirm", "true".to_owned()),
             ("metadata[order_id]", order_id.to_string()),
         ];
         let response = self
             .post("/v1/payment_intents", &payment_key(order_id), &form)
             .await?;
-        // 402 is a card error; any other 4xx left (an unknown PaymentMethod is a 404, one in
-        // another currency a 400) refuses this order's payment for good: a decline too, so
-        // that the order is rejected and its stock given back instead of retried forever.
-        let status = response.status();
-        if status.is_client_error() {
-            let body = error_body(response).await;
-            let fallback = if status.as_u16() == 402 {
-                "card_declined"
-            } else {
-                "invalid_request"
-            };
-            return Ok(Charge::Declined {
-                intent: body.payment_intent.map(|intent| intent.id),
-                code: body
-                    .decline_code
-                    .or(body.code)
-                    .unwrap_or_else(|| fallback.to_owned()),
-            });
-        }
-        let intent: PaymentIntent = read(response).await?;
-        outcome(intent)
-    }
-
-    /// The PaymentIntent an earlier attempt created for `order_id`, if any. Stripe's list
-    /// cannot filter by metadata, so this pages through the intents; it runs only for an
-    /// attempt whose outcome is unknown (the function stopped, or Stripe failed, mid-call).
-    #[tracing::instrument(skip_all, fields(order_id = %order_id), err(Display))]
-    pub async fn find_intent(&self, order_id: Uuid) -> Result<Option<PaymentIntent>, StripeError> {
-        let order = order_id.to_string();
-        let mut after: Option<String> = None;
-        loop {
-            let mut path = "/v1/payment_intents?limit=100".to_owned();
-            if let Some(last) = &after {
-                path.push_str(&format!("&starting_after={last}"));
-            }
-            let page: ListPage<PaymentIntent> = read(self.get(&path).await?).await?;
-            if let Some(found) = page
-                .data
-                .iter()
-                .find(|intent| intent.metadata.get(ORDER_ID_METADATA) == Some(&order))
-            {
-                return Ok(Some(found.clone()));
-            }
-            match page.data.last() {
-                Some(last) if page.has_more => after = Some(last.id.clone()),
-                _ => return Ok(None),
-            }
+        match refusal(response).await? {
+            Ok(response) => read::<PaymentIntent>(response)
+                .await
+                .map(|intent| Created::Intent(intent.id)),
+            Err(declined) => Ok(Created::Refused(declined)),
         }
     }
 
-    /// What an intent found by [`Self::find_intent`] came to.
+    /// Confirms `intent`, created for `order_id`: the charge itself.
+    #[tracing::instrument(skip_all, fields(order_id = %order_id, intent), err(Display))]
+    pub async fn confirm(&self, order_id: Uuid, intent: &str) -> Result<Charge, StripeError> {
+        let form: [(&str, &str); 0] = [];
+        let response = self
+            .post(
+                &format!("/v1/payment_intents/{intent}/confirm"),
+                &confirm_key(order_id),
+                &form,
+            )
+            .await?;
+        match refusal(response).await? {
+            Ok(response) => outcome(read(response).await?),
+            Err(declined) => Ok(declined),
+        }
+    }
+
+    /// The PaymentIntent `intent` as it is now: what an earlier attempt's confirmation, whose
+    /// answer was lost, came to.
+    #[tracing::instrument(skip_all, fields(intent), err(Display))]
+    pub async fn retrieve(&self, intent: &str) -> Result<PaymentIntent, StripeError> {
+        read(self.get(&format!("/v1/payment_intents/{intent}")).await?).await
+    }
+
+    /// What an intent read back by [`Self::retrieve`] came to.
     pub fn settle(intent: PaymentIntent) -> Result<Charge, StripeError> {
         outcome(intent)
     }
@@ -253,9 +245,40 @@ pub fn payment_key(order_id: Uuid) -> String {
     format!("order-{order_id}-payment")
 }
 
+/// The confirmation's own `Idempotency-Key`.
+pub fn confirm_key(order_id: Uuid) -> String {
+    format!("order-{order_id}-payment-confirm")
+}
+
 /// The refund's own `Idempotency-Key`.
 pub fn refund_key(order_id: Uuid) -> String {
     format!("order-{order_id}-refund")
+}
+
+/// A 4xx left after [`classify`] refuses this order's payment for good: 402 is a card error,
+/// and any other (an unknown PaymentMethod is a 404, one in another currency a 400) is a
+/// decline too, so that the order is rejected and its stock given back instead of retried
+/// forever. Anything else goes back to the caller to read.
+async fn refusal(
+    response: reqwest::Response,
+) -> Result<Result<reqwest::Response, Charge>, StripeError> {
+    let status = response.status();
+    if !status.is_client_error() {
+        return Ok(Ok(response));
+    }
+    let body = error_body(response).await;
+    let fallback = if status.as_u16() == 402 {
+        "card_declined"
+    } else {
+        "invalid_request"
+    };
+    Ok(Err(Charge::Declined {
+        intent: body.payment_intent.map(|intent| intent.id),
+        code: body
+            .decline_code
+            .or(body.code)
+            .unwrap_or_else(|| fallback.to_owned()),
+    }))
 }
 
 fn unavailable(err: reqwest::Error) -> StripeError {

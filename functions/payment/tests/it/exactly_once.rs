@@ -1,5 +1,6 @@
 //! Redelivered events and attempts whose outcome was lost charge and release once.
 
+use payment::stripe::{Charge, Created};
 use secrecy::SecretString;
 use shared::events::EventType;
 use sqlx::PgPool;
@@ -57,40 +58,66 @@ async fn the_same_events_delivered_twice_charge_once_and_give_stock_back_once(po
 /// The function stopped after Stripe charged but before the outcome was recorded: the
 /// payment row says an attempt was made. localstripe ignores `Idempotency-Key`, so a second
 /// create would charge again; the retry finds the first charge instead.
-#[sqlx::test(migrator = "testkit::MIGRATOR")]
-async fn an_attempt_whose_outcome_was_lost_is_settled_by_the_charge_stripe_already_made(
-    pool: PgPool,
-) {
+/// An earlier attempt got as far as it did at Stripe (`confirmed`: the confirmation went
+/// through, its answer lost; or not), recorded the intent's id, and stopped: the retry reads
+/// that intent back and confirms it only if nobody did, so the order is charged once.
+async fn retry_after_an_earlier_attempt(pool: PgPool, confirmed: bool) {
     set_stock(&pool, "Laptop", 10, Some(2500)).await;
     let flow = Flow::new(&pool).await;
     let placed = flow
         .place_and_reserve(&[("Laptop", 2, Some(GOOD_CARD))])
         .await;
     let order = placed[0].data.order_id;
-    sqlx::query(
-        "INSERT INTO payments (order_id, amount, currency, payment_method, status, attempts)
-         VALUES ($1, 5000, 'usd', $2, 'PENDING', 1)",
-    )
-    .bind(order)
-    .bind(GOOD_CARD)
-    .execute(&pool)
-    .await
-    .unwrap();
     let stripe = payment::Stripe::new(
         flow.stripe.base_url(),
         SecretString::from(testkit::stripe::API_KEY),
     );
-    let lost = stripe.charge(order, 5000, "usd", GOOD_CARD).await.unwrap();
-    assert!(matches!(lost, payment::stripe::Charge::Succeeded { .. }));
+    let Created::Intent(intent) = stripe
+        .create_intent(order, 5000, "usd", GOOD_CARD)
+        .await
+        .unwrap()
+    else {
+        panic!("a good card's intent is created");
+    };
+    sqlx::query(
+        "INSERT INTO payments (order_id, amount, currency, payment_method, status, attempts,
+                               payment_intent_id)
+         VALUES ($1, 5000, 'usd', $2, 'PENDING', 1, $3)",
+    )
+    .bind(order)
+    .bind(GOOD_CARD)
+    .bind(&intent)
+    .execute(&pool)
+    .await
+    .unwrap();
+    if confirmed {
+        let lost = stripe.confirm(order, &intent).await.unwrap();
+        assert!(matches!(lost, Charge::Succeeded { .. }));
+    }
 
     let retry = flow.pay().await.unwrap();
     assert_eq!(retry.charged, 1);
     flow.settle().await;
 
-    assert_eq!(flow.intents_of(order).await.len(), 1, "not charged twice");
+    let intents = flow.intents_of(order).await;
+    assert_eq!(intents.len(), 1, "no second intent: {intents:?}");
+    assert_eq!(intents[0]["id"], intent.as_str());
+    assert_eq!(intents[0]["status"], "succeeded");
     assert_eq!(order_state(&pool, order).await.0, "CONFIRMED");
     assert_eq!(
         payment_state(&pool, order).await,
         Some(("SUCCEEDED".to_owned(), None))
     );
+}
+
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn an_attempt_whose_confirmation_was_lost_is_settled_by_the_charge_stripe_already_made(
+    pool: PgPool,
+) {
+    retry_after_an_earlier_attempt(pool, true).await;
+}
+
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn an_intent_an_earlier_attempt_created_but_never_confirmed_is_confirmed_once(pool: PgPool) {
+    retry_after_an_earlier_attempt(pool, false).await;
 }
