@@ -89,6 +89,19 @@ impl PaymentError {
     }
 }
 
+/// Why one charge has no outcome yet; either way the batch is retried for it.
+enum ChargeFailure {
+    Stripe(StripeError),
+    /// The new PaymentIntent's id could not be recorded, so it was not confirmed.
+    NotRecorded(sqlx::Error),
+}
+
+impl From<StripeError> for ChargeFailure {
+    fn from(err: StripeError) -> Self {
+        Self::Stripe(err)
+    }
+}
+
 impl BatchError for PaymentError {
     fn name(&self) -> &'static str {
         match self {
@@ -166,11 +179,13 @@ impl BatchHandler for Payments {
         let charges = self.charge_all(&attempts).await;
         let refunds = self.refund_all(&refunds).await;
         let mut failures: Vec<(Uuid, StripeError)> = Vec::new();
+        let mut not_recorded: Vec<sqlx::Error> = Vec::new();
         let mut charged = Vec::new();
         for (attempt, result) in attempts.iter().zip(charges) {
             match result {
                 Ok(charge) => charged.push((attempt, charge)),
-                Err(err) => failures.push((attempt.order_id, err)),
+                Err(ChargeFailure::Stripe(err)) => failures.push((attempt.order_id, err)),
+                Err(ChargeFailure::NotRecorded(err)) => not_recorded.push(err),
             }
         }
         let mut refunded = Vec::new();
@@ -187,23 +202,31 @@ impl BatchHandler for Payments {
             .await
             .map_err(PaymentError::database("marking events published"))?;
         summary.published = report.published;
-        summary.retryable = failures.iter().filter(|(_, e)| e.is_transient()).count();
+        let transient = failures.iter().filter(|(_, e)| e.is_transient()).count();
+        // An intent not recorded is retried like a transient Stripe failure.
+        summary.retryable = transient + not_recorded.len();
         // Counted once committed: a retried batch finds its outcomes recorded and charges
         // nothing again, so an outcome is counted once; failures count on every attempt.
         metrics::payments("succeeded", summary.charged as u64);
         metrics::payments("declined", summary.declined as u64);
         metrics::payments("refunded", summary.refunded as u64);
         metrics::payments("retryable", summary.retryable as u64);
-        metrics::payments("failed", (failures.len() - summary.retryable) as u64);
+        metrics::payments("failed", (failures.len() - transient) as u64);
         tracing::info!(
             charged = summary.charged,
             declined = summary.declined,
             refunded = summary.refunded,
             skipped = summary.skipped,
-            failed = failures.len(),
+            failed = failures.len() + not_recorded.len(),
             published = summary.published,
             "payment batch recorded"
         );
+        if let Some(source) = not_recorded.into_iter().next() {
+            return Err(PaymentError::Database {
+                step: "recording a new PaymentIntent",
+                source,
+            });
+        }
         if let Some((_, first)) = failures.into_iter().next() {
             let failed = summary.retryable.max(1);
             return Err(PaymentError::Stripe { failed, first });
@@ -259,7 +282,7 @@ impl Payments {
     }
 
     /// Step 2 for charges: one outcome per attempt, in the attempts' order.
-    async fn charge_all(&self, attempts: &[Attempt]) -> Vec<Result<Charge, StripeError>> {
+    async fn charge_all(&self, attempts: &[Attempt]) -> Vec<Result<Charge, ChargeFailure>> {
         // Owned items: a stream over borrowed ones trips the `Send` check of the handler's
         // future (a known higher-ranked lifetime limitation of async closures).
         futures::stream::iter(attempts.to_vec())
@@ -269,14 +292,14 @@ impl Payments {
             .await
     }
 
-    async fn charge_one(&self, attempt: &Attempt) -> Result<Charge, StripeError> {
+    async fn charge_one(&self, attempt: &Attempt) -> Result<Charge, ChargeFailure> {
         let intent = match &attempt.payment_intent_id {
             // An earlier attempt created it, and may have confirmed it: settle by what it is.
             Some(id) => {
                 let intent = self.stripe.retrieve(id).await?;
                 if intent.status != "requires_confirmation" {
                     tracing::info!(order_id = %attempt.order_id, intent = %intent.id, status = %intent.status, "settled by the charge of an earlier attempt");
-                    return Stripe::settle(intent);
+                    return Ok(Stripe::settle(intent)?);
                 }
                 intent.id
             }
@@ -296,17 +319,14 @@ impl Payments {
                 };
                 // Not recorded, not confirmed: the next attempt creates another, and this
                 // one stays unconfirmed, never charged.
-                store::record_intent(&self.pool, attempt.order_id, &id)
-                    .await
-                    .map_err(|err| {
-                        StripeError::Unavailable(format!(
-                            "PaymentIntent {id} created but not recorded, so not confirmed: {err}"
-                        ))
-                    })?;
+                if let Err(err) = store::record_intent(&self.pool, attempt.order_id, &id).await {
+                    tracing::warn!(order_id = %attempt.order_id, intent = %id, error = %err, "PaymentIntent created but not recorded, so not confirmed");
+                    return Err(ChargeFailure::NotRecorded(err));
+                }
                 id
             }
         };
-        self.stripe.confirm(attempt.order_id, &intent).await
+        Ok(self.stripe.confirm(attempt.order_id, &intent).await?)
     }
 
     /// Step 2 for refunds.

@@ -121,3 +121,52 @@ async fn an_attempt_whose_confirmation_was_lost_is_settled_by_the_charge_stripe_
 async fn an_intent_an_earlier_attempt_created_but_never_confirmed_is_confirmed_once(pool: PgPool) {
     retry_after_an_earlier_attempt(pool, false).await;
 }
+
+/// The database refused the new PaymentIntent's id (here a trigger raising
+/// `too_many_connections`, as an overloaded server would): the intent is left unconfirmed,
+/// the batch fails as a transient database failure, not a Stripe one, and the retry charges
+/// the order once, with a second intent.
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn an_intent_whose_id_could_not_be_recorded_is_never_confirmed_and_the_retry_charges_once(
+    pool: PgPool,
+) {
+    set_stock(&pool, "Laptop", 10, Some(2500)).await;
+    let flow = Flow::new(&pool).await;
+    let placed = flow
+        .place_and_reserve(&[("Laptop", 1, Some(GOOD_CARD))])
+        .await;
+    let order = placed[0].data.order_id;
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_intent_ids() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'refused for the test' USING ERRCODE = '53300'; END $$;
+         CREATE TRIGGER refuse_intent_ids BEFORE UPDATE OF payment_intent_id ON payments
+         FOR EACH ROW WHEN (NEW.payment_intent_id IS NOT NULL) EXECUTE FUNCTION refuse_intent_ids();",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    assert_eq!(
+        flow.pay().await.unwrap_err(),
+        "Transient.DatabaseUnavailable"
+    );
+    let unrecorded = flow.intents_of(order).await;
+    assert_eq!(unrecorded.len(), 1, "{unrecorded:?}");
+    assert_eq!(unrecorded[0]["status"], "requires_confirmation");
+    assert_eq!(order_state(&pool, order).await.0, "RESERVED");
+
+    sqlx::query("DROP TRIGGER refuse_intent_ids ON payments")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(flow.pay().await.unwrap().charged, 1);
+    flow.settle().await;
+    let intents = flow.intents_of(order).await;
+    let succeeded: Vec<_> = intents
+        .iter()
+        .filter(|intent| intent["status"] == "succeeded")
+        .collect();
+    assert_eq!(succeeded.len(), 1, "{intents:?}");
+    assert_ne!(succeeded[0]["id"], unrecorded[0]["id"]);
+    assert_eq!(order_state(&pool, order).await.0, "CONFIRMED");
+}
