@@ -415,6 +415,16 @@ mod tests {
 
     const TAG: &str = "t";
 
+    /// A mail as maildev lists it, sent to the soak's customer `seq`.
+    fn mail_to(seq: usize, subject: &str, text: &str, message_id: &str) -> Value {
+        json!({
+            "subject": subject,
+            "text": text,
+            "to": [{ "address": format!("{TAG}-{seq}@bench.example") }],
+            "headers": { "message-id": message_id },
+        })
+    }
+
     /// Three accepted orders: 0 paid on invoice, 1 paid by card, 2 declined.
     struct Fixture {
         accepted: BTreeMap<usize, Uuid>,
@@ -465,12 +475,12 @@ mod tests {
         }
 
         fn mail(&self, seq: usize, subject: &str, text: &str, message_id: &str) -> Value {
-            json!({
-                "subject": format!("{subject} {}", self.accepted[&seq]),
-                "text": text,
-                "to": [{ "address": format!("{TAG}-{seq}@bench.example") }],
-                "headers": { "message-id": message_id },
-            })
+            mail_to(
+                seq,
+                &format!("{subject} {}", self.accepted[&seq]),
+                text,
+                message_id,
+            )
         }
 
         fn received(&self, seq: usize) -> Value {
@@ -586,19 +596,21 @@ mod tests {
         assert!(!one_mail_per_order_and_kind(&run, &fixture.orders, &wrong_reason).held);
 
         let mut unpaid_confirmed = right.clone();
-        unpaid_confirmed.push(json!({
-            "subject": format!("Your order {} is confirmed", fixture.accepted[&0]),
-            "to": [{ "address": format!("{TAG}-0@bench.example") }],
-            "headers": { "message-id": "<c0@x>" },
-        }));
+        unpaid_confirmed.push(mail_to(
+            0,
+            &format!("Your order {} is confirmed", fixture.accepted[&0]),
+            "",
+            "<c0@x>",
+        ));
         assert!(!one_mail_per_order_and_kind(&run, &fixture.orders, &unpaid_confirmed).held);
 
         let mut unknown = right;
-        unknown.push(json!({
-            "subject": format!("We received your order {}", Uuid::now_v7()),
-            "to": [{ "address": format!("{TAG}-7@bench.example") }],
-            "headers": { "message-id": "<r7@x>" },
-        }));
+        unknown.push(mail_to(
+            7,
+            &format!("We received your order {}", Uuid::now_v7()),
+            "",
+            "<r7@x>",
+        ));
         assert!(!one_mail_per_order_and_kind(&run, &fixture.orders, &unknown).held);
     }
 
