@@ -3,6 +3,8 @@
 //! a comparison; none of this runs under `cargo test`.
 //!
 //! - [`stats`]: latency percentiles from raw samples.
+//! - [`cpu`]: CPU time by program from `/proc`, to split an order's cost between the
+//!   database, the broker, the functions and the mail sink.
 //! - [`load`]: a closed-loop load generator (N clients, each sending its next request as soon
 //!   as the previous one finishes) for any async request.
 //! - [`pgbench`]: runs `pgbench` with a custom script and reads its throughput and
@@ -18,6 +20,7 @@
 //! - [`local_runtime_binary`]: the runtime the end-to-end commands start, and
 //!   [`release_binaries`]: any of the workspace's binaries, built with the release profile.
 
+pub mod cpu;
 pub mod load;
 pub mod pgbench;
 pub mod pipeline;

@@ -1,7 +1,8 @@
 //! `POST /api/orders` throughput and latency against the real router (served on a local
 //! listener, driven over HTTP), a real database and a real broker, next to pgbench running
 //! the one statement the API sends to place an order (the order and its outbox row in one
-//! CTE) with as many clients, then the ratio.
+//! CTE) with as many clients, then the ratio. For both sides it prints the CPU time each
+//! program used per order or transaction (`bench::cpu`): where the gap goes.
 //!
 //! ```text
 //! cargo run --release -p bench --bin order_api
@@ -16,6 +17,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
+use bench::cpu::CpuTimes;
 use bench::load::{LoadOptions, LoadReport};
 use bench::pgbench::{PgBench, PgBenchReport};
 use bench::scratch::ScratchDatabase;
@@ -26,6 +28,11 @@ use order_api::{AppState, OrderApiConfig, app};
 use shared::domain::{CustomerName, NewOrder, ProductName, Quantity, new_id};
 use shared::events::{OrderEvent, OrderEventData, topics};
 use shared::trace::TraceContext;
+
+/// The programs an API order keeps busy: the database, the broker, and this process (the API
+/// and its clients); and those pgbench's transactions do.
+const API_PROGRAMS: [&str; 3] = ["postgres", "tansu", "order_api"];
+const PGBENCH_PROGRAMS: [&str; 2] = ["postgres", "pgbench"];
 
 /// The products the load spreads over (the key of `order-placed`).
 const PRODUCTS: [&str; 5] = ["Laptop", "Monitor", "Keyboard", "Mouse", "Headphones"];
@@ -65,7 +72,9 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
         settings.warmup.as_secs()
     );
     print_load("before");
+    let cpu_before = CpuTimes::read(&API_PROGRAMS);
     let (api, delivery_timeout) = load_api(settings, database, &broker.bootstrap).await?;
+    let api_cpu = CpuTimes::read(&API_PROGRAMS).since(&cpu_before);
     print_load("after");
     let (pending, total) = outbox_counts(database).await?;
     println!("  requests   {} ok, {} failed", api.succeeded, api.failed);
@@ -77,6 +86,11 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
         "  events     {} of {total} published by the API (delivery timeout {} ms), {pending} left for the relay",
         total - pending,
         delivery_timeout.as_millis()
+    );
+    print_cpu(
+        "per order (warm-up included)",
+        &api_cpu,
+        usize::try_from(total)?,
     );
 
     sqlx::query("TRUNCATE orders, outbox CASCADE")
@@ -91,7 +105,9 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
         pgbench.describe()
     );
     print_load("before");
+    let cpu_before = CpuTimes::read(&PGBENCH_PROGRAMS);
     let baseline = tokio::task::spawn_blocking(move || pgbench.run()).await??;
+    let pgbench_cpu = CpuTimes::read(&PGBENCH_PROGRAMS).since(&cpu_before);
     print_load("after");
     println!(
         "  transactions {} ok, {} failed",
@@ -101,6 +117,11 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
     if let Some(latency) = baseline.latency {
         println!("  latency    {latency}");
     }
+    print_cpu(
+        "per transaction",
+        &pgbench_cpu,
+        usize::try_from(baseline.transactions)?,
+    );
 
     print_ratio(&api, &baseline);
     Ok(())
@@ -135,6 +156,16 @@ async fn load_api(
     // Events are published after each answer; wait for the last ones before counting.
     state.outbox().flush().await;
     Ok((report, config.kafka.delivery_timeout))
+}
+
+/// Prints each program's CPU time per unit of work.
+fn print_cpu(per: &str, cpu: &CpuTimes, count: usize) {
+    let split: Vec<String> = cpu
+        .micros_per(count)
+        .into_iter()
+        .map(|(program, micros)| format!("{program} {micros:.0}"))
+        .collect();
+    println!("  CPU µs {per}: {}", split.join(", "));
 }
 
 /// The body of a client's next order: the products in turn, quantities 1 to 10.

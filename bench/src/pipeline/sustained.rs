@@ -18,7 +18,12 @@ use super::api::Api;
 use super::mailbox::Mailbox;
 use super::offered_load::offer;
 use super::orders::customer_email_pattern;
+use crate::cpu::CpuTimes;
 use crate::stats::{LatencySummary, ms};
+
+/// The programs whose CPU time a step splits per order: the database, the broker, the
+/// runtime (the functions), the mail sink (maildev runs as `node`) and this load generator.
+const PROGRAMS: [&str; 5] = ["postgres", "tansu", "local-runtime", "node", "pipeline"];
 
 /// How long a step waits for the previous step's backlog to drain before it starts.
 const PREVIOUS_BACKLOG_TIMEOUT: Duration = Duration::from_secs(180);
@@ -101,6 +106,8 @@ struct StepReport {
     /// End to end by the database's clocks (created, decided, mail sent), for the step's orders.
     e2e_p50: Option<Duration>,
     e2e_p99: Option<Duration>,
+    /// CPU time by program from the step's start until its backlog drained, per accepted order.
+    cpu_per_order: Vec<(String, f64)>,
 }
 
 impl StepReport {
@@ -154,6 +161,23 @@ impl StepReport {
         println!(
             "   * e2e by the database's clocks: order created -> max(inventory decision, mail sent)"
         );
+        println!();
+        println!(
+            "   CPU per accepted order, µs, from each step's start until its backlog drained (idle polling included):"
+        );
+        print!("   {:>9}", "offered/s");
+        for program in PROGRAMS {
+            print!(" {program:>13}");
+        }
+        println!(" {:>13}", "all");
+        for row in rows {
+            print!("   {:>9}", row.offered);
+            for (_, micros) in &row.cpu_per_order {
+                print!(" {micros:>13.0}");
+            }
+            let all: f64 = row.cpu_per_order.iter().map(|(_, micros)| micros).sum();
+            println!(" {all:>13.0}");
+        }
     }
 }
 
@@ -207,6 +231,7 @@ async fn rate_step(
     let start = wait_for_empty_backlog(pool, PREVIOUS_BACKLOG_TIMEOUT)
         .await
         .context("the previous step's backlog did not drain")?;
+    let cpu_at_start = CpuTimes::read(&PROGRAMS);
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
         let (pool, sampling) = (pool.clone(), sampling.clone());
@@ -229,6 +254,12 @@ async fn rate_step(
     let drained_after = sample_until_empty(pool, settings.drain * 4)
         .await
         .map(|empty| empty.at - at_end.at);
+    let cpu = CpuTimes::read(&PROGRAMS).since(&cpu_at_start);
+    let cpu_per_order = cpu
+        .micros_per(offered.accepted.len())
+        .into_iter()
+        .map(|(program, micros)| (program.to_owned(), micros))
+        .collect();
 
     // The backlog climbs from zero to its steady level (rate x latency) in the first moments
     // of a step; only what follows tells whether it keeps growing.
@@ -264,6 +295,7 @@ async fn rate_step(
         drained_after,
         e2e_p50,
         e2e_p99,
+        cpu_per_order,
     })
 }
 
