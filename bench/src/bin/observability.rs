@@ -33,7 +33,13 @@
 //! per inventory child), `BENCH_CLIENTS` (8), `BENCH_DURATION_SECS` (10),
 //! `BENCH_WARMUP_SECS` (2) and `BENCH_EMF_PER_REQUEST` (`1`: an EMF write after every answer)
 //! for the order API, `DATABASE_URL` (a scratch database is created
-//! on it and dropped afterwards), `BENCH_KAFKA_BOOTSTRAP` (default: a private broker).
+//! on it and dropped afterwards), `BENCH_KAFKA_BOOTSTRAP` (default: a private broker), and
+//! `BENCH_CHILD_WRAPPER`, a command line to run the children under, for a profile:
+//!
+//! ```text
+//! BENCH_PAIRS=1 BENCH_CHILD_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=callgrind.%p" \
+//!     target/release/observability
+//! ```
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -178,7 +184,17 @@ async fn child(
     bootstrap: &str,
     spans: &SpanReceiver,
 ) -> anyhow::Result<f64> {
-    let mut command = Command::new(std::env::current_exe()?);
+    // `BENCH_CHILD_WRAPPER`: a command line the children run under, such as a profiler.
+    let wrapper = env("BENCH_CHILD_WRAPPER", "");
+    let mut wrapper = wrapper.split_whitespace();
+    let mut command = match wrapper.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(wrapper).arg(std::env::current_exe()?);
+            command
+        }
+        None => Command::new(std::env::current_exe()?),
+    };
     command
         .args([CHILD, which, mode, url, bootstrap])
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
