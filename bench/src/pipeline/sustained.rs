@@ -106,8 +106,9 @@ struct StepReport {
     /// End to end by the database's clocks (created, decided, mail sent), for the step's orders.
     e2e_p50: Option<Duration>,
     e2e_p99: Option<Duration>,
-    /// CPU time by program from the step's start until its backlog drained, per accepted order.
-    cpu_per_order: Vec<(String, f64)>,
+    /// CPU µs of each of [`PROGRAMS`] from the step's start until its backlog drained, per
+    /// accepted order.
+    cpu_per_order: Vec<f64>,
 }
 
 impl StepReport {
@@ -172,10 +173,10 @@ impl StepReport {
         println!(" {:>13}", "all");
         for row in rows {
             print!("   {:>9}", row.offered);
-            for (_, micros) in &row.cpu_per_order {
+            for micros in &row.cpu_per_order {
                 print!(" {micros:>13.0}");
             }
-            let all: f64 = row.cpu_per_order.iter().map(|(_, micros)| micros).sum();
+            let all: f64 = row.cpu_per_order.iter().sum();
             println!(" {all:>13.0}");
         }
     }
@@ -258,7 +259,7 @@ async fn rate_step(
     let cpu_per_order = cpu
         .micros_per(offered.accepted.len())
         .into_iter()
-        .map(|(program, micros)| (program.to_owned(), micros))
+        .map(|(_, micros)| micros)
         .collect();
 
     // The backlog climbs from zero to its steady level (rate x latency) in the first moments
