@@ -244,7 +244,13 @@ impl KafkaPublisher {
             .set("acks", "all")
             .set("message.timeout.ms", &timeout_ms)
             .set("request.timeout.ms", &timeout_ms)
-            .set("linger.ms", "2");
+            .set("linger.ms", "2")
+            // librdkafka connects to one more broker at most every `reconnect.backoff.ms / 2`
+            // (at least 11 ms) while it has none up. The bootstrap connection starts that
+            // interval, and the broker the first metadata names, which replaces it, had to wait
+            // the rest of it: 50 ms of every cold start's first send at the default of 100 ms.
+            // The backoff after a lost connection still doubles from here up to its maximum.
+            .set("reconnect.backoff.ms", "20");
         let context = client_context(settings).await?;
         let publisher = Self(Arc::new(PublisherInner {
             producer: tokio::sync::OnceCell::new(),
@@ -418,6 +424,14 @@ impl KafkaPublisher {
     /// topic's metadata, connects to its leader and obtains the idempotent producer id only
     /// when the first message is sent, which made every instance's first send take about a
     /// second. Called at start-up; a failure only leaves that work to the first send.
+    ///
+    /// The first metadata answer comes over the bootstrap connection, and with it librdkafka
+    /// (2.10 and later) replaces the bootstrap broker by the brokers it names, which it has
+    /// yet to connect to. It asks for the producer id after a metadata answer when a broker is
+    /// up, or else half a second later (its retry timer): at that moment none is, so the id,
+    /// and the first send with it, waited for that timer on about half of the cold starts.
+    /// So one more request follows, which librdkafka sends once a named broker is up; its
+    /// answer starts the producer id request at once.
     pub fn prefetch(&self, topics: &[&'static str]) {
         let publisher = self.clone();
         let topics = topics.to_vec();
@@ -427,7 +441,8 @@ impl KafkaPublisher {
                 return;
             };
             let _ = tokio::task::spawn_blocking(move || {
-                for topic in topics {
+                let again = topics.first().copied();
+                for topic in topics.into_iter().chain(again) {
                     if let Err(err) = producer.client().fetch_metadata(Some(topic), timeout) {
                         tracing::debug!(topic, error = %err, "topic metadata not fetched ahead");
                     }
