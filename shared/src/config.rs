@@ -57,14 +57,43 @@ pub fn from_env<T: DeserializeOwned>() -> Result<T, ConfigError> {
 
 /// As [`from_env`], from an explicit map of variables (tests use this to leave the process
 /// environment alone).
+///
+/// Only `T`'s own variables reach `config`, which copies, lower-cases and parses every
+/// variable it is given: with the whole environment, each of a function's four or five
+/// loaders paid for every variable of the process, a good part of its cold start's init.
 pub fn from_source<T: DeserializeOwned>(
     variables: Option<HashMap<String, String>>,
 ) -> Result<T, ConfigError> {
+    let own = own_variables(&variables_of::<T>(), variables)?;
     config::Config::builder()
-        .add_source(config::Environment::default().source(variables))
+        .add_source(config::Environment::default().source(Some(own)))
         .build()
         .and_then(config::Config::try_deserialize)
         .map_err(ConfigError::from_config)
+}
+
+/// The variables among `variables` (the process environment when `None`) whose names, in
+/// upper case, are in `names`. One of them whose value is not valid Unicode is an error that
+/// names it; names that are not valid Unicode are no one's.
+fn own_variables(
+    names: &[String],
+    variables: Option<HashMap<String, String>>,
+) -> Result<HashMap<String, String>, ConfigError> {
+    let wanted = |name: &str| names.iter().any(|own| own.eq_ignore_ascii_case(name));
+    let Some(variables) = variables else {
+        return std::env::vars_os()
+            .filter_map(|(name, value)| name.into_string().ok().map(|name| (name, value)))
+            .filter(|(name, _)| wanted(name))
+            .map(|(name, value)| match value.into_string() {
+                Ok(value) => Ok((name, value)),
+                Err(_) => Err(ConfigError::new(name, "is not valid Unicode")),
+            })
+            .collect();
+    };
+    Ok(variables
+        .into_iter()
+        .filter(|(name, _)| wanted(name))
+        .collect())
 }
 
 /// The environment variables a settings struct reads: its serde field names in upper case.
@@ -400,6 +429,24 @@ mod tests {
             ]
         );
         assert!(KafkaSettings::variables().contains(&"KAFKA_SECURITY".to_owned()));
+    }
+
+    #[test]
+    fn a_loader_is_given_only_its_own_variables_whatever_their_case() {
+        let names = ["KAFKA_BOOTSTRAP_SERVERS".to_owned(), "KAFKA_TLS".to_owned()];
+        let own = own_variables(
+            &names,
+            variable_map(&[
+                ("KAFKA_BOOTSTRAP_SERVERS", "b-1:9092"),
+                ("kafka_tls", "true"),
+                ("PATH", "/usr/bin"),
+                ("KAFKA_TLS_EXTRA", "x"),
+            ]),
+        )
+        .unwrap();
+        let mut kept: Vec<&str> = own.keys().map(String::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["KAFKA_BOOTSTRAP_SERVERS", "kafka_tls"]);
     }
 
     #[test]
