@@ -29,7 +29,8 @@ use crate::state::AppState;
 )]
 struct ApiDoc;
 
-/// Every route with its documentation; [`crate::app`] and [`openapi`] both start here.
+/// Every route with its documentation, from which [`openapi`] builds the document. The
+/// serving router, [`crate::app`], lists the same routes without it.
 pub(crate) fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(orders::place_order, orders::list_orders))
