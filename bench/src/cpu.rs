@@ -24,7 +24,10 @@ impl CpuTimes {
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return Self(times);
         };
-        for entry in entries.flatten() {
+        for entry in entries
+            .flatten()
+            .filter(|entry| is_process(&entry.file_name()))
+        {
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
                 continue;
             };
@@ -72,6 +75,14 @@ impl CpuTimes {
     }
 }
 
+/// Whether a `/proc` entry is a process: its name is its pid. `/proc/self` and
+/// `/proc/thread-self` also have a `stat`, the reading process's own, which counted it twice.
+fn is_process(entry: &std::ffi::OsStr) -> bool {
+    entry
+        .to_str()
+        .is_some_and(|name| !name.is_empty() && name.bytes().all(|byte| byte.is_ascii_digit()))
+}
+
 /// The name and the CPU time (own plus reaped children's, user plus system) in one
 /// `/proc/<pid>/stat` line. The name is in parentheses and may itself hold spaces and
 /// parentheses, so the fields are counted from the last `)`.
@@ -103,6 +114,16 @@ mod tests {
             parse_stat(line),
             Some(("postgres", Duration::from_millis(5_150)))
         );
+    }
+
+    #[test]
+    fn only_pid_entries_of_proc_are_processes() {
+        for pid in ["1", "4242"] {
+            assert!(is_process(std::ffi::OsStr::new(pid)), "{pid}");
+        }
+        for other in ["self", "thread-self", "sys", "", "12a"] {
+            assert!(!is_process(std::ffi::OsStr::new(other)), "{other}");
+        }
     }
 
     #[test]
