@@ -2,7 +2,9 @@
 //! listener, driven over HTTP), a real database and a real broker, next to pgbench running
 //! the one statement the API sends to place an order (the order and its outbox row in one
 //! CTE) with as many clients, then the ratio. For both sides it prints the CPU time each
-//! program used per order or transaction (`bench::cpu`): where the gap goes.
+//! program used per order or transaction (`bench::cpu`): where the gap goes. Last, the ratio
+//! of PostgreSQL's CPU per transaction to its CPU per order: the throughput ratio where the
+//! database is the only shared resource, as on AWS.
 //!
 //! ```text
 //! cargo run --release -p bench --bin order_api
@@ -125,7 +127,34 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
     );
 
     print_ratio(&api, &baseline);
+    print_database_ratio(
+        &api_cpu,
+        usize::try_from(total)?,
+        &pgbench_cpu,
+        usize::try_from(baseline.transactions)?,
+    );
     Ok(())
+}
+
+/// The ratio where only the database is shared: PostgreSQL's CPU per pgbench transaction over
+/// its CPU per API order. Here the API shares two cores with the broker and with its own
+/// HTTP clients, which pgbench does not; on AWS the functions and the brokers run on
+/// machines of their own and the database instance is what the API's rate is bound by.
+fn print_database_ratio(api: &CpuTimes, orders: usize, baseline: &CpuTimes, transactions: usize) {
+    let postgres = |cpu: &CpuTimes, count: usize| {
+        cpu.micros_per(count)
+            .into_iter()
+            .find_map(|(program, micros)| (program == "postgres").then_some(micros))
+    };
+    if let (Some(per_order), Some(per_transaction)) =
+        (postgres(api, orders), postgres(baseline, transactions))
+        && per_order > 0.0
+    {
+        println!(
+            "database-bound ratio: PostgreSQL CPU per pgbench transaction / per API order = {per_transaction:.0} / {per_order:.0} µs = {:.2}x (the throughput ratio when only the database's CPU is shared)",
+            per_transaction / per_order
+        );
+    }
 }
 
 /// Serves the router on a free port and drives it with the closed-loop clients.
