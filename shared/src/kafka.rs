@@ -13,7 +13,7 @@
 
 use std::error::Error;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::config::{Region, SharedCredentialsProvider};
@@ -223,10 +223,12 @@ pub struct Outgoing<'a> {
 pub struct KafkaPublisher(Arc<PublisherInner>);
 
 struct PublisherInner {
-    /// Created in the background at start-up ([`KafkaPublisher::new`]), or by the first send
-    /// that needs it before then; replaced when the broker stops recognising the producer
-    /// (see [`needs_new_producer`]).
+    /// Created in the background by [`KafkaPublisher::prefetch`] (when an instance's first
+    /// invocation arrives), or by the first send that needs it before then; replaced when the
+    /// broker stops recognising the producer (see [`needs_new_producer`]).
     producer: tokio::sync::OnceCell<std::sync::RwLock<FutureProducer<KafkaContext>>>,
+    /// Whether [`KafkaPublisher::prefetch`] has started; it runs once per instance.
+    prefetching: AtomicBool,
     config: ClientConfig,
     context: KafkaContext,
     /// How long a caller waits for acknowledgements. librdkafka's own message timeout does
@@ -254,17 +256,15 @@ impl KafkaPublisher {
         let context = client_context(settings).await?;
         let publisher = Self(Arc::new(PublisherInner {
             producer: tokio::sync::OnceCell::new(),
+            prefetching: AtomicBool::new(false),
             config,
             context,
             wait_limit: settings.delivery_timeout + Duration::from_millis(500),
         }));
-        // Creating the producer (librdkafka's one-time OpenSSL set-up, the client's threads)
-        // took a few milliseconds of every cold start's init: it runs on a blocking thread
-        // now, while the first invocation does its database work; a send waits for it.
-        let early = publisher.clone();
-        tokio::spawn(async move {
-            let _ = early.producer().await;
-        });
+        // No producer yet: creating one (librdkafka's one-time OpenSSL and curl set-up, the
+        // client's threads) on a thread beside init still slowed init by a millisecond or
+        // more. `prefetch`, called as the first invocation arrives, creates it while that
+        // invocation does its database work.
         Ok(publisher)
     }
 
@@ -420,10 +420,12 @@ impl KafkaPublisher {
         results
     }
 
-    /// Starts learning where `topics` live, in the background: librdkafka otherwise fetches a
-    /// topic's metadata, connects to its leader and obtains the idempotent producer id only
-    /// when the first message is sent, which made every instance's first send take about a
-    /// second. Called at start-up; a failure only leaves that work to the first send.
+    /// Starts creating the producer and learning where `topics` live, in the background:
+    /// librdkafka otherwise fetches a topic's metadata, connects to its leader and obtains the
+    /// idempotent producer id only when the first message is sent, which made every
+    /// instance's first send take about a second. Called at the start of every invocation,
+    /// before its database work; only the first call does anything. A failure only leaves
+    /// that work to the first send.
     ///
     /// The first metadata answer comes over the bootstrap connection, and with it librdkafka
     /// (2.10 and later) replaces the bootstrap broker by the brokers it names, which it has
@@ -433,6 +435,9 @@ impl KafkaPublisher {
     /// So one more request follows, which librdkafka sends once a named broker is up; its
     /// answer starts the producer id request at once.
     pub fn prefetch(&self, topics: &[&'static str]) {
+        if self.0.prefetching.swap(true, Ordering::Relaxed) {
+            return;
+        }
         let publisher = self.clone();
         let topics = topics.to_vec();
         let timeout = self.0.wait_limit;

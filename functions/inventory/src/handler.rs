@@ -26,7 +26,7 @@ use serde::Serialize;
 use shared::consumer::{Batch, BatchError, BatchHandler, DeadLetters, Invocation};
 use shared::db::is_transient;
 use shared::domain::{OrderStatus, RejectionReason};
-use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
+use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData, topics};
 use shared::kafka::KafkaPublisher;
 use shared::metrics;
 use shared::msk::DecodedRecord;
@@ -140,6 +140,9 @@ impl BatchHandler for Inventory {
     type Error = InventoryError;
 
     async fn handle(&self, batch: Batch, _: Invocation) -> Result<BatchSummary, InventoryError> {
+        // An instance's first batch starts the producer while its transaction runs.
+        self.publisher
+            .prefetch(&[topics::ORDER_CONFIRMED, topics::ORDER_REJECTED]);
         let Batch {
             records,
             dead_letters,

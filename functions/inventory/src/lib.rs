@@ -20,7 +20,6 @@ pub use handler::{BatchSummary, Inventory, InventoryError};
 use shared::config::Secrets;
 use shared::consumer::Consumer;
 use shared::db::Database;
-use shared::events::topics;
 use shared::kafka::KafkaPublisher;
 use sqlx::PgPool;
 
@@ -48,7 +47,6 @@ pub async fn consumer_from_config(
     )
     .await?;
     let publisher = KafkaPublisher::new(&config.kafka, secrets).await?;
-    publisher.prefetch(&[topics::ORDER_CONFIRMED, topics::ORDER_REJECTED]);
     Ok(Consumer::new(
         Inventory::new(database.pool().clone(), publisher),
         database,

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use lambda_extension::{Extension, LambdaEvent, NextEvent};
 use lambda_http::{Body, Request, Response, service_fn};
+use shared::kafka::KafkaPublisher;
 use tokio::sync::Notify;
 use tower::ServiceExt;
 
@@ -32,7 +33,10 @@ const EXTENSION_NAME: &str = "order-api-outbox-flush";
 /// Spans go to X-Ray when the collector is configured (`shared::trace::export`).
 pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
     shared::trace::export::install_from_env("order-api")?;
-    let router = app(state.clone());
+    let router = Routed {
+        router: app(state.clone()),
+        publisher: state.publisher().clone(),
+    };
     let concurrency = shared::lambda::max_concurrency(None);
     if concurrency > 1 {
         // Lambda Managed Instances never freeze an instance between invocations, so the
@@ -46,7 +50,7 @@ pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
         tokio::spawn(write_metrics_every(METRICS_INTERVAL));
         let handler = service_fn(move |request: Request| {
             let router = router.clone();
-            async move { route(router, request).await }
+            async move { router.route(request).await }
         });
         return lambda_http::run_concurrent(handler).await;
     }
@@ -75,7 +79,7 @@ pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
             let handler = service_fn(move |request: Request| {
                 let (router, answered) = (router.clone(), answered.clone());
                 async move {
-                    let response = route(router, request).await;
+                    let response = router.route(request).await;
                     shared::metrics::flush();
                     // The extension's invocation waits for this before it flushes.
                     answered.notify_one();
@@ -90,7 +94,7 @@ pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
             let handler = service_fn(move |request: Request| {
                 let (router, outbox) = (router.clone(), outbox.clone());
                 async move {
-                    let response = route(router, request).await;
+                    let response = router.route(request).await;
                     shared::metrics::flush();
                     outbox.flush().await;
                     shared::trace::export::flush().await;
@@ -119,11 +123,24 @@ pub async fn write_metrics_every(interval: Duration) {
     }
 }
 
-/// Routes one request, and turns axum's answer into Lambda's body type, which (unlike
-/// axum's) may be shared between threads, as serving requests at once requires.
-async fn route(router: Router, request: Request) -> Result<Response<Body>, Infallible> {
-    let response = router.oneshot(request).await?;
-    Ok(lambda_http::IntoResponse::into_response(response).await)
+/// The router, and the producer its requests' events go out through.
+#[derive(Clone)]
+struct Routed {
+    router: Router,
+    publisher: KafkaPublisher,
+}
+
+impl Routed {
+    /// Routes one request, and turns axum's answer into Lambda's body type, which (unlike
+    /// axum's) may be shared between threads, as serving requests at once requires. An
+    /// instance's first request starts the producer (`KafkaPublisher::prefetch`), which then
+    /// connects while the request does its database work rather than during init.
+    async fn route(self, request: Request) -> Result<Response<Body>, Infallible> {
+        self.publisher
+            .prefetch(&[shared::events::topics::ORDER_PLACED]);
+        let response = self.router.oneshot(request).await?;
+        Ok(lambda_http::IntoResponse::into_response(response).await)
+    }
 }
 
 /// The extension's side: one answer, then a flush, per invocation.

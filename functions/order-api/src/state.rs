@@ -48,7 +48,6 @@ impl AppState {
         let publisher = KafkaPublisher::new(&config.kafka, &secrets)
             .await
             .context("could not create the Kafka producer")?;
-        publisher.prefetch(&[shared::events::topics::ORDER_PLACED]);
         Ok(Self::build(database, publisher))
     }
 

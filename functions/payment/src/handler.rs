@@ -22,7 +22,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use shared::consumer::{Batch, BatchError, BatchHandler, DeadLetters, Invocation};
 use shared::db::is_transient;
-use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
+use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData, topics};
 use shared::kafka::KafkaPublisher;
 use shared::metrics;
 use shared::msk::DecodedRecord;
@@ -158,6 +158,9 @@ impl BatchHandler for Payments {
     type Error = PaymentError;
 
     async fn handle(&self, batch: Batch, _: Invocation) -> Result<BatchSummary, PaymentError> {
+        // An instance's first batch starts the producer while it claims and charges.
+        self.publisher
+            .prefetch(&[topics::ORDER_PAID, topics::ORDER_PAYMENT_FAILED]);
         let Batch {
             records,
             dead_letters,

@@ -23,7 +23,6 @@ pub use stripe::Stripe;
 use shared::config::Secrets;
 use shared::consumer::Consumer;
 use shared::db::Database;
-use shared::events::topics;
 use shared::kafka::KafkaPublisher;
 use sqlx::PgPool;
 
@@ -57,7 +56,6 @@ pub async fn consumer_from_config(
     )
     .await?;
     let publisher = KafkaPublisher::new(&config.kafka, secrets).await?;
-    publisher.prefetch(&[topics::ORDER_PAID, topics::ORDER_PAYMENT_FAILED]);
     let key = config.stripe.key.resolve(secrets).await?;
     let stripe = Stripe::new(&config.stripe.api_base, key);
     Ok(Consumer::new(
