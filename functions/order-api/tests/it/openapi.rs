@@ -61,6 +61,7 @@ async fn the_openapi_document_is_served_as_openapi_3_1_with_every_route(pool: Pg
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn the_served_router_routes_every_documented_operation(pool: PgPool) {
     let app = test_app(&pool).await;
+    let unrouted = problem_detail_of_unknown_paths(&app).await;
     let document = serde_json::to_value(order_api::openapi()).unwrap();
     let paths = document["paths"].as_object().unwrap();
     let mut requested = 0;
@@ -87,8 +88,7 @@ async fn the_served_router_routes_every_documented_operation(pool: PgPool) {
             if reply.status == StatusCode::NOT_FOUND {
                 let problem = reply.problem(StatusCode::NOT_FOUND);
                 assert_ne!(
-                    problem.detail,
-                    problem_detail_of_unknown_paths(&app).await,
+                    problem.detail, unrouted,
                     "{method} {template} is documented but not routed"
                 );
             }
