@@ -8,7 +8,7 @@
 //! - [`config`]: `SMTP_*`, `MAIL_FROM`, `NOTIFY_*` read once into typed settings.
 //! - [`content`]: which event becomes which mail, and the mail itself (askama templates,
 //!   stable `Message-ID`, `X-Order-Id`).
-//! - [`mailer`]: the pooled lettre transport, timeouts and SMTP error classification.
+//! - [`mailer`]: the SMTP connections (lettre over sockets of ours), timeouts and SMTP error classification.
 //! - [`store`]: the `notifications` bookkeeping, one set-based statement per step.
 //! - [`handler`]: the batch handler tying them together; `main.rs` only reads the config and
 //!   serves [`consumer_from_config`].
@@ -30,7 +30,7 @@ use shared::consumer::Consumer;
 use shared::db::Database;
 use sqlx::PgPool;
 
-/// The notification consumer over a ready-made pool and transport (tests, benchmarks);
+/// The notification consumer over a ready-made pool and mailer (tests, benchmarks);
 /// `concurrency` bounds the mails in flight within one batch.
 pub fn consumer(
     pool: PgPool,
@@ -44,7 +44,7 @@ pub fn consumer(
     )
 }
 
-/// The notification consumer from its settings: the pool and the one pooled SMTP transport
+/// The notification consumer from its settings: the database pool and the mailer
 /// are built once per cold start (Lambda and the local runtime alike), and SMTP credentials
 /// are fetched here, once.
 pub async fn consumer_from_config(

@@ -12,3 +12,4 @@ mod helpers;
 mod samples;
 mod smtp_server;
 mod start_up;
+mod tls;
