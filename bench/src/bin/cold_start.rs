@@ -9,7 +9,8 @@
 //!
 //! It prints medians and their ratios to the hello-world's, and the slowest start's first
 //! invocation and time until frozen. Targets: init <= 2x, first invocation < 50 ms against
-//! local services.
+//! local services. It also times the mail sink's greeting, a pause of the sink's own that
+//! notification's first mail waits out, and prints notification's first invocation without it.
 //!
 //! ```text
 //! cargo run --release -p bench --bin cold_start
@@ -23,9 +24,9 @@
 //! mail sink.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, ensure};
 use bench::scratch::ScratchDatabase;
 use bench::settings::{env, env_number, load_average};
 use bench::stats::{LatencySummary, ms};
@@ -35,6 +36,8 @@ use shared::msk::{BrokerRecord, kafka_event};
 use testkit::lambda_api::{FunctionProcess, RuntimeApi, http_api_event};
 use testkit::maildev::Maildev;
 use testkit::tansu::Tansu;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
 
 /// How long a start or an invocation may take before the run fails.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -155,8 +158,27 @@ async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
             start_once(subject, binary, &env, database).await?;
         }
     }
-    report(&mut subjects);
+    let greeting = sink_greeting(mail.smtp_port(), starts).await?;
+    report(&mut subjects, greeting);
     Ok(())
+}
+
+/// The mail sink's time from a new connection to its `220` greeting, median of `samples`.
+/// smtp-server, under maildev, waits 100 ms before greeting; SES does not.
+async fn sink_greeting(port: u16, samples: usize) -> anyhow::Result<Duration> {
+    let mut waits = Vec::new();
+    for _ in 0..samples.max(1) {
+        let started = Instant::now();
+        let socket = TcpStream::connect(("127.0.0.1", port)).await?;
+        let mut greeting = String::new();
+        tokio::time::timeout(LIMIT, BufReader::new(socket).read_line(&mut greeting)).await??;
+        ensure!(
+            greeting.starts_with("220"),
+            "the mail sink greeted with {greeting:?}"
+        );
+        waits.push(started.elapsed());
+    }
+    Ok(median(&mut waits).unwrap_or_default())
 }
 
 /// The variables every function reads, pointing at the run's database, broker and mail sink.
@@ -271,7 +293,7 @@ fn median_and_slowest(samples: &mut [Duration]) -> String {
     )
 }
 
-fn report(subjects: &mut [Subject]) {
+fn report(subjects: &mut [Subject], greeting: Duration) {
     let hello_init = median(&mut subjects[0].init).unwrap_or_default();
     let hello_first = median(&mut subjects[0].first).unwrap_or_default();
     let ratio = |value: Duration, base: Duration| value.as_secs_f64() / base.as_secs_f64();
@@ -301,4 +323,15 @@ fn report(subjects: &mut [Subject]) {
         );
     }
     println!("targets: init <= 2x hello-world; first invocation < 50 ms");
+    if let Some(notification) = subjects
+        .iter_mut()
+        .find(|subject| subject.event == Event::OrderPlacedForNotification)
+    {
+        let first = median(&mut notification.first).unwrap_or_default();
+        println!(
+            "the mail sink's greeting, connect to 220: {} (median); notification's first invocation without it: {}",
+            ms(greeting),
+            ms(first.saturating_sub(greeting))
+        );
+    }
 }

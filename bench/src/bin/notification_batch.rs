@@ -1,6 +1,8 @@
 //! Mails per second through the real notification handler (a Lambda-shaped batch of placed
 //! orders: decode, claim in PostgreSQL, render, send over pooled SMTP, record) into maildev,
-//! next to a bare lettre send loop at the same concurrency into the same sink, then the ratio.
+//! next to a bare send loop over the same mailer at the same concurrency into the same sink,
+//! then the ratio. A third path, the same loop over lettre's own pooled transport, shows what
+//! the mailer's own connections (Nagle's algorithm off) gain.
 //!
 //! ```text
 //! cargo run --release -p bench --bin notification_batch
@@ -67,19 +69,20 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
     };
     let mut smtp = SmtpSettings::plain("127.0.0.1", smtp_port);
     smtp.timeout = Duration::from_secs(30);
-    let mailer = Mailer::new(smtp, settings.concurrency, Secrets::new()).await?;
+    let mailer = Arc::new(Mailer::new(smtp, settings.concurrency, Secrets::new()).await?);
     let mail = MailSettings::new(MAIL_FROM.parse()?, None);
     let notifier = notification::consumer(
         database.pool.clone(),
-        Arc::new(mailer),
+        Arc::clone(&mailer),
         mail,
         settings.concurrency,
     );
-    let bare = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+    let lettre = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
         .port(smtp_port)
         .timeout(Some(Duration::from_secs(30)))
         .pool_config(PoolConfig::new().max_size(settings.concurrency as u32))
         .build();
+    let paths = [Sender::Mailer(&mailer), Sender::Lettre(&lettre)];
     let run_id = new_id().simple().to_string();
     let recipient = format!("bench-{run_id}@example.com");
     // The bare loop sends the same bodies the handler renders, so only the handler's own
@@ -98,43 +101,64 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
             "BENCH_SMTP_PORT"
         },
     );
-    // Warm both pools so that neither pays for connection set-up in the measured rounds.
+    // Warm every pool so that none pays for connection set-up in the measured rounds.
     handler_round(&notifier, &recipient, settings.concurrency * 2).await?;
-    bare_round(
-        &bare,
-        &recipient,
-        &bodies,
-        settings.concurrency * 2,
-        settings.concurrency,
-    )
-    .await?;
-
-    let mut handler_rates = Vec::new();
-    let mut bare_rates = Vec::new();
-    for round in 1..=settings.rounds {
-        let handler = handler_round(&notifier, &recipient, settings.mails).await?;
-        let bare_rate = bare_round(
-            &bare,
+    for path in &paths {
+        bare_round(
+            path,
             &recipient,
             &bodies,
-            settings.mails,
+            settings.concurrency * 2,
             settings.concurrency,
         )
         .await?;
+    }
+
+    let mut handler_rates = Vec::new();
+    let mut bare_rates = Vec::new();
+    let mut lettre_rates = Vec::new();
+    for round in 1..=settings.rounds {
+        let handler = handler_round(&notifier, &recipient, settings.mails).await?;
+        let [bare_rate, lettre_rate] = [
+            bare_round(
+                &paths[0],
+                &recipient,
+                &bodies,
+                settings.mails,
+                settings.concurrency,
+            )
+            .await?,
+            bare_round(
+                &paths[1],
+                &recipient,
+                &bodies,
+                settings.mails,
+                settings.concurrency,
+            )
+            .await?,
+        ];
         println!(
-            "  round {round}: handler {handler:8.1} mails/s   bare lettre {bare_rate:8.1} mails/s   ratio {:.2}",
+            "  round {round}: handler {handler:8.1} mails/s   bare mailer {bare_rate:8.1} mails/s   bare lettre transport {lettre_rate:8.1} mails/s   ratio {:.2}",
             handler / bare_rate
         );
         handler_rates.push(handler);
         bare_rates.push(bare_rate);
+        lettre_rates.push(lettre_rate);
     }
-    let (handler, bare_rate) = (median(&mut handler_rates), median(&mut bare_rates));
+    let handler = median(&mut handler_rates);
+    let bare_rate = median(&mut bare_rates);
+    let lettre_rate = median(&mut lettre_rates);
     println!();
     println!("handler (decode, claim, render, send, record): {handler:.1} mails/s (median)");
-    println!("bare lettre send loop, same concurrency:       {bare_rate:.1} mails/s (median)");
+    println!("bare send loop over the mailer, same concurrency: {bare_rate:.1} mails/s (median)");
+    println!("bare send loop over lettre's pooled transport:  {lettre_rate:.1} mails/s (median)");
     println!(
         "ratio handler / bare: {:.2} (target >= 0.70)",
         handler / bare_rate
+    );
+    println!(
+        "ratio mailer / lettre's transport: {:.2} (Nagle's algorithm off against on)",
+        bare_rate / lettre_rate
     );
 
     let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'SENT'")
@@ -147,12 +171,15 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
     );
     if let Some(sink) = &sink {
         let received = sink.messages_to(&recipient).await.len();
-        let expected = expected + settings.mails * settings.rounds + settings.concurrency * 2;
+        let expected =
+            expected + paths.len() * (settings.mails * settings.rounds + settings.concurrency * 2);
         ensure!(
             received == expected,
             "the sink holds {received} mails, expected {expected}"
         );
-        println!("check: {sent} rows SENT, the sink received all {received} mails of both paths");
+        println!(
+            "check: {sent} rows SENT, the sink received all {received} mails of all three paths"
+        );
     }
     Ok(())
 }
@@ -191,9 +218,29 @@ async fn handler_round(
     Ok(mails as f64 / elapsed.as_secs_f64())
 }
 
-/// `mails` sends through a pooled lettre transport, `concurrency` at a time; mails per second.
+/// What a bare send loop sends through.
+enum Sender<'a> {
+    /// The notification function's mailer, without the handler around it.
+    Mailer(&'a Mailer),
+    /// lettre's own pooled transport.
+    Lettre(&'a AsyncSmtpTransport<Tokio1Executor>),
+}
+
+impl Sender<'_> {
+    async fn send(&self, message: Message) -> anyhow::Result<()> {
+        match self {
+            Self::Mailer(mailer) => Ok(mailer.send(&message, Duration::from_secs(30)).await?),
+            Self::Lettre(transport) => {
+                transport.send(message).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `mails` sends through `sender`, `concurrency` at a time; mails per second.
 async fn bare_round(
-    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    sender: &Sender<'_>,
     recipient: &str,
     bodies: &notification::content::Rendered,
     mails: usize,
@@ -213,7 +260,7 @@ async fn bare_round(
                     bodies.text.clone(),
                     bodies.html.clone(),
                 ));
-            async move { transport.send(message?).await.map_err(anyhow::Error::from) }
+            async move { sender.send(message?).await }
         })
         .buffer_unordered(concurrency)
         .try_collect::<Vec<_>>()
