@@ -21,7 +21,7 @@
 //! is created on it and dropped afterwards), `BENCH_KAFKA_BOOTSTRAP` (default: a private
 //! broker started for the run), `BENCH_FUNCTION_LOG` (the functions' `RUST_LOG`, `warn`; their
 //! logs are under the temporary folder's `lambda-function-logs/`). Mail goes to a private
-//! mail sink.
+//! mail sink, payments to a private localstripe.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -31,10 +31,11 @@ use bench::scratch::ScratchDatabase;
 use bench::settings::{env, env_number, load_average};
 use bench::stats::{LatencySummary, ms};
 use serde_json::{Value, json};
-use shared::events::{OrderEvent, OrderEventData};
+use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
 use shared::msk::{BrokerRecord, kafka_event};
 use testkit::lambda_api::{FunctionProcess, RuntimeApi, http_api_event};
 use testkit::maildev::Maildev;
+use testkit::stripe::LocalStripe;
 use testkit::tansu::Tansu;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
@@ -49,6 +50,7 @@ enum Event {
     PlaceOrder,
     OrderPlacedForInventory,
     OrderPlacedForNotification,
+    OrderReservedForPayment,
     Schedule,
 }
 
@@ -95,6 +97,7 @@ async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
         ("order-api", "order-api"),
         ("inventory", "inventory"),
         ("notification", "notification"),
+        ("payment", "payment"),
         ("outbox-relay", "outbox-relay"),
     ];
     let binaries = match std::env::var("BENCH_BINARIES_DIR") {
@@ -113,10 +116,16 @@ async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
         }
     };
     let mail = Maildev::spawn().await;
+    let stripe = LocalStripe::spawn_in_memory().await;
     sqlx::query("INSERT INTO stock (product_name, quantity) VALUES ('Laptop', 1000000)")
         .execute(&database.pool)
         .await?;
-    let env = function_env(&database.url, &bootstrap, mail.smtp_port());
+    let env = function_env(
+        &database.url,
+        &bootstrap,
+        mail.smtp_port(),
+        stripe.base_url(),
+    );
 
     let mut subjects = [
         Subject::new("hello-world", "hello_lambda", false, Event::Echo),
@@ -144,6 +153,7 @@ async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
             false,
             Event::OrderPlacedForNotification,
         ),
+        Subject::new("payment", "payment", false, Event::OrderReservedForPayment),
         Subject::new("outbox-relay", "outbox-relay", false, Event::Schedule),
     ];
     println!(
@@ -181,8 +191,14 @@ async fn sink_greeting(port: u16, samples: usize) -> anyhow::Result<Duration> {
     Ok(median(&mut waits).unwrap_or_default())
 }
 
-/// The variables every function reads, pointing at the run's database, broker and mail sink.
-fn function_env(database_url: &str, bootstrap: &str, smtp_port: u16) -> Vec<(String, String)> {
+/// The variables every function reads, pointing at the run's database, broker, mail sink and
+/// Stripe stand-in.
+fn function_env(
+    database_url: &str,
+    bootstrap: &str,
+    smtp_port: u16,
+    stripe_base: &str,
+) -> Vec<(String, String)> {
     [
         ("DATABASE_URL", database_url.to_owned()),
         ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.to_owned()),
@@ -191,6 +207,8 @@ fn function_env(database_url: &str, bootstrap: &str, smtp_port: u16) -> Vec<(Str
         ("SMTP_TLS", "none".to_owned()),
         ("MAIL_FROM", "orders@example.com".to_owned()),
         ("NOTIFY_FALLBACK_TO", "order-desk@example.com".to_owned()),
+        ("STRIPE_API_BASE", stripe_base.to_owned()),
+        ("STRIPE_API_KEY", testkit::stripe::API_KEY.to_owned()),
         ("RUST_LOG", env("BENCH_FUNCTION_LOG", "warn")),
     ]
     .into_iter()
@@ -272,6 +290,39 @@ async fn first_event(event: Event, database: &ScratchDatabase) -> anyhow::Result
                 "arn:aws:kafka:us-east-1:123456789012:cluster/bench/1",
                 "127.0.0.1:9092",
                 [record],
+            ))?
+        }
+        Event::OrderReservedForPayment => {
+            let reserved = OrderEvent::new(
+                EventType::OrderReserved,
+                OrderEventData {
+                    order_id: shared::domain::new_id(),
+                    customer_name: "Ada Lovelace".to_owned(),
+                    customer_email: Some("ada@example.com".to_owned()),
+                    product_name: "Laptop".to_owned(),
+                    quantity: 1,
+                    reason: None,
+                    payment: Some(PaymentData {
+                        amount: 129_900,
+                        currency: "usd".to_owned(),
+                        decline_code: None,
+                    }),
+                },
+            );
+            // A card that succeeds, as events/payment-orders.sql pays with.
+            sqlx::query(
+                "INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status,
+                                     payment_method, amount, currency)
+                 VALUES ($1, 'Ada Lovelace', 'ada@example.com', 'Laptop', 1, 'RESERVED',
+                         'pm_card_visa', 129900, 'usd')",
+            )
+            .bind(reserved.data.order_id)
+            .execute(&database.pool)
+            .await?;
+            serde_json::to_value(kafka_event(
+                "arn:aws:kafka:us-east-1:123456789012:cluster/bench/1",
+                "127.0.0.1:9092",
+                [BrokerRecord::from_event(&reserved, 0, 1)],
             ))?
         }
         Event::Schedule => {
