@@ -269,15 +269,7 @@ async fn first_event(event: Event, database: &ScratchDatabase) -> anyhow::Result
             http_api_event("POST", "/api/orders", Some(&body.to_string()))
         }
         Event::OrderPlacedForInventory | Event::OrderPlacedForNotification => {
-            let placed = OrderEvent::placed(OrderEventData {
-                order_id: shared::domain::new_id(),
-                customer_name: "Ada Lovelace".to_owned(),
-                customer_email: Some("ada@example.com".to_owned()),
-                product_name: "Laptop".to_owned(),
-                quantity: 1,
-                reason: None,
-                payment: None,
-            });
+            let placed = OrderEvent::placed(ada_orders_a_laptop(None));
             sqlx::query(
                 "INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status)
                  VALUES ($1, 'Ada Lovelace', 'ada@example.com', 'Laptop', 1, 'PLACED')",
@@ -285,29 +277,16 @@ async fn first_event(event: Event, database: &ScratchDatabase) -> anyhow::Result
             .bind(placed.data.order_id)
             .execute(&database.pool)
             .await?;
-            let record = BrokerRecord::from_event(&placed, 0, 1);
-            serde_json::to_value(kafka_event(
-                "arn:aws:kafka:us-east-1:123456789012:cluster/bench/1",
-                "127.0.0.1:9092",
-                [record],
-            ))?
+            msk_batch(&placed)?
         }
         Event::OrderReservedForPayment => {
             let reserved = OrderEvent::new(
                 EventType::OrderReserved,
-                OrderEventData {
-                    order_id: shared::domain::new_id(),
-                    customer_name: "Ada Lovelace".to_owned(),
-                    customer_email: Some("ada@example.com".to_owned()),
-                    product_name: "Laptop".to_owned(),
-                    quantity: 1,
-                    reason: None,
-                    payment: Some(PaymentData {
-                        amount: 129_900,
-                        currency: "usd".to_owned(),
-                        decline_code: None,
-                    }),
-                },
+                ada_orders_a_laptop(Some(PaymentData {
+                    amount: 129_900,
+                    currency: "usd".to_owned(),
+                    decline_code: None,
+                })),
             );
             // A card that succeeds, as events/payment-orders.sql pays with.
             sqlx::query(
@@ -319,16 +298,34 @@ async fn first_event(event: Event, database: &ScratchDatabase) -> anyhow::Result
             .bind(reserved.data.order_id)
             .execute(&database.pool)
             .await?;
-            serde_json::to_value(kafka_event(
-                "arn:aws:kafka:us-east-1:123456789012:cluster/bench/1",
-                "127.0.0.1:9092",
-                [BrokerRecord::from_event(&reserved, 0, 1)],
-            ))?
+            msk_batch(&reserved)?
         }
         Event::Schedule => {
             serde_json::from_str(include_str!("../../../events/outbox-relay-schedule.json"))?
         }
     })
+}
+
+/// A new order of one laptop by Ada Lovelace, as the events about it carry it.
+fn ada_orders_a_laptop(payment: Option<PaymentData>) -> OrderEventData {
+    OrderEventData {
+        order_id: shared::domain::new_id(),
+        customer_name: "Ada Lovelace".to_owned(),
+        customer_email: Some("ada@example.com".to_owned()),
+        product_name: "Laptop".to_owned(),
+        quantity: 1,
+        reason: None,
+        payment,
+    }
+}
+
+/// An MSK trigger's batch holding `event` alone.
+fn msk_batch(event: &OrderEvent) -> anyhow::Result<Value> {
+    Ok(serde_json::to_value(kafka_event(
+        "arn:aws:kafka:us-east-1:123456789012:cluster/bench/1",
+        "127.0.0.1:9092",
+        [BrokerRecord::from_event(event, 0, 1)],
+    ))?)
 }
 
 fn median(samples: &mut [Duration]) -> Option<Duration> {
