@@ -516,6 +516,38 @@ fn exactly_one_order_api_is_deployed_and_both_are_alike() {
         render(&properties("OrderApiManagedFunction")["CapacityProviderConfig"]["Arn"]),
         "!GetAtt OrderApiCapacityProvider.Arn"
     );
+    // The two APIs are alike too (the parser resolves YAML aliases, so this compares values).
+    assert_eq!(
+        properties("OrderHttpApi"),
+        properties("OrderApiManagedHttpApi"),
+        "the two order APIs differ"
+    );
+}
+
+/// The SAM transform adds a function's routes to the very API object its events name: two APIs
+/// sharing one properties object through a YAML alias would each receive both functions' routes,
+/// and the transform refuses the template ("API method 'get' defined multiple times"). So no
+/// resource's `Properties` may be a YAML anchor or alias; each is written out.
+#[test]
+fn no_resource_shares_its_properties_through_a_yaml_alias() {
+    let text = template_text();
+    let mut resource = "a resource";
+    for line in text.lines() {
+        if let Some(id) = line
+            .strip_prefix("  ")
+            .filter(|rest| !rest.starts_with([' ', '#']))
+            .and_then(|rest| rest.strip_suffix(':'))
+        {
+            resource = id;
+        }
+        if let Some(properties) = line.strip_prefix("    Properties:") {
+            let properties = properties.trim_start();
+            assert!(
+                !properties.starts_with(['&', '*']),
+                "{resource}'s Properties are a YAML anchor or alias ({properties}): write them out"
+            );
+        }
+    }
 }
 
 /// The connection budget db-migrate checks counts order-api's environments times their pool
