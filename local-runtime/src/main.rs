@@ -1,6 +1,8 @@
 //! `local-runtime`: the whole system in one process (docs/architecture.md, "Local runs").
 //! `local-runtime provision` only migrates the database and creates the topics;
-//! `local-runtime redrive --queue-url <url> --function <name>` redrives an on-failure queue.
+//! `local-runtime redrive --queue-url <url> --function <name>` redrives an on-failure queue;
+//! `local-runtime token <email> [--password <password>] [--access]` prints a customer's token
+//! from the local Cognito user pool (see `gateway::signin`).
 
 use std::process::ExitCode;
 
@@ -16,13 +18,15 @@ async fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         // Only db-migrate's work (migrations and topics), then exit.
         Some("provision") => system::provision().await,
+        // A demo customer's token from the local Cognito user pool, for curl.
+        Some("token") => local_runtime::gateway::signin::print_token(&args[1..]).await,
         Some("redrive") => match redrive_args(&args[1..]) {
             Ok((queue_url, function)) => system::redrive(queue_url, function).await,
             Err(err) => Err(err),
         },
         Some(other) => Err(anyhow::anyhow!(
-            "unknown command {other:?}; run without arguments, with `provision`, or with \
-             `redrive --queue-url <url> --function <name>`"
+            "unknown command {other:?}; run without arguments, with `provision`, with \
+             `redrive --queue-url <url> --function <name>`, or with `token <email>`"
         )),
         None => match LocalConfig::from_env() {
             Ok(config) => system::run(config, shutdown).await,

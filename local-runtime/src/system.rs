@@ -184,6 +184,8 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
             config.template.display()
         )
     })?;
+    // Before anything starts: a JWT route without the local identity settings stops here.
+    let gateway = crate::gateway::Gateway::from_template(&config.template)?;
     let metrics = crate::metrics::install()?;
     let metrics_listener = crate::metrics::bind(config.metrics_addr).await?;
     provision().await?;
@@ -205,15 +207,19 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
         })?;
     tasks.spawn({
         let (app, shutdown, outbox) = (
-            order_api::app(state.clone()),
+            gateway.wrap(order_api::app(state.clone())),
             shutdown.clone(),
             state.outbox().clone(),
         );
         async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-                .context("the order API failed");
+            // The peer address is the request context's http.sourceIp, as API Gateway's is.
+            let served = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("the order API failed");
             // Events of the last answered orders go out before the process exits.
             outbox.flush().await;
             served

@@ -8,6 +8,9 @@ use std::fmt;
 
 use crate::{EventSource, Template, rate_in_seconds};
 
+/// The built-in IAM authorizer of an HTTP API (`Auth.EnableIamAuthorizer`).
+pub const IAM_AUTHORIZER: &str = "AWS_IAM";
+
 /// Variables a loader reads only on a developer machine; the cloud wiring must not set them.
 pub const LOCAL_ONLY_VARIABLES: [&str; 4] = [
     "DATABASE_URL",
@@ -27,14 +30,19 @@ pub struct Expectation {
     pub binary: String,
     /// Every variable the function's config loader reads (local-only ones are ignored).
     pub reads: Vec<String>,
+    /// Those of `reads` that the template must leave unset, so that they keep the code's
+    /// default (a switch meant for local runs and benchmarks, say).
+    pub left_at_default: Vec<String>,
     /// The topics it consumes, one MSK trigger each.
     pub consumes: Vec<String>,
     /// The period of its schedule, if it runs on one.
     pub schedule_secs: Option<u64>,
     /// Its HTTP routes as (METHOD, path).
     pub routes: Vec<(String, String)>,
-    /// Those of `routes` that must require IAM authorisation.
-    pub iam_routes: Vec<(String, String)>,
+    /// Those of `routes` that need an authorizer, as (METHOD, path, authorizer):
+    /// [`IAM_AUTHORIZER`] or the name of one of the API's `Auth.Authorizers`. Every other route
+    /// must have none, neither its own nor its API's `DefaultAuthorizer`.
+    pub authorized_routes: Vec<(String, String, String)>,
 }
 
 /// What the checker knows about the workspace.
@@ -135,12 +143,25 @@ pub fn check(template: &Template, expected: &[Expectation], workspace: &Workspac
             .map(String::as_str)
             .filter(|name| !LOCAL_ONLY_VARIABLES.contains(name))
             .collect();
+        let left_at_default: BTreeSet<&str> = expectation
+            .left_at_default
+            .iter()
+            .map(String::as_str)
+            .collect();
         let sets: BTreeSet<&str> = function.environment.iter().map(String::as_str).collect();
         for name in sets.difference(&reads) {
             report(id, format!("sets {name}, which its code does not read"));
         }
         for name in reads.difference(&sets) {
-            report(id, format!("reads {name}, which the template does not set"));
+            if !left_at_default.contains(name) {
+                report(id, format!("reads {name}, which the template does not set"));
+            }
+        }
+        for name in sets.intersection(&left_at_default) {
+            report(
+                id,
+                format!("sets {name}, which must keep the code's default"),
+            );
         }
         for name in sets.intersection(&LOCAL_ONLY_VARIABLES.into_iter().collect()) {
             report(id, format!("sets {name}, which is for local runs only"));
@@ -224,15 +245,56 @@ pub fn check(template: &Template, expected: &[Expectation], workspace: &Workspac
             ),
         }
 
+        // Each route with the authorizer API Gateway applies to it: its own, else its API's
+        // DefaultAuthorizer.
         let routes: BTreeMap<(String, String), Option<String>> = function
-            .http_routes()
-            .map(|(method, path, auth)| {
-                (
-                    (method.to_uppercase(), path.to_owned()),
-                    auth.map(str::to_owned),
-                )
+            .events
+            .iter()
+            .filter_map(|event| match &event.source {
+                EventSource::HttpApi {
+                    method,
+                    path,
+                    authorizer,
+                    api,
+                } => Some((
+                    (method.to_uppercase(), path.clone()),
+                    template.route_authorizer(api.as_deref(), authorizer.as_deref()),
+                )),
+                _ => None,
             })
             .collect();
+        for (method, path, api) in function.http_route_apis() {
+            let Some(api) = api.and_then(|api| template.http_api(api)) else {
+                continue;
+            };
+            let method = method.to_uppercase();
+            if let Some(default) = &api.default_authorizer {
+                report(
+                    id,
+                    format!(
+                        "{method} {path} is on {}, whose DefaultAuthorizer {default} every route \
+                         without its own gets",
+                        api.logical_id
+                    ),
+                );
+            }
+            let authorizer = routes
+                .get(&(method.clone(), path.to_owned()))
+                .cloned()
+                .flatten();
+            match authorizer.as_deref() {
+                None => {}
+                Some(IAM_AUTHORIZER) if api.iam_authorizer => {}
+                Some(name) if api.authorizers.contains(name) => {}
+                Some(name) => report(
+                    id,
+                    format!(
+                        "{method} {path} uses authorizer {name}, which {} does not declare",
+                        api.logical_id
+                    ),
+                ),
+            }
+        }
         let wanted: BTreeSet<(String, String)> = expectation
             .routes
             .iter()
@@ -251,17 +313,19 @@ pub fn check(template: &Template, expected: &[Expectation], workspace: &Workspac
             );
         }
         for (route, auth) in &routes {
-            let must_be_iam = expectation
-                .iam_routes
+            let wanted = expectation
+                .authorized_routes
                 .iter()
-                .any(|(m, p)| m.to_uppercase() == route.0 && *p == route.1);
-            match (must_be_iam, auth.as_deref()) {
-                (true, Some("AWS_IAM")) | (false, None) => {}
-                (true, other) => report(
+                .find(|(m, p, _)| m.to_uppercase() == route.0 && *p == route.1)
+                .map(|(_, _, authorizer)| authorizer.as_str());
+            match (wanted, auth.as_deref()) {
+                (None, None) => {}
+                (Some(wanted), Some(auth)) if wanted == auth => {}
+                (Some(wanted), other) => report(
                     id,
-                    format!("{} {} must use AWS_IAM, has {other:?}", route.0, route.1),
+                    format!("{} {} must use {wanted}, has {other:?}", route.0, route.1),
                 ),
-                (false, Some(other)) => report(
+                (None, Some(other)) => report(
                     id,
                     format!(
                         "{} {} has authorizer {other}, expected none",

@@ -6,7 +6,8 @@
 //! CloudFormation intrinsics (`!Ref`, `!GetAtt`, `!Sub`, ...) are kept readable but never
 //! resolved: only literal settings are read as values (see [`render`]).
 //!
-//! - [`Template`], [`Function`], [`Event`], [`EventSource`], [`MskEvent`]: the typed view.
+//! - [`Template`], [`Function`], [`Event`], [`EventSource`], [`MskEvent`], [`HttpApi`]: the
+//!   typed view.
 //! - [`contract`]: compares the view with what the code expects ([`contract::Expectation`])
 //!   and lists every [`contract::Drift`].
 
@@ -32,11 +33,27 @@ pub enum TemplateError {
     Shape(String),
 }
 
-/// The template's serverless functions.
+/// The template's serverless functions and HTTP APIs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     pub functions: Vec<Function>,
+    pub http_apis: Vec<HttpApi>,
 }
+
+/// One `AWS::Serverless::HttpApi`: the authorizers its routes can name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpApi {
+    pub logical_id: String,
+    /// `Auth.DefaultAuthorizer`: what a route without its own `Auth.Authorizer` gets.
+    pub default_authorizer: Option<String>,
+    /// The names of `Auth.Authorizers`, such as a JWT authorizer.
+    pub authorizers: BTreeSet<String>,
+    /// `Auth.EnableIamAuthorizer`: routes may name `AWS_IAM`.
+    pub iam_authorizer: bool,
+}
+
+/// The value of a route's `Auth.Authorizer` that opts it out of the API's `DefaultAuthorizer`.
+pub const NO_AUTHORIZER: &str = "NONE";
 
 /// One `AWS::Serverless::Function`, with `Globals` applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,8 +83,13 @@ pub enum EventSource {
     HttpApi {
         method: String,
         path: String,
-        /// `Auth.Authorizer`, such as `AWS_IAM`; `None` for an open route.
+        /// `Auth.Authorizer` as written, such as `AWS_IAM` or `NONE`; `None` when the route
+        /// sets none (it then gets its API's `DefaultAuthorizer`, if any: see
+        /// [`Template::route_authorizer`]).
         authorizer: Option<String>,
+        /// The API the route is on: the logical id of `ApiId: !Ref <id>`, else `ApiId` as
+        /// written; `None` for SAM's implicit API.
+        api: Option<String>,
     },
     /// Any other event type, by its `Type`.
     Other(String),
@@ -106,7 +128,12 @@ impl Template {
             .as_mapping()
             .ok_or_else(|| TemplateError::Shape("the template has no Resources".to_owned()))?;
         let mut functions = Vec::new();
+        let mut http_apis = Vec::new();
         for (id, resource) in resources {
+            if resource["Type"].as_str() == Some("AWS::Serverless::HttpApi") {
+                http_apis.push(http_api(id.as_str().unwrap_or_default(), resource));
+                continue;
+            }
             if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
                 continue;
             }
@@ -136,11 +163,32 @@ impl Template {
                 events,
             });
         }
-        Ok(Self { functions })
+        Ok(Self {
+            functions,
+            http_apis,
+        })
     }
 
     pub fn function(&self, logical_id: &str) -> Option<&Function> {
         self.functions.iter().find(|f| f.logical_id == logical_id)
+    }
+
+    pub fn http_api(&self, logical_id: &str) -> Option<&HttpApi> {
+        self.http_apis.iter().find(|a| a.logical_id == logical_id)
+    }
+
+    /// The authorizer API Gateway applies to a route on `api` whose own `Auth.Authorizer` is
+    /// `authorizer`: that one, else the API's `DefaultAuthorizer`; `None` for an open route
+    /// (`NONE`, or nothing on either level).
+    pub fn route_authorizer(&self, api: Option<&str>, authorizer: Option<&str>) -> Option<String> {
+        let authorizer = match authorizer {
+            Some(NO_AUTHORIZER) => return None,
+            Some(authorizer) => Some(authorizer),
+            None => api
+                .and_then(|api| self.http_api(api))
+                .and_then(|api| api.default_authorizer.as_deref()),
+        };
+        authorizer.map(str::to_owned)
     }
 }
 
@@ -153,14 +201,26 @@ impl Function {
         })
     }
 
-    /// The function's HTTP API routes as (method, path, authorizer).
+    /// The function's HTTP API routes as (method, path, authorizer), the authorizer as the
+    /// route writes it.
     pub fn http_routes(&self) -> impl Iterator<Item = (&str, &str, Option<&str>)> {
         self.events.iter().filter_map(|event| match &event.source {
             EventSource::HttpApi {
                 method,
                 path,
                 authorizer,
+                ..
             } => Some((method.as_str(), path.as_str(), authorizer.as_deref())),
+            _ => None,
+        })
+    }
+
+    /// The API each HTTP route is on, as (method, path, API), in template order.
+    pub fn http_route_apis(&self) -> impl Iterator<Item = (&str, &str, Option<&str>)> {
+        self.events.iter().filter_map(|event| match &event.source {
+            EventSource::HttpApi {
+                method, path, api, ..
+            } => Some((method.as_str(), path.as_str(), api.as_deref())),
             _ => None,
         })
     }
@@ -181,6 +241,24 @@ fn variable_names(variables: &Value) -> BTreeSet<String> {
         .flatten()
         .filter_map(|(name, _)| name.as_str().map(str::to_owned))
         .collect()
+}
+
+fn http_api(logical_id: &str, resource: &Value) -> HttpApi {
+    let auth = &resource["Properties"]["Auth"];
+    HttpApi {
+        logical_id: logical_id.to_owned(),
+        default_authorizer: match &auth["DefaultAuthorizer"] {
+            Value::Null => None,
+            authorizer => Some(render(authorizer)),
+        },
+        authorizers: auth["Authorizers"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, _)| name.as_str().map(str::to_owned))
+            .collect(),
+        iam_authorizer: auth["EnableIamAuthorizer"].as_bool() == Some(true),
+    }
 }
 
 fn event_source(event: &Value) -> EventSource {
@@ -223,6 +301,15 @@ fn event_source(event: &Value) -> EventSource {
             method: properties["Method"].as_str().unwrap_or_default().to_owned(),
             path: properties["Path"].as_str().unwrap_or_default().to_owned(),
             authorizer: properties["Auth"]["Authorizer"].as_str().map(str::to_owned),
+            api: match &properties["ApiId"] {
+                Value::Null => None,
+                Value::Tagged(tagged) if tagged.tag == "!Ref" => Some(render(&tagged.value)),
+                api => Some(
+                    api["Ref"]
+                        .as_str()
+                        .map_or_else(|| render(api), str::to_owned),
+                ),
+            },
         },
         other => EventSource::Other(other.to_owned()),
     }

@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sam_template::contract::{Drift, Expectation, Workspace, check};
+use sam_template::contract::{Drift, Expectation, IAM_AUTHORIZER, Workspace, check};
 use sam_template::{Template, render};
 use shared::events::{EventType, topics};
+use shared::metrics::{labels, names};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -109,22 +110,71 @@ fn notification_topics() -> Vec<String> {
 /// The relay's period: docs/architecture.md runs it every minute.
 const RELAY_PERIOD: Duration = Duration::from_secs(60);
 
+/// The JWT authorizer of the customer routes, declared on the order API.
+const CUSTOMER_AUTHORIZER: &str = "CustomerJwt";
+
+/// The API's three audiences (docs/access.md), visible in the path: operators under
+/// `/api/admin/`, signed-in customers under `/api/me/`, guests everywhere else.
+fn audience_authorizer(path: &str) -> Option<&'static str> {
+    if path.starts_with("/api/admin/") {
+        Some(IAM_AUTHORIZER)
+    } else if path.starts_with("/api/me/") {
+        Some(CUSTOMER_AUTHORIZER)
+    } else {
+        None
+    }
+}
+
+/// Every route of the order API with the authorizer of its audience. This list is the
+/// template's side of the contract written out; `the_template_matches_the_code` holds the
+/// template against the routes the API serves (openapi.json), so the two cannot part.
+#[rustfmt::skip]
+const ORDER_API_ROUTES: [(&str, &str, Option<&str>); 16] = [
+    // Guests: no authorizer.
+    ("POST", "/api/orders", None),
+    ("GET", "/api/orders/{id}", None),
+    ("GET", "/api/stock", None),
+    ("GET", "/api/stock/{productName}", None),
+    ("GET", "/api/health", None),
+    ("GET", "/api/openapi.json", None),
+    // Customers: a JWT of the customer provider.
+    ("POST", "/api/me/orders", Some(CUSTOMER_AUTHORIZER)),
+    ("GET", "/api/me/orders", Some(CUSTOMER_AUTHORIZER)),
+    ("GET", "/api/me/orders/{id}", Some(CUSTOMER_AUTHORIZER)),
+    ("POST", "/api/me/orders/{id}/cancel", Some(CUSTOMER_AUTHORIZER)),
+    // Operators: SigV4-signed requests of an IAM principal.
+    ("GET", "/api/admin/orders", Some(IAM_AUTHORIZER)),
+    ("GET", "/api/admin/orders/{id}", Some(IAM_AUTHORIZER)),
+    ("POST", "/api/admin/orders/{id}/cancel", Some(IAM_AUTHORIZER)),
+    ("PUT", "/api/admin/stock/{productName}", Some(IAM_AUTHORIZER)),
+    ("GET", "/api/admin/dead-letters", Some(IAM_AUTHORIZER)),
+    ("POST", "/api/admin/dead-letters/{id}/replay", Some(IAM_AUTHORIZER)),
+];
+
+/// Variables order-api reads that the template leaves unset, so that they keep the code's
+/// default: `ABUSE_LIMITS=off` is for benchmarks only (docs/access.md, "Abuse limits").
+const ORDER_API_LEFT_AT_DEFAULT: [&str; 1] = ["ABUSE_LIMITS"];
+
 /// order-api on classic Lambda (`OrderApiFunction`) and on a capacity provider
 /// (`OrderApiManagedFunction`, with `OrderApiOnManagedInstances`): the code expects the same of
 /// both.
 fn order_api_expectation(logical_id: &str) -> Expectation {
+    let routes = api_routes();
+    let authorized_routes = routes
+        .iter()
+        .filter_map(|(method, path)| {
+            audience_authorizer(path)
+                .map(|authorizer| (method.clone(), path.clone(), authorizer.to_owned()))
+        })
+        .collect();
     Expectation {
         logical_id: logical_id.into(),
         binary: "order-api".into(),
+        // The config loader's variables include the abuse limits' (order_api::limits).
         reads: order_api::config::OrderApiConfig::variables(),
-        routes: api_routes(),
-        // docs/api.md: the admin routes are IAM-authorised in AWS.
-        iam_routes: vec![
-            ("PUT".into(), "/api/stock/{productName}".into()),
-            ("POST".into(), "/api/orders/{id}/cancel".into()),
-            ("GET".into(), "/api/dead-letters".into()),
-            ("POST".into(), "/api/dead-letters/{id}/replay".into()),
-        ],
+        left_at_default: ORDER_API_LEFT_AT_DEFAULT.map(str::to_owned).into(),
+        routes,
+        authorized_routes,
         ..Expectation::default()
     }
 }
@@ -351,27 +401,192 @@ fn a_code_uri_outside_the_workspace_root_is_reported() {
 #[test]
 fn an_admin_route_without_iam_is_reported() {
     let drifts = drifts_of(&edited(
-        "            Auth:\n              Authorizer: AWS_IAM\n",
-        "",
+        "            Path: /api/admin/stock/{productName}\n            Auth:\n              Authorizer: AWS_IAM\n",
+        "            Path: /api/admin/stock/{productName}\n",
     ));
     assert_reports(
         &drifts,
         "OrderApiFunction",
-        "PUT /api/stock/{productName} must use AWS_IAM",
+        "PUT /api/admin/stock/{productName} must use AWS_IAM, has None",
     );
 }
 
 #[test]
 fn a_dead_letter_route_without_iam_is_reported() {
     let drifts = drifts_of(&edited(
-        "            Path: /api/dead-letters/{id}/replay\n            Auth:\n              Authorizer: AWS_IAM\n",
-        "            Path: /api/dead-letters/{id}/replay\n",
+        "            Path: /api/admin/dead-letters/{id}/replay\n            Auth:\n              Authorizer: AWS_IAM\n",
+        "            Path: /api/admin/dead-letters/{id}/replay\n",
     ));
     assert_reports(
         &drifts,
         "OrderApiFunction",
-        "POST /api/dead-letters/{id}/replay must use AWS_IAM",
+        "POST /api/admin/dead-letters/{id}/replay must use AWS_IAM",
     );
+}
+
+#[test]
+fn an_admin_route_with_the_customer_authorizer_is_reported() {
+    let drifts = drifts_of(&edited(
+        "            Path: /api/admin/orders/{id}\n            Auth:\n              Authorizer: AWS_IAM\n",
+        "            Path: /api/admin/orders/{id}\n            Auth:\n              Authorizer: CustomerJwt\n",
+    ));
+    assert_reports(
+        &drifts,
+        "OrderApiFunction",
+        "GET /api/admin/orders/{id} must use AWS_IAM, has Some(\"CustomerJwt\")",
+    );
+}
+
+#[test]
+fn a_customer_route_without_the_jwt_authorizer_is_reported() {
+    let drifts = drifts_of(&edited(
+        "            Path: /api/me/orders/{id}/cancel\n            Auth:\n              Authorizer: CustomerJwt\n",
+        "            Path: /api/me/orders/{id}/cancel\n",
+    ));
+    assert_reports(
+        &drifts,
+        "OrderApiFunction",
+        "POST /api/me/orders/{id}/cancel must use CustomerJwt, has None",
+    );
+}
+
+#[test]
+fn a_customer_route_opted_out_with_none_is_reported() {
+    let drifts = drifts_of(&edited(
+        "            Path: /api/me/orders/{id}\n            Auth:\n              Authorizer: CustomerJwt\n",
+        "            Path: /api/me/orders/{id}\n            Auth:\n              Authorizer: NONE\n",
+    ));
+    assert_reports(
+        &drifts,
+        "OrderApiFunction",
+        "GET /api/me/orders/{id} must use CustomerJwt, has None",
+    );
+}
+
+#[test]
+fn a_guest_route_with_an_authorizer_is_reported() {
+    let drifts = drifts_of(&edited(
+        "            Path: /api/stock/{productName}\n",
+        "            Path: /api/stock/{productName}\n            Auth:\n              Authorizer: CustomerJwt\n",
+    ));
+    assert_reports(
+        &drifts,
+        "OrderApiFunction",
+        "GET /api/stock/{productName} has authorizer CustomerJwt, expected none",
+    );
+}
+
+/// A DefaultAuthorizer would reach every route that names none: the guest routes.
+#[test]
+fn a_default_authorizer_on_the_api_is_reported() {
+    let drifts = drifts_of(&edited(
+        "      Auth:\n        EnableIamAuthorizer: true\n",
+        "      Auth:\n        DefaultAuthorizer: CustomerJwt\n        EnableIamAuthorizer: true\n",
+    ));
+    assert_reports(
+        &drifts,
+        "OrderApiFunction",
+        "GET /api/health has authorizer CustomerJwt, expected none",
+    );
+    assert_reports(
+        &drifts,
+        "OrderApiFunction",
+        "whose DefaultAuthorizer CustomerJwt every route without its own gets",
+    );
+}
+
+#[test]
+fn an_authorizer_the_api_does_not_declare_is_reported() {
+    let drifts = drifts_of(&edited(
+        "          CustomerJwt:\n",
+        "          ShopperJwt:\n",
+    ));
+    assert_reports(
+        &drifts,
+        "OrderApiFunction",
+        "POST /api/me/orders uses authorizer CustomerJwt, which OrderHttpApi does not declare",
+    );
+}
+
+#[test]
+fn a_route_of_the_old_api_is_reported() {
+    // PUT /api/stock/{productName} moved to /api/admin/stock/{productName}, with no fallback.
+    let drifts = drifts_of(&edited(
+        "            Path: /api/admin/stock/{productName}\n",
+        "            Path: /api/stock/{productName}\n",
+    ));
+    assert_reports(
+        &drifts,
+        "OrderApiFunction",
+        "routes PUT /api/stock/{productName}, which the API does not serve",
+    );
+    assert_reports(
+        &drifts,
+        "OrderApiFunction",
+        "serves PUT /api/admin/stock/{productName}, which the template does not route",
+    );
+}
+
+#[test]
+fn the_benchmark_switch_in_the_template_is_reported() {
+    let drifts = drifts_of(&edited(
+        "          LIMIT_WINDOW_SECS: !Ref LimitWindowSecs\n",
+        "          LIMIT_WINDOW_SECS: !Ref LimitWindowSecs\n          ABUSE_LIMITS: \"off\"\n",
+    ));
+    assert_reports(
+        &drifts,
+        "OrderApiFunction",
+        "sets ABUSE_LIMITS, which must keep the code's default",
+    );
+}
+
+/// Both order-api functions route exactly the three audiences' routes, each with its
+/// audience's authorizer (this one does not read openapi.json).
+#[test]
+fn every_route_has_its_audiences_authorizer() {
+    let template = Template::parse(&template_text()).unwrap();
+    let wanted: BTreeSet<(String, String, Option<String>)> = ORDER_API_ROUTES
+        .iter()
+        .map(|(method, path, authorizer)| {
+            assert_eq!(*authorizer, audience_authorizer(path), "{method} {path}");
+            (
+                (*method).to_owned(),
+                (*path).to_owned(),
+                authorizer.map(str::to_owned),
+            )
+        })
+        .collect();
+    for id in ["OrderApiFunction", "OrderApiManagedFunction"] {
+        let function = template.function(id).unwrap();
+        let routed: BTreeSet<(String, String, Option<String>)> = function
+            .events
+            .iter()
+            .filter_map(|event| match &event.source {
+                sam_template::EventSource::HttpApi {
+                    method,
+                    path,
+                    authorizer,
+                    api,
+                } => Some((
+                    method.to_uppercase(),
+                    path.clone(),
+                    template.route_authorizer(api.as_deref(), authorizer.as_deref()),
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(routed, wanted, "{id}");
+    }
+    for api in &template.http_apis {
+        assert_eq!(api.default_authorizer, None, "{}", api.logical_id);
+        assert!(api.iam_authorizer, "{}", api.logical_id);
+        assert_eq!(
+            api.authorizers,
+            BTreeSet::from([CUSTOMER_AUTHORIZER.to_owned()]),
+            "{}",
+            api.logical_id
+        );
+    }
 }
 
 #[test]
@@ -602,4 +817,157 @@ fn every_msk_trigger_has_its_entry_in_the_connection_budget() {
         }
     }
     assert_eq!(triggers, 9);
+}
+
+/// The customer authorizer validates the tokens of the stack's Cognito user pool and app
+/// client, or of the OpenID Connect provider the two parameters name (then no pool is made).
+#[test]
+fn the_customer_authorizer_trusts_the_pool_or_the_given_provider() {
+    let root = raw_template();
+    let resources = &root["Resources"];
+    let conditions = &root["Conditions"];
+    assert_eq!(
+        render(&conditions["UseExternalCustomerOidc"]),
+        "!And [!Not [!Equals [!Ref CustomerOidcIssuerUrl, ]], !Not [!Equals [!Ref CustomerOidcAudience, ]]]"
+    );
+    assert_eq!(
+        render(&conditions["CreateCustomerUserPool"]),
+        "!Not [!Condition UseExternalCustomerOidc]"
+    );
+    for id in ["CustomerUserPool", "CustomerUserPoolClient"] {
+        assert_eq!(condition_of(&root, id), "CreateCustomerUserPool");
+    }
+    for parameter in ["CustomerOidcIssuerUrl", "CustomerOidcAudience"] {
+        assert_eq!(root["Parameters"][parameter]["Default"].as_str(), Some(""));
+    }
+
+    for api in ["OrderHttpApi", "OrderApiManagedHttpApi"] {
+        let authorizer = &resources[api]["Properties"]["Auth"]["Authorizers"][CUSTOMER_AUTHORIZER];
+        assert_eq!(
+            authorizer["IdentitySource"].as_str(),
+            Some("$request.header.Authorization"),
+            "{api}"
+        );
+        let jwt = &authorizer["JwtConfiguration"];
+        assert_eq!(
+            render(&jwt["issuer"]),
+            "!If [UseExternalCustomerOidc, !Ref CustomerOidcIssuerUrl, \
+             !Sub https://cognito-idp.${AWS::Region}.amazonaws.com/${CustomerUserPool}]",
+            "{api}"
+        );
+        assert_eq!(
+            render(&jwt["audience"]),
+            "[!If [UseExternalCustomerOidc, !Ref CustomerOidcAudience, !Ref CustomerUserPoolClient]]",
+            "{api}"
+        );
+    }
+
+    let pool = &resources["CustomerUserPool"]["Properties"];
+    assert_eq!(render(&pool["UsernameAttributes"]), "[email]");
+    assert_eq!(render(&pool["AutoVerifiedAttributes"]), "[email]");
+    let client = &resources["CustomerUserPoolClient"]["Properties"];
+    assert_eq!(render(&client["UserPoolId"]), "!Ref CustomerUserPool");
+    assert_eq!(client["GenerateSecret"].as_bool(), Some(false));
+    let flows: BTreeSet<String> = client["ExplicitAuthFlows"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(render)
+        .collect();
+    assert_eq!(
+        flows,
+        BTreeSet::from(
+            [
+                "ALLOW_USER_PASSWORD_AUTH",
+                "ALLOW_USER_SRP_AUTH",
+                "ALLOW_REFRESH_TOKEN_AUTH"
+            ]
+            .map(str::to_owned)
+        )
+    );
+
+    let outputs = &root["Outputs"];
+    assert_eq!(
+        render(&outputs["CustomerUserPoolId"]["Value"]),
+        "!Ref CustomerUserPool"
+    );
+    assert_eq!(
+        render(&outputs["CustomerUserPoolClientId"]["Value"]),
+        "!Ref CustomerUserPoolClient"
+    );
+    for output in ["CustomerUserPoolId", "CustomerUserPoolClientId"] {
+        assert_eq!(
+            outputs[output]["Condition"].as_str(),
+            Some("CreateCustomerUserPool")
+        );
+    }
+    assert!(!outputs["ApiUrl"].is_null());
+
+    // API Gateway validates the tokens: order-api itself needs no Cognito permission.
+    for function in ["OrderApiFunction", "OrderApiManagedFunction"] {
+        let policies = render(&resources[function]["Properties"]["Policies"]);
+        assert!(!policies.contains("cognito"), "{function}: {policies}");
+    }
+}
+
+/// The abuse limits' parameters default to the code's own defaults, so a stack deployed
+/// without overrides behaves as a local run does.
+#[test]
+fn the_abuse_limits_default_to_the_codes_defaults() {
+    let root = raw_template();
+    let variables =
+        &root["Resources"]["OrderApiFunction"]["Properties"]["Environment"]["Variables"];
+    let mut from_parameters = std::collections::HashMap::new();
+    for name in order_api::limits::Limits::variables() {
+        if ORDER_API_LEFT_AT_DEFAULT.contains(&name.as_str()) {
+            continue;
+        }
+        let value = render(&variables[name.as_str()]);
+        let parameter = value
+            .strip_prefix("!Ref ")
+            .unwrap_or_else(|| panic!("{name} is {value:?}, not a !Ref of a parameter"));
+        let default = &root["Parameters"][parameter]["Default"];
+        assert!(!default.is_null(), "{parameter} has no Default");
+        from_parameters.insert(name.clone(), render(default));
+    }
+    assert_eq!(
+        order_api::limits::Limits::from_source(Some(from_parameters)).unwrap(),
+        order_api::limits::Limits::default()
+    );
+}
+
+/// order-api counts the requests its abuse limits refuse (`requests_refused_total` with
+/// `reason=rate_limited`, an EMF metric in the stack's namespace with the label as its one
+/// dimension); a surge of them raises an alarm and shows on the dashboard.
+#[test]
+fn a_surge_of_rate_limited_requests_raises_an_alarm() {
+    let root = raw_template();
+    let resources = &root["Resources"];
+    let alarm = &resources["RateLimitedRequestsAlarm"]["Properties"];
+    assert_eq!(
+        render(&alarm["Namespace"]),
+        "!Sub OrderSystem/${AWS::StackName}"
+    );
+    assert_eq!(alarm["MetricName"].as_str(), Some(names::REQUESTS_REFUSED));
+    assert_eq!(
+        render(&alarm["Dimensions"]),
+        format!("[{{Name: {}, Value: rate_limited}}]", labels::REASON)
+    );
+    assert_eq!(alarm["Statistic"].as_str(), Some("Sum"));
+    assert_eq!(alarm["Period"].as_u64(), Some(300));
+    assert_eq!(
+        render(&alarm["Threshold"]),
+        "!Ref RateLimitedRequestsThreshold"
+    );
+    assert!(!root["Parameters"]["RateLimitedRequestsThreshold"]["Default"].is_null());
+
+    let dashboard = render(&resources["OrderFlowDashboard"]["Properties"]["DashboardBody"]);
+    for reason in ["unauthorized", "not_found", "rate_limited"] {
+        let series = format!(
+            "[\"${{Ns}}\", \"{}\", \"{}\", \"{reason}\"",
+            names::REQUESTS_REFUSED,
+            labels::REASON
+        );
+        assert!(dashboard.contains(&series), "no {series} on the dashboard");
+    }
 }

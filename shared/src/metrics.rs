@@ -34,6 +34,10 @@ pub mod names {
     pub const BATCH_SECONDS: &str = "batch_seconds";
     /// Age of the oldest outbox row not yet published, in seconds (0 when none is pending).
     pub const OUTBOX_OLDEST_UNPUBLISHED_SECONDS: &str = "outbox_oldest_unpublished_seconds";
+    /// Requests the API refused for who was asking, by `reason`: `unauthorized` (no valid
+    /// token, 401), `not_found` (an order the caller may not see, 404), `rate_limited` (an
+    /// abuse limit, 429).
+    pub const REQUESTS_REFUSED: &str = "requests_refused_total";
 }
 
 /// Label names.
@@ -72,6 +76,11 @@ pub fn describe() {
         "Orders the inventory rejected, by reason"
     );
     metrics::describe_counter!(names::ORDERS_CANCELLED, Unit::Count, "Orders cancelled");
+    metrics::describe_counter!(
+        names::REQUESTS_REFUSED,
+        Unit::Count,
+        "Requests refused for who was asking, by reason"
+    );
     metrics::describe_counter!(names::PAYMENTS, Unit::Count, "Payment attempts, by outcome");
     metrics::describe_counter!(names::MAILS, Unit::Count, "Mails, by outcome");
     metrics::describe_counter!(
@@ -113,6 +122,11 @@ pub fn orders_rejected(reason: &'static str, count: u64) {
     if count > 0 {
         metrics::counter!(names::ORDERS_REJECTED, labels::REASON => reason).increment(count);
     }
+}
+
+/// One request refused for `reason` (see [`names::REQUESTS_REFUSED`]).
+pub fn request_refused(reason: &'static str) {
+    metrics::counter!(names::REQUESTS_REFUSED, labels::REASON => reason).increment(1);
 }
 
 /// One order cancelled.

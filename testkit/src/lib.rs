@@ -1,5 +1,7 @@
 //! Test helpers that drive real services, and break them on purpose.
 //!
+//! - [`api_gateway`]: the request context API Gateway hands the order API, for in-process
+//!   calls as a guest, a customer or an operator.
 //! - [`emf`]: checks log lines against the CloudWatch Embedded Metric Format specification.
 //! - [`kafka`]: read back what a test published, from the shared broker or a private one.
 //! - [`tansu`]: a private Kafka-compatible broker per test, which a test may stop and restart.
@@ -19,6 +21,8 @@
 //!
 //! Defaults match `scripts/env.sh`, so tests run after `scripts/services up` without setup.
 
+pub mod api_gateway;
+pub mod cognito;
 pub mod emf;
 pub mod kafka;
 pub mod lambda_api;

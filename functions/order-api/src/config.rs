@@ -16,6 +16,8 @@ pub struct OrderApiConfig {
     /// Lambda (one request at a time) and one per request served at once plus the marks on
     /// Lambda Managed Instances.
     pub max_connections: u32,
+    /// The abuse limits on placing orders (`ABUSE_LIMITS`, `LIMIT_*`).
+    pub limits: crate::limits::Limits,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +42,7 @@ impl OrderApiConfig {
         let mut names = DatabaseSettings::variables();
         names.extend(KafkaSettings::variables());
         names.extend(variables_of::<RawApiSettings>());
+        names.extend(crate::limits::Limits::variables());
         names.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
         names.push(shared::trace::export::ENDPOINT_VARIABLE.to_owned());
         names
@@ -72,6 +75,7 @@ impl OrderApiConfig {
             database,
             kafka,
             max_connections,
+            limits: crate::limits::Limits::from_source(variables)?,
         })
     }
 }

@@ -2,14 +2,23 @@
 //! runtime and by the tests alike. Requests are parsed into domain types at this edge and
 //! handed to [`crate::store`]; every failure becomes problem+json in [`crate::problem`].
 //!
-//! - [`orders`]: place one (idempotently, with its event), read one, list them.
-//! - [`stock`]: read levels, and set one (an admin route).
-//! - [`dead_letters`]: list the records the consumers refused, and replay one (admin routes).
+//! The path says whom a route is for (docs/access.md): `/api/orders` and the stock reads
+//! for guests, `/api/me/...` for signed-in customers, `/api/admin/...` for operators. Each
+//! handler takes the [`crate::caller`] its route is for.
+//!
+//! - [`orders`]: what every audience's order routes share, and a guest's: place an order,
+//!   read it back with its token.
+//! - [`my_orders`]: a customer's own orders: place, list, read, cancel.
+//! - [`admin_orders`]: every order, for operators: list, read, cancel.
+//! - [`stock`]: read levels, and set one (operators).
+//! - [`dead_letters`]: list the records the consumers refused, and replay one (operators).
 //! - [`health`]: whether the database answers.
 //! - [`openapi`]: the OpenAPI 3.1 document generated from the route annotations.
 
+pub mod admin_orders;
 pub mod dead_letters;
 pub mod health;
+pub mod my_orders;
 pub mod openapi;
 pub mod orders;
 pub mod stock;
@@ -76,22 +85,35 @@ pub fn app(state: AppState) -> Router {
 /// A test requests every documented operation of this router and fails on a path or method
 /// it does not route.
 fn routes() -> Router<AppState> {
+    use axum::routing::put;
     use axum::routing::{get, post};
     Router::new()
-        .route(
-            "/api/orders",
-            post(orders::place_order).get(orders::list_orders),
-        )
+        .route("/api/orders", post(orders::place_order))
         .route("/api/orders/{id}", get(orders::get_order))
-        .route("/api/orders/{id}/cancel", post(orders::cancel_order))
         .route("/api/stock", get(stock::list_stock))
+        .route("/api/stock/{productName}", get(stock::get_stock))
         .route(
-            "/api/stock/{productName}",
-            get(stock::get_stock).put(stock::set_stock),
+            "/api/me/orders",
+            post(my_orders::place_my_order).get(my_orders::list_my_orders),
         )
-        .route("/api/dead-letters", get(dead_letters::list_dead_letters))
+        .route("/api/me/orders/{id}", get(my_orders::get_my_order))
         .route(
-            "/api/dead-letters/{id}/replay",
+            "/api/me/orders/{id}/cancel",
+            post(my_orders::cancel_my_order),
+        )
+        .route("/api/admin/orders", get(admin_orders::list_orders))
+        .route("/api/admin/orders/{id}", get(admin_orders::get_order))
+        .route(
+            "/api/admin/orders/{id}/cancel",
+            post(admin_orders::cancel_order),
+        )
+        .route("/api/admin/stock/{productName}", put(stock::set_stock))
+        .route(
+            "/api/admin/dead-letters",
+            get(dead_letters::list_dead_letters),
+        )
+        .route(
+            "/api/admin/dead-letters/{id}/replay",
             post(dead_letters::replay_dead_letter),
         )
         .route("/api/health", get(health::health))

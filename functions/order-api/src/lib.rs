@@ -7,15 +7,22 @@
 //! - [`handler`]: the router and its routes; requests are parsed into domain types at this
 //!   edge and handed to [`store`].
 //! - [`extract`]: the JSON body extractor (content type, size, syntax).
+//! - [`caller`]: who is calling (guest, customer, operator), from the API Gateway request
+//!   context, taken once before any handler runs.
+//! - [`limits`]: the abuse limits on placing orders: which counters an order counts against.
+//! - [`order_token`]: the token that lets a guest read the one order it placed.
 //! - [`problem`]: every error as RFC 9457 `application/problem+json`, mapped in one place.
 //! - [`state`]: the pool and producer shared by every request.
 //! - [`publish`]: sends committed outbox rows after the answer, batched across requests.
 //! - [`lambda`]: serving on Lambda, flushing those rows before the instance freezes.
 
+pub mod caller;
 pub mod config;
 pub mod extract;
 pub mod handler;
 pub mod lambda;
+pub mod limits;
+pub mod order_token;
 pub mod problem;
 pub mod publish;
 pub mod state;

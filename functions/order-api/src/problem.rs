@@ -64,6 +64,19 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("not found: {0}")]
     NotFound(String),
+    /// An order the caller may not see: someone else's, a wrong or missing `Order-Token`,
+    /// or no order at all. All answer alike, so that the answer tells nothing.
+    #[error("order {0} not found for this caller")]
+    OrderNotFound(uuid::Uuid),
+    /// No usable identity on a route that needs one.
+    #[error("no usable credentials")]
+    Unauthorized,
+    /// An abuse limit ([`crate::limits`]) is reached; nothing was written.
+    #[error("abuse limit {counter} reached")]
+    RateLimited {
+        counter: &'static str,
+        retry_after_secs: u64,
+    },
     /// Well-formed input with invalid values; lists every bad field.
     #[error("{} invalid fields", .0.len())]
     Validation(Vec<FieldError>),
@@ -106,7 +119,9 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::OrderNotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Validation(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::AlreadyReplayed { .. }
             | Self::OrderFinal { .. }
@@ -134,6 +149,28 @@ impl ApiError {
                 Vec::new(),
             ),
             Self::NotFound(what) => ("about:blank", "Not Found", what.clone(), Vec::new()),
+            Self::OrderNotFound(id) => (
+                "about:blank",
+                "Not Found",
+                format!("No order {id} was found"),
+                Vec::new(),
+            ),
+            Self::Unauthorized => (
+                "urn:problem:order-api:unauthorized",
+                "Unauthorized",
+                "This route needs a valid identity token".to_owned(),
+                Vec::new(),
+            ),
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => (
+                "urn:problem:order-api:rate-limited",
+                "Too many orders",
+                format!(
+                    "Too many orders from this client or for this address; retry in {retry_after_secs} seconds"
+                ),
+                Vec::new(),
+            ),
             Self::Validation(errors) => (
                 "urn:problem:order-api:validation-failed",
                 "Your request has invalid fields",
@@ -237,8 +274,20 @@ impl IntoResponse for ApiError {
             Self::BrokerUnavailable(err) => tracing::warn!(error = ?err, "broker unavailable"),
             other => tracing::info!(error = %other, "request refused"),
         }
+        match &self {
+            Self::OrderNotFound(_) => shared::metrics::request_refused("not_found"),
+            Self::Unauthorized => shared::metrics::request_refused("unauthorized"),
+            Self::RateLimited { .. } => shared::metrics::request_refused("rate_limited"),
+            _ => {}
+        }
         let mut response = (self.status(), Json(self.problem())).into_response();
         let headers = response.headers_mut();
+        if let Self::RateLimited {
+            retry_after_secs, ..
+        } = self
+        {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if matches!(
             self,
@@ -263,6 +312,11 @@ impl From<PlaceOrderError> for ApiError {
     fn from(err: PlaceOrderError) -> Self {
         match err {
             PlaceOrderError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
+            // The caller answers with the window's Retry-After; without it, a whole window.
+            PlaceOrderError::Limited(counter) => Self::RateLimited {
+                counter,
+                retry_after_secs: crate::limits::Limits::default().window.as_secs(),
+            },
             PlaceOrderError::Store(err) => err.into(),
         }
     }

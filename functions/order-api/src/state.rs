@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::config::OrderApiConfig;
+use crate::limits::Limits;
 use crate::problem::ApiError;
 use crate::publish::OutboxPublisher;
 use crate::store::StoreError;
@@ -27,6 +28,7 @@ struct Inner {
     database: Database,
     publisher: KafkaPublisher,
     outbox: OutboxPublisher,
+    limits: Limits,
 }
 
 impl AppState {
@@ -48,21 +50,32 @@ impl AppState {
         let publisher = KafkaPublisher::new(&config.kafka, &secrets)
             .await
             .context("could not create the Kafka producer")?;
-        Ok(Self::build(database, publisher))
+        Ok(Self::build(database, publisher, config.limits.clone()))
     }
 
-    /// From ready-made parts (tests, benchmarks); credentials are never refreshed. Must be
-    /// called within a Tokio runtime (it starts the outbox publishing task).
+    /// From ready-made parts (tests, benchmarks), with the default abuse limits;
+    /// credentials are never refreshed. Must be called within a Tokio runtime (it starts the
+    /// outbox publishing task).
     pub fn new(pool: PgPool, publisher: KafkaPublisher) -> Self {
-        Self::build(Database::from_pool(pool), publisher)
+        Self::with_limits(pool, publisher, Limits::default())
     }
 
-    fn build(database: Database, publisher: KafkaPublisher) -> Self {
+    /// As [`Self::new`], with the given limits (tests and benchmarks set their own).
+    pub fn with_limits(pool: PgPool, publisher: KafkaPublisher, limits: Limits) -> Self {
+        Self::build(Database::from_pool(pool), publisher, limits)
+    }
+
+    fn build(database: Database, publisher: KafkaPublisher, limits: Limits) -> Self {
         Self(Arc::new(Inner {
             outbox: OutboxPublisher::start(database.pool(), publisher.clone()),
             database,
             publisher,
+            limits,
         }))
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.0.limits
     }
 
     pub fn pool(&self) -> &PgPool {

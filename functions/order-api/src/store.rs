@@ -19,6 +19,9 @@ use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
 use shared::outbox::{OutboxEntry, OutboxRow};
 use shared::trace::TraceContext;
 
+use crate::caller::CustomerSub;
+use crate::limits::{Counter, Window};
+
 /// A failed repository call, classified so that callers can answer "retry later" or "bug".
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,8 +54,37 @@ pub enum PlaceOrderError {
     /// The `Idempotency-Key` was first used with a different request; nothing was written.
     #[error("the idempotency key was already used with a different request")]
     IdempotencyKeyReused,
+    /// An abuse limit is reached: this counter's hits in the window are over its limit.
+    /// Nothing was written but the count.
+    #[error("abuse limit {0} reached")]
+    Limited(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Who an order belongs to, as stored.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    /// A guest, who reads the order with the token whose SHA-256 this is.
+    Guest { token_hash: &'a [u8; 32] },
+    /// A signed-in customer's account.
+    Customer(&'a CustomerSub),
+}
+
+impl Owner<'_> {
+    fn sub(&self) -> Option<&str> {
+        match self {
+            Self::Customer(sub) => Some(sub.as_str()),
+            Self::Guest { .. } => None,
+        }
+    }
+
+    fn token_hash(&self) -> Option<&[u8]> {
+        match self {
+            Self::Guest { token_hash } => Some(token_hash.as_slice()),
+            Self::Customer(_) => None,
+        }
+    }
 }
 
 /// A client-chosen key (1–255 characters) that makes retrying a POST safe.
@@ -96,6 +128,11 @@ pub struct Order {
     pub currency: Option<String>,
     /// The card payment of an order placed with a payment method, once it was claimed.
     pub payment: Option<Payment>,
+    /// The customer account that placed it; `None` for a guest's order.
+    pub customer_sub: Option<String>,
+    /// SHA-256 of a guest order's token; `None` for a customer's order and for orders
+    /// placed before tokens existed (readable by operators only).
+    pub order_token_hash: Option<Vec<u8>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -121,6 +158,8 @@ struct OrderRow {
     currency: Option<String>,
     payment_status: Option<String>,
     decline_code: Option<String>,
+    customer_sub: Option<String>,
+    order_token_hash: Option<Vec<u8>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -160,6 +199,8 @@ impl TryFrom<OrderRow> for Order {
                     status,
                     decline_code: row.decline_code,
                 }),
+            customer_sub: row.customer_sub,
+            order_token_hash: row.order_token_hash,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -188,7 +229,10 @@ impl Placement {
 
 /// SHA-256 of the canonical form of a validated request, so that a reused key with another
 /// body is detected. Field order is fixed by the struct, values are already normalised.
-pub fn request_fingerprint(order: &NewOrder) -> [u8; 32] {
+///
+/// A customer's account is part of it, so that another account (or a guest) that sends the
+/// same key and body is told the key is taken rather than shown someone else's order.
+pub fn request_fingerprint(order: &NewOrder, owner_sub: Option<&str>) -> [u8; 32] {
     #[derive(serde::Serialize)]
     struct Canonical<'a> {
         customer_email: Option<&'a str>,
@@ -199,6 +243,9 @@ pub fn request_fingerprint(order: &NewOrder) -> [u8; 32] {
         // before payments existed.
         #[serde(skip_serializing_if = "Option::is_none")]
         payment_method: Option<&'a str>,
+        // Absent for a guest, likewise.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        customer_sub: Option<&'a str>,
     }
     let canonical = Canonical {
         customer_email: order.customer_email.as_ref().map(EmailAddress::as_str),
@@ -206,37 +253,86 @@ pub fn request_fingerprint(order: &NewOrder) -> [u8; 32] {
         product_name: order.product_name.as_str(),
         quantity: order.quantity.get(),
         payment_method: order.payment_method.as_ref().map(PaymentMethodId::as_str),
+        customer_sub: owner_sub,
     };
     let bytes = serde_json::to_vec(&canonical).expect("plain structs always serialise");
     Sha256::digest(bytes).into()
 }
 
-/// Inserts order `id` as `PLACED` together with its `order.placed` outbox row, the event in
-/// the request's `trace`. Both inserts
-/// are one statement, so they commit together without an explicit transaction: one round
-/// trip instead of four (BEGIN, two INSERTs, COMMIT). With an idempotency key, a request
-/// already seen returns the first order and writes nothing; concurrent requests sharing a
-/// key create exactly one order.
-#[tracing::instrument(skip_all, fields(order_id = %id), err(Debug))]
+/// What [`place_order`] needs besides the order.
+pub struct Placing<'a> {
+    pub id: Uuid,
+    pub order: &'a NewOrder,
+    pub owner: Owner<'a>,
+    pub idempotency_key: Option<&'a IdempotencyKey>,
+    /// The abuse-limit counters this order counts against, in locking order.
+    pub counters: &'a [Counter],
+    pub window: Window,
+    pub trace: TraceContext,
+}
+
+/// Counts the order against its abuse limits, then inserts it as `PLACED` together with
+/// its `order.placed` outbox row, the event in the request's trace: one statement, so that
+/// all of it commits together without an explicit transaction (one round trip instead of
+/// five) and a refused order writes nothing but the count.
+///
+/// Each counter row is locked by its upsert until the statement commits, so concurrent
+/// orders against one counter are counted one after another, across every instance: with
+/// a limit of 5, exactly 5 of 20 concurrent orders pass. Counters are taken in the order
+/// given ([`crate::limits::Limits::counters_for`] fixes it), so two orders cannot deadlock.
+/// Every attempt counts, refused or replayed.
+///
+/// With an idempotency key, a request already seen returns the first order and writes
+/// nothing else; concurrent requests sharing a key create exactly one order.
+#[tracing::instrument(skip_all, fields(order_id = %placing.id), err(Debug))]
 pub async fn place_order(
     pool: &PgPool,
-    id: Uuid,
-    order: &NewOrder,
-    idempotency_key: Option<&IdempotencyKey>,
-    trace: TraceContext,
+    placing: &Placing<'_>,
 ) -> Result<Placement, PlaceOrderError> {
-    let fingerprint = idempotency_key.map(|_| request_fingerprint(order));
+    let Placing {
+        id,
+        order,
+        owner,
+        idempotency_key,
+        counters,
+        window,
+        trace,
+    } = *placing;
+    let fingerprint = idempotency_key.map(|_| request_fingerprint(order, owner.sub()));
     let event = OutboxEntry::from_event(
         &OrderEvent::placed(OrderEventData::from_new_order(id, order)).in_trace(trace),
     );
+    let counter_names: Vec<&str> = counters.iter().map(|counter| counter.name).collect();
+    let counter_subjects: Vec<&[u8]> = counters
+        .iter()
+        .map(|counter| counter.subject.as_slice())
+        .collect();
+    let counter_limits: Vec<i32> = counters.iter().map(|counter| counter.limit).collect();
     // With a key, a concurrent insert of the same key makes this wait for the other
     // statement; if it committed, nothing is inserted (the outbox insert reads no row from
-    // `placed`) and nothing comes back.
+    // `placed`) and the order columns come back NULL.
     let placed = sqlx::query!(
-        r#"WITH placed AS (
+        r#"WITH counted AS (
+             INSERT INTO request_counts (counter, subject, window_start, hits)
+             SELECT c.counter, c.subject, to_timestamp($16::bigint), 1
+             FROM UNNEST($13::text[], $14::bytea[]) WITH ORDINALITY AS c(counter, subject, n)
+             ORDER BY c.n
+             ON CONFLICT (counter, subject, window_start)
+             DO UPDATE SET hits = request_counts.hits + 1
+             RETURNING counter, hits
+         ), refused AS (
+             SELECT counted.counter
+             FROM counted JOIN UNNEST($13::text[], $15::int[]) AS l(counter, max_hits)
+                  ON l.counter = counted.counter
+             WHERE counted.hits > l.max_hits
+             LIMIT 1
+         ), placed AS (
              INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status,
-                                 idempotency_key, request_fingerprint, payment_method)
-             VALUES ($1, $2, $3, $4, $5, 'PLACED', $6, $7, $11)
+                                 idempotency_key, request_fingerprint, payment_method,
+                                 customer_sub, order_token_hash)
+             SELECT $1::uuid, $2::varchar, $3::varchar, $4::varchar, $5::int, 'PLACED',
+                    $6::varchar, $7::bytea, $11::varchar, $17::varchar, $18::bytea
+             WHERE NOT EXISTS (SELECT 1 FROM refused)
              ON CONFLICT (idempotency_key) DO NOTHING
              RETURNING id, customer_name, customer_email, product_name, quantity, status,
                        rejection_reason, amount, currency, created_at, updated_at
@@ -245,13 +341,16 @@ pub async fn place_order(
              SELECT $8, $9, $10, $12 FROM placed
              RETURNING id
          )
-         SELECT placed.id AS "id!", placed.customer_name AS "customer_name!",
-                placed.customer_email, placed.product_name AS "product_name!",
-                placed.quantity AS "quantity!", placed.status AS "status!",
+         SELECT (SELECT counter FROM refused) AS refused,
+                placed.id AS "id?", placed.customer_name AS "customer_name?",
+                placed.customer_email, placed.product_name AS "product_name?",
+                placed.quantity AS "quantity?", placed.status AS "status?",
                 placed.rejection_reason, placed.amount, placed.currency,
-                placed.created_at AS "created_at!",
-                placed.updated_at AS "updated_at!", queued.id AS "outbox_id!"
-         FROM placed CROSS JOIN queued"#,
+                placed.created_at AS "created_at?",
+                placed.updated_at AS "updated_at?", queued.id AS "outbox_id?"
+         FROM (SELECT 1) AS one
+              LEFT JOIN placed ON true
+              LEFT JOIN queued ON true"#,
         id,
         order.customer_name.as_str(),
         order.customer_email.as_ref().map(EmailAddress::as_str),
@@ -264,46 +363,87 @@ pub async fn place_order(
         &event.payload,
         order.payment_method.as_ref().map(PaymentMethodId::as_str),
         event.traceparent.as_deref(),
+        &counter_names as &[&str],
+        &counter_subjects as &[&[u8]],
+        &counter_limits,
+        window.start_secs,
+        owner.sub(),
+        owner.token_hash(),
     )
-    .fetch_optional(pool)
+    .fetch_one(pool)
     .await
     .map_err(|err| StoreError::from_sqlx(err, "insert order and its order.placed event"))?;
 
-    let Some(placed) = placed else {
+    if let Some(refused) = placed.refused {
+        let counter = counters
+            .iter()
+            .find(|counter| counter.name == refused)
+            .map(|counter| counter.name)
+            .ok_or_else(|| {
+                StoreError::Unexpected(anyhow::anyhow!("an unknown counter refused: {refused}"))
+            })?;
+        return Err(PlaceOrderError::Limited(counter));
+    }
+    let (
+        Some(id),
+        Some(customer_name),
+        Some(product_name),
+        Some(quantity),
+        Some(status),
+        Some(created_at),
+        Some(updated_at),
+        Some(outbox_id),
+    ) = (
+        placed.id,
+        placed.customer_name,
+        placed.product_name,
+        placed.quantity,
+        placed.status,
+        placed.created_at,
+        placed.updated_at,
+        placed.outbox_id,
+    )
+    else {
         let key = idempotency_key.expect("only a keyed insert can conflict");
-        return replay(pool, key, fingerprint.as_ref()).await;
+        return replay(pool, key, fingerprint.as_ref(), owner).await;
     };
     let order = OrderRow {
-        id: placed.id,
-        customer_name: placed.customer_name,
+        id,
+        customer_name,
         customer_email: placed.customer_email,
-        product_name: placed.product_name,
-        quantity: placed.quantity,
-        status: placed.status,
+        product_name,
+        quantity,
+        status,
         rejection_reason: placed.rejection_reason,
         amount: placed.amount,
         currency: placed.currency,
         payment_status: None,
         decline_code: None,
-        created_at: placed.created_at,
-        updated_at: placed.updated_at,
+        customer_sub: owner.sub().map(str::to_owned),
+        order_token_hash: owner.token_hash().map(<[u8]>::to_vec),
+        created_at,
+        updated_at,
     };
     Ok(Placement::Created {
         order: Order::try_from(order)?,
-        outbox: vec![event.stored_as(placed.outbox_id)],
+        outbox: vec![event.stored_as(outbox_id)],
     })
 }
 
 /// Reads the order that won `key` (committed, since the conflicting insert waited for it).
+/// A guest's repeat gets a new token for it, which replaces the first: the client that
+/// lost the first answer can still read its order, and only the newest token reads it.
 async fn replay(
     pool: &PgPool,
     key: &IdempotencyKey,
     fingerprint: Option<&[u8; 32]>,
+    owner: Owner<'_>,
 ) -> Result<Placement, PlaceOrderError> {
     let winner = sqlx::query!(
         r#"SELECT o.id, o.customer_name, o.customer_email, o.product_name, o.quantity, o.status,
                 o.rejection_reason, o.amount, o.currency, o.created_at, o.updated_at,
-                o.request_fingerprint, p.status AS "payment_status?", p.decline_code AS "decline_code?"
+                o.request_fingerprint, o.customer_sub, o.order_token_hash,
+                p.status AS "payment_status?", p.decline_code AS "decline_code?"
          FROM orders o LEFT JOIN payments p ON p.order_id = o.id
          WHERE o.idempotency_key = $1"#,
         key.as_str(),
@@ -319,6 +459,18 @@ async fn replay(
     if winner.request_fingerprint.as_deref() != fingerprint.map(<[u8; 32]>::as_slice) {
         return Err(PlaceOrderError::IdempotencyKeyReused);
     }
+    let mut order_token_hash = winner.order_token_hash;
+    if let (Owner::Guest { token_hash }, Some(_)) = (owner, &order_token_hash) {
+        sqlx::query!(
+            "UPDATE orders SET order_token_hash = $2 WHERE id = $1",
+            winner.id,
+            token_hash.as_slice(),
+        )
+        .execute(pool)
+        .await
+        .map_err(|err| StoreError::from_sqlx(err, "renew a replayed order's token"))?;
+        order_token_hash = Some(token_hash.to_vec());
+    }
     Ok(Placement::Replayed(Order::try_from(OrderRow {
         id: winner.id,
         customer_name: winner.customer_name,
@@ -331,6 +483,8 @@ async fn replay(
         currency: winner.currency,
         payment_status: winner.payment_status,
         decline_code: winner.decline_code,
+        customer_sub: winner.customer_sub,
+        order_token_hash,
         created_at: winner.created_at,
         updated_at: winner.updated_at,
     })?))
@@ -342,6 +496,7 @@ pub async fn get_order(pool: &PgPool, id: Uuid) -> Result<Option<Order>, StoreEr
         OrderRow,
         r#"SELECT o.id, o.customer_name, o.customer_email, o.product_name, o.quantity, o.status,
                 o.rejection_reason, o.amount, o.currency, o.created_at, o.updated_at,
+                o.customer_sub, o.order_token_hash,
                 p.status AS "payment_status?", p.decline_code AS "decline_code?"
          FROM orders o LEFT JOIN payments p ON p.order_id = o.id
          WHERE o.id = $1"#,
@@ -370,7 +525,8 @@ pub enum CancelError {
     Store(#[from] StoreError),
 }
 
-/// Cancels order `id` in one transaction: the order row and its payment row are locked
+/// Cancels order `id` (only if `owner`'s, when given: another's is [`CancelError::NotFound`])
+/// in one transaction: the order row and its payment row are locked
 /// (orders first, as every function takes them), held stock is given back, a payment not yet
 /// attempted is voided, a charged one is marked `REFUNDING` for the payment function, and
 /// `order.cancelled` is enqueued. Returns the outbox rows to publish. Concurrent cancels of
@@ -380,14 +536,16 @@ pub enum CancelError {
 pub async fn cancel_order(
     pool: &PgPool,
     id: Uuid,
+    owner: Option<&CustomerSub>,
     trace: TraceContext,
 ) -> Result<Vec<OutboxRow>, CancelError> {
     let failed = |context| move |err| CancelError::Store(StoreError::from_sqlx(err, context));
     let mut tx = pool.begin().await.map_err(failed("begin the cancel"))?;
     let order = sqlx::query!(
         "SELECT status, customer_name, customer_email, product_name, quantity, amount, currency
-         FROM orders WHERE id = $1 FOR UPDATE",
+         FROM orders WHERE id = $1 AND ($2::text IS NULL OR customer_sub = $2) FOR UPDATE",
         id,
+        owner.map(CustomerSub::as_str),
     )
     .fetch_optional(&mut *tx)
     .await
@@ -607,6 +765,8 @@ impl Default for PageLimit {
 /// Which orders to list, and from where.
 #[derive(Debug, Clone, Default)]
 pub struct OrderQuery {
+    /// Only this customer's orders (the `/api/me` list); `None` lists everyone's.
+    pub owner: Option<CustomerSub>,
     pub customer_email: Option<EmailAddress>,
     pub status: Option<OrderStatus>,
     pub limit: PageLimit,
@@ -649,11 +809,13 @@ pub async fn list_orders(pool: &PgPool, query: &OrderQuery) -> Result<OrderPage,
         OrderRow,
         r#"SELECT o.id, o.customer_name, o.customer_email, o.product_name, o.quantity, o.status,
                 o.rejection_reason, o.amount, o.currency, o.created_at, o.updated_at,
+                o.customer_sub, o.order_token_hash,
                 p.status AS "payment_status?", p.decline_code AS "decline_code?"
          FROM orders o LEFT JOIN payments p ON p.order_id = o.id
          WHERE ($1::text IS NULL OR o.customer_email = $1)
            AND ($2::text IS NULL OR o.status = $2)
            AND ($3::timestamptz IS NULL OR (o.created_at, o.id) < ($3, $4::uuid))
+           AND ($6::text IS NULL OR o.customer_sub = $6)
          ORDER BY o.created_at DESC, o.id DESC
          LIMIT $5"#,
         query.customer_email.as_ref().map(EmailAddress::as_str),
@@ -661,6 +823,7 @@ pub async fn list_orders(pool: &PgPool, query: &OrderQuery) -> Result<OrderPage,
         query.after.map(|cursor| cursor.at),
         query.after.map(|cursor| cursor.id),
         query.limit.rows_to_fetch(),
+        query.owner.as_ref().map(CustomerSub::as_str),
     )
     .fetch_all(pool)
     .await
@@ -884,18 +1047,27 @@ mod tests {
     #[test]
     fn fingerprints_depend_on_every_field_and_only_on_validated_values() {
         assert_eq!(
-            request_fingerprint(&order("Ada", 1)),
-            request_fingerprint(&order("  Ada ", 1))
+            request_fingerprint(&order("Ada", 1), None),
+            request_fingerprint(&order("  Ada ", 1), None)
         );
         assert_ne!(
-            request_fingerprint(&order("Ada", 1)),
-            request_fingerprint(&order("Ada", 2))
+            request_fingerprint(&order("Ada", 1), None),
+            request_fingerprint(&order("Ada", 2), None)
         );
         let mut with_email = order("Ada", 1);
         with_email.customer_email = Some(EmailAddress::parse("ada@example.com").unwrap());
         assert_ne!(
-            request_fingerprint(&order("Ada", 1)),
-            request_fingerprint(&with_email)
+            request_fingerprint(&order("Ada", 1), None),
+            request_fingerprint(&with_email, None)
+        );
+        // Another account's request with the same key and body is another request.
+        assert_ne!(
+            request_fingerprint(&order("Ada", 1), Some("sub-a")),
+            request_fingerprint(&order("Ada", 1), Some("sub-b"))
+        );
+        assert_ne!(
+            request_fingerprint(&order("Ada", 1), Some("sub-a")),
+            request_fingerprint(&order("Ada", 1), None)
         );
     }
 

@@ -139,11 +139,11 @@ impl System {
             .await;
     }
 
-    /// `PUT /api/stock/{product}` with `body`.
+    /// `PUT /api/admin/stock/{product}` with `body`.
     pub async fn set_stock_with(&self, product: &str, body: Value) {
         let response = self
             .client
-            .put(self.url(&format!("/api/stock/{product}")))
+            .put(self.url(&format!("/api/admin/stock/{product}")))
             .json(&body)
             .send()
             .await
@@ -165,11 +165,11 @@ impl System {
         (status, body["orderId"].as_str().map(str::to_owned))
     }
 
-    /// `POST /api/orders/{id}/cancel`: the status and the body.
+    /// `POST /api/admin/orders/{id}/cancel`: the status and the body.
     pub async fn cancel(&self, id: &str) -> (u16, Value) {
         let response = self
             .client
-            .post(self.url(&format!("/api/orders/{id}/cancel")))
+            .post(self.url(&format!("/api/admin/orders/{id}/cancel")))
             .send()
             .await
             .unwrap();
@@ -179,7 +179,7 @@ impl System {
 
     pub async fn order(&self, id: &str) -> Value {
         self.client
-            .get(self.url(&format!("/api/orders/{id}")))
+            .get(self.url(&format!("/api/admin/orders/{id}")))
             .send()
             .await
             .unwrap()

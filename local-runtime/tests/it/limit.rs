@@ -40,6 +40,8 @@ async fn place_orders(url: String, bootstrap: String, next: Arc<AtomicUsize>) ->
     let config = OrderApiConfig::from_source(variable_map(&[
         ("DATABASE_URL", &url),
         ("KAFKA_BOOTSTRAP_SERVERS", &bootstrap),
+        // One client places every order: no abuse limit.
+        ("ABUSE_LIMITS", "off"),
     ]))
     .unwrap();
     let state = AppState::from_config(&config).await.unwrap();
@@ -55,10 +57,13 @@ async fn place_orders(url: String, bootstrap: String, next: Arc<AtomicUsize>) ->
         let email = format!("limit-{n}-{}@example.com", uuid::Uuid::now_v7().simple());
         let body = serde_json::json!({"customerName": "Lim", "customerEmail": email,
                                       "productName": product, "quantity": quantity});
-        let request = Request::post("/api/orders")
+        let mut request = Request::post("/api/orders")
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body.to_string()))
             .unwrap();
+        request
+            .extensions_mut()
+            .insert(testkit::api_gateway::guest("127.0.0.1"));
         let response = router.clone().oneshot(request).await.unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();

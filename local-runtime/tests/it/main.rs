@@ -1,9 +1,11 @@
 //! The local runtime, tested two ways: its MSK trigger emulator and its on-failure queue
 //! redrive in-process ([`trigger`], [`redrive`]), and the whole system as a user runs it, as a
 //! child process against real services ([`system`]), its metrics read back through a
-//! real Prometheus ([`observability`]), one order's trace followed across it ([`trace`]).
+//! real Prometheus ([`observability`]), one order's trace followed across it ([`trace`]), and
+//! the API gateway in front of the order API against the Cognito emulator ([`gateway`]).
 
 mod cargo_lambda;
+mod gateway;
 mod harness;
 mod limit;
 mod observability;

@@ -317,10 +317,10 @@ async fn no_function_sends_a_statement_that_pins_an_rds_proxy_connection() {
     }
     let client = reqwest::Client::new();
     for path in [
-        "/api/orders?status=CONFIRMED&limit=1".to_owned(),
+        "/api/admin/orders?status=CONFIRMED&limit=1".to_owned(),
         "/api/stock".to_owned(),
-        "/api/dead-letters".to_owned(),
-        format!("/api/orders?customerEmail={}", emails[0]),
+        "/api/admin/dead-letters".to_owned(),
+        format!("/api/admin/orders?customerEmail={}", emails[0]),
     ] {
         let response = client.get(system.url(&path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
@@ -347,7 +347,7 @@ async fn no_function_sends_a_statement_that_pins_an_rds_proxy_connection() {
     .await
     .unwrap();
     let replay = client
-        .post(system.url(&format!("/api/dead-letters/{dead_letter}/replay")))
+        .post(system.url(&format!("/api/admin/dead-letters/{dead_letter}/replay")))
         .send()
         .await
         .unwrap();

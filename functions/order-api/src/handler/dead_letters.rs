@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::caller::Operator;
 use crate::handler::orders::FieldErrors;
 use crate::problem::{ApiError, FieldError, Problem};
 use crate::state::AppState;
@@ -136,12 +137,13 @@ fn dead_letter_id(path: Result<Path<String>, PathRejection>) -> Result<i64, ApiE
         })
 }
 
-/// Dead letters, newest first, optionally of one consumer, with keyset pagination. Admin
-/// route: IAM-authorised in AWS.
+/// Dead letters, newest first, optionally of one consumer, with keyset pagination. Operators
+/// only: IAM-authorised in AWS.
 #[utoipa::path(
     get,
-    path = "/api/dead-letters",
-    tag = "dead letters",
+    path = "/api/admin/dead-letters",
+    tag = "operators",
+    security(("operatorIam" = [])),
     params(ListDeadLettersParams),
     responses(
         (status = 200, description = "One page of dead letters", body = DeadLetterPageView),
@@ -151,6 +153,7 @@ fn dead_letter_id(path: Result<Path<String>, PathRejection>) -> Result<i64, ApiE
     ),
 )]
 pub async fn list_dead_letters(
+    _: Operator,
     State(state): State<AppState>,
     query: Result<Query<ListDeadLettersParams>, QueryRejection>,
 ) -> Result<Json<DeadLetterPageView>, ApiError> {
@@ -168,12 +171,13 @@ pub async fn list_dead_letters(
 
 /// Publishes a dead letter's record again, byte for byte, to its topic, where every consumer
 /// of the topic reads it. A dead letter is replayed once: the first request claims it, and
-/// gives the claim back if the broker does not acknowledge the record. Admin route:
+/// gives the claim back if the broker does not acknowledge the record. Operators only:
 /// IAM-authorised in AWS.
 #[utoipa::path(
     post,
-    path = "/api/dead-letters/{id}/replay",
-    tag = "dead letters",
+    path = "/api/admin/dead-letters/{id}/replay",
+    tag = "operators",
+    security(("operatorIam" = [])),
     params(("id" = i64, Path, minimum = 1, description = "The dead letter's id")),
     responses(
         (status = 200, description = "Published and acknowledged; the dead letter with its replayedAt", body = DeadLetterView),
@@ -185,6 +189,7 @@ pub async fn list_dead_letters(
     ),
 )]
 pub async fn replay_dead_letter(
+    _: Operator,
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<DeadLetterView>, ApiError> {

@@ -10,7 +10,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{dead_letters, health, orders, stock};
+use super::{admin_orders, dead_letters, health, my_orders, orders, stock};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -21,23 +21,67 @@ use crate::state::AppState;
         license(name = "MIT", identifier = "MIT"),
     ),
     tags(
-        (name = "orders", description = "Place and read orders"),
+        (name = "orders", description = "Guests: place an order, and read it back with its Order-Token"),
+        (name = "my orders", description = "Signed-in customers (a JWT from the shop's identity provider): their own orders"),
+        (name = "operators", description = "Operators (IAM-signed requests in AWS): every order, stock and prices, dead letters"),
         (name = "stock", description = "Stock levels"),
-        (name = "dead letters", description = "Records the consumers refused: list and replay them (admin)"),
         (name = "operations", description = "Health and API description"),
     ),
+    modifiers(&SecuritySchemes),
 )]
 struct ApiDoc;
+
+/// The two ways of proving who one is: a customer's bearer JWT (validated by API Gateway's
+/// JWT authorizer), and an operator's AWS Signature Version 4 (API Gateway's IAM
+/// authorization).
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "customerJwt",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An ID or access token of the shop's Cognito user pool (or the configured OIDC issuer)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "operatorIam",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "An AWS Signature Version 4 of the request by an IAM principal allowed to invoke the admin routes (open on 127.0.0.1 in local runs)",
+            ))),
+        );
+    }
+}
 
 /// Every route with its documentation, from which [`openapi`] builds the document. The
 /// serving router, [`crate::app`], lists the same routes without it.
 pub(crate) fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(orders::place_order, orders::list_orders))
+        .routes(routes!(orders::place_order))
         .routes(routes!(orders::get_order))
-        .routes(routes!(orders::cancel_order))
         .routes(routes!(stock::list_stock))
-        .routes(routes!(stock::get_stock, stock::set_stock))
+        .routes(routes!(stock::get_stock))
+        .routes(routes!(
+            my_orders::place_my_order,
+            my_orders::list_my_orders
+        ))
+        .routes(routes!(my_orders::get_my_order))
+        .routes(routes!(my_orders::cancel_my_order))
+        .routes(routes!(admin_orders::list_orders))
+        .routes(routes!(admin_orders::get_order))
+        .routes(routes!(admin_orders::cancel_order))
+        .routes(routes!(stock::set_stock))
         .routes(routes!(dead_letters::list_dead_letters))
         .routes(routes!(dead_letters::replay_dead_letter))
         .routes(routes!(health::health))

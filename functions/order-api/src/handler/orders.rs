@@ -1,8 +1,11 @@
-//! The order routes: place one (idempotently, with its event), read one, list them.
+//! What the order routes of every audience share: the request and answer bodies, placing
+//! an order (validated, counted against the abuse limits, idempotent, with its event), and
+//! the guest routes themselves: place an order, and read it back with its `Order-Token`.
+//! A customer's routes are in [`super::my_orders`], an operator's in [`super::admin_orders`].
 
 use crate::store::{
-    self as repo, CancelError, Cursor, IdempotencyKey, Order, OrderQuery, PageLimit,
-    PlaceOrderError, Placement,
+    self as repo, Cursor, IdempotencyKey, Order, OrderPage, OrderQuery, Owner, PageLimit,
+    PlaceOrderError, Placement, Placing,
 };
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -20,8 +23,11 @@ use shared::trace::TraceContext;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::caller::{Customer, Guest};
 use crate::extract::{JsonObject, field};
 use crate::handler::record_order_id;
+use crate::limits::{Audience, OrderAttempt};
+use crate::order_token::{self, ORDER_TOKEN_HEADER, OrderToken};
 use crate::problem::{ApiError, FieldError, Problem};
 use crate::state::AppState;
 
@@ -152,6 +158,11 @@ pub struct OrderPlaced {
     pub message: String,
     pub order_id: Uuid,
     pub status: OrderStatus,
+    /// A guest's order only: the token that reads this order (`GET /api/orders/{id}` with
+    /// the `Order-Token` header). It is shown once: keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 43, max_length = 43)]
+    pub order_token: Option<String>,
 }
 
 /// An order as the API shows it.
@@ -186,8 +197,20 @@ pub struct OrderView {
 pub struct PaymentView {
     pub status: PaymentStatus,
     /// Stripe's decline code when the payment was declined (`authentication_required` when
-    /// the card asked for 3-D Secure, which this system cannot complete).
+    /// the card asked for 3-D Secure, which this system cannot complete). Shown to the
+    /// customer who owns the order and to operators; always `null` for a guest, who
+    /// cannot be told apart from someone testing stolen cards.
     pub decline_code: Option<String>,
+}
+
+impl OrderView {
+    /// The order as a guest sees it: without the decline code.
+    pub fn for_guest(mut self) -> Self {
+        if let Some(payment) = &mut self.payment {
+            payment.decline_code = None;
+        }
+        self
+    }
 }
 
 impl From<Order> for OrderView {
@@ -221,7 +244,8 @@ pub struct OrderPageView {
     pub next_cursor: Option<String>,
 }
 
-/// Filters and position for `GET /api/orders`; every value is checked, all at once.
+/// Filters and position for an operator's `GET /api/admin/orders`; every value is checked,
+/// all at once.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
@@ -284,6 +308,7 @@ impl TryFrom<&ListOrdersParams> for OrderQuery {
         );
         match (customer_email, status, limit, after) {
             (Some(customer_email), Some(status), Some(limit), Some(after)) => Ok(Self {
+                owner: None,
                 customer_email,
                 status,
                 limit,
@@ -306,57 +331,109 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, String
         .transpose()
 }
 
-/// Places an order: the order and its `order.placed` event are committed together, and the
-/// event is published right after the answer. A broker that is down does not fail the order;
-/// the outbox relay publishes the event later.
-#[utoipa::path(
-    post,
-    path = "/api/orders",
-    tag = "orders",
-    request_body(content = PlaceOrderRequest, content_type = "application/json"),
-    params(
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
-         description = "1–255 characters. Repeating a request with the same key and body returns the first order and creates nothing; the same key with another body is 422."),
-        ("traceparent" = Option<String>, Header, nullable = false,
-         description = "W3C Trace Context. The order's events and log lines join this trace; a missing or malformed one starts a new trace, never an error."),
-    ),
-    responses(
-        (status = 201, description = "Order placed (or replayed for a repeated Idempotency-Key)", body = OrderPlaced,
-         headers(
-            ("Location" = String, description = "/api/orders/{orderId}"),
-            ("Idempotent-Replayed" = String, description = "`true` when this repeats the first answer for the Idempotency-Key"),
-         )),
-        (status = 400, description = "Malformed JSON or not a JSON object", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, all listed (`urn:problem:order-api:validation-failed`); or an Idempotency-Key first used with another request (`urn:problem:order-api:idempotency-key-reused`), as the IETF Idempotency-Key draft asks: a request that the schema allows is still refused when its key was used for a different order, and nothing is written", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable; see Retry-After", body = Problem, content_type = "application/problem+json",
-         headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
-        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
-    ),
-)]
-pub async fn place_order(
-    State(state): State<AppState>,
-    Extension(trace): Extension<TraceContext>,
-    headers: HeaderMap,
-    JsonObject(body): JsonObject<PlaceOrderRequest>,
+/// Who places an order.
+pub(crate) enum Placer<'a> {
+    Guest(&'a Guest),
+    Customer(&'a Customer),
+}
+
+/// Places an order for `placer`: validates the body (every bad field listed at once),
+/// counts it against the abuse limits, and commits it with its `order.placed` event, which
+/// is published right after the answer. A broker that is down does not fail the order; the
+/// outbox relay publishes the event later. `location` is where the new order is read.
+pub(crate) async fn place(
+    state: &AppState,
+    trace: TraceContext,
+    headers: &HeaderMap,
+    body: &PlaceOrderRequest,
+    placer: Placer<'_>,
+    location: &str,
 ) -> Result<Response, ApiError> {
-    let (order, key) = match (NewOrder::try_from(&body), idempotency_key(&headers)) {
-        (Ok(order), Ok(key)) => (order, key),
-        (order, key) => {
-            let mut errors = order.err().unwrap_or_default();
-            if let Err(message) = key {
-                errors.push(FieldError::new("Idempotency-Key", message));
-            }
-            return Err(ApiError::Validation(errors));
+    let limits = state.limits();
+    let mut errors = Vec::new();
+    let order = NewOrder::try_from(body)
+        .map_err(|found| errors.extend(found))
+        .ok();
+    let key = idempotency_key(headers)
+        .map_err(|message| errors.push(FieldError::new("Idempotency-Key", message)))
+        .ok()
+        .flatten();
+    match (&placer, &order) {
+        (Placer::Guest(_), Some(order))
+            if i64::from(order.quantity.get()) > limits.guest_max_quantity =>
+        {
+            errors.push(FieldError::new(
+                "quantity",
+                format!(
+                    "guests may order at most {} units at once; sign in to order more",
+                    limits.guest_max_quantity
+                ),
+            ));
         }
+        (Placer::Customer(customer), Some(order)) => {
+            let named = order.customer_email.as_ref().map(EmailAddress::as_str);
+            let own = customer.email.as_ref().map(EmailAddress::as_str);
+            if named.is_some_and(|named| !own.is_some_and(|own| own.eq_ignore_ascii_case(named))) {
+                errors.push(FieldError::new(
+                    "customerEmail",
+                    "must be the address of the signed-in account, or left out (mails go to that address)",
+                ));
+            }
+        }
+        _ => {}
+    }
+    let Some(mut order) = order.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
     };
+
+    let token = matches!(placer, Placer::Guest(_)).then(OrderToken::generate);
+    let token_hash = token.as_ref().map(OrderToken::hash);
+    let (owner, audience, source_ip) = match (&placer, &token_hash) {
+        (Placer::Customer(customer), _) => {
+            // Mail goes to the account's address, never to one the body names.
+            order.customer_email = customer.email.clone();
+            (
+                Owner::Customer(&customer.sub),
+                Audience::Customer,
+                customer.source_ip,
+            )
+        }
+        (Placer::Guest(guest), Some(token_hash)) => (
+            Owner::Guest { token_hash },
+            Audience::Guest,
+            guest.source_ip,
+        ),
+        (Placer::Guest(_), None) => unreachable!("a guest's order always has a token"),
+    };
+    let counters = limits.counters_for(&OrderAttempt {
+        audience,
+        source_ip,
+        email: order.customer_email.as_ref(),
+        by_card: order.payment_method.is_some(),
+    });
+    let window = limits.window_at(std::time::SystemTime::now());
 
     let id = new_id();
     record_order_id(id);
-    let placement = match repo::place_order(state.pool(), id, &order, key.as_ref(), trace).await {
+    let placing = Placing {
+        id,
+        order: &order,
+        owner,
+        idempotency_key: key.as_ref(),
+        counters: &counters,
+        window,
+        trace,
+    };
+    let placement = match repo::place_order(state.pool(), &placing).await {
         Ok(placement) => placement,
         Err(PlaceOrderError::Store(err)) => return Err(state.fail(err).await),
+        Err(PlaceOrderError::Limited(counter)) => {
+            tracing::info!(counter, "abuse limit reached: order refused");
+            return Err(ApiError::RateLimited {
+                counter,
+                retry_after_secs: window.retry_after_secs,
+            });
+        }
         Err(err) => return Err(err.into()),
     };
     let (placed, replayed) = match placement {
@@ -375,7 +452,7 @@ pub async fn place_order(
             (first, true)
         }
     };
-    let location = HeaderValue::try_from(format!("/api/orders/{}", placed.id))
+    let location = HeaderValue::try_from(format!("{location}/{}", placed.id))
         .expect("a UUID path is a valid header value");
     let mut response = (
         StatusCode::CREATED,
@@ -384,6 +461,7 @@ pub async fn place_order(
             message: ORDER_PLACED_MESSAGE.to_owned(),
             order_id: placed.id,
             status: placed.status,
+            order_token: token.map(|token| token.as_str().to_owned()),
         }),
     )
         .into_response();
@@ -395,78 +473,92 @@ pub async fn place_order(
     Ok(response)
 }
 
-/// One order by id.
-#[utoipa::path(
-    get,
-    path = "/api/orders/{id}",
-    tag = "orders",
-    params(("id" = Uuid, Path, description = "The order id returned when it was placed")),
-    responses(
-        (status = 200, description = "The order", body = OrderView),
-        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
-    ),
-)]
-pub async fn get_order(
-    State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<Json<OrderView>, ApiError> {
-    let id = order_id_from(path)?;
-    state
-        .check(repo::get_order(state.pool(), id).await)
-        .await?
-        .map(|order| Json(order.into()))
-        .ok_or_else(|| ApiError::NotFound(format!("No order has the id {id}")))
-}
-
-/// Cancels an order (admin route, IAM-authorised in AWS): held stock goes back, a charged
-/// order is refunded by the payment function, `order.cancelled` is published and the
-/// customer is mailed.
+/// Places an order as a guest, with the original system's body and answer. The answer adds
+/// the `orderToken` that reads the order back. Guests are held to the abuse limits and to
+/// a smaller quantity than signed-in customers.
 #[utoipa::path(
     post,
-    path = "/api/orders/{id}/cancel",
+    path = "/api/orders",
     tag = "orders",
+    request_body(content = PlaceOrderRequest, content_type = "application/json"),
     params(
-        ("id" = Uuid, Path, description = "The order id returned when it was placed"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+         description = "1–255 characters, best a random value. Repeating a request with the same key and body returns the first order and creates nothing (a guest's repeat gets a new orderToken, which replaces the first); the same key with another body is 422."),
         ("traceparent" = Option<String>, Header, nullable = false,
          description = "W3C Trace Context. The order's events and log lines join this trace; a missing or malformed one starts a new trace, never an error."),
     ),
     responses(
-        (status = 200, description = "The order, now CANCELLED", body = OrderView),
+        (status = 201, description = "Order placed (or replayed for a repeated Idempotency-Key)", body = OrderPlaced,
+         headers(
+            ("Location" = String, description = "/api/orders/{orderId}"),
+            ("Idempotent-Replayed" = String, description = "`true` when this repeats the first answer for the Idempotency-Key"),
+         )),
+        (status = 400, description = "Malformed JSON or not a JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, all listed (`urn:problem:order-api:validation-failed`), a guest's quantity over the guest limit among them; or an Idempotency-Key first used with another request (`urn:problem:order-api:idempotency-key-reused`), as the IETF Idempotency-Key draft asks: a request that the schema allows is still refused when its key was used for a different order, and nothing is written", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many orders from this client address or for this email address in the current window (`urn:problem:order-api:rate-limited`); nothing was written", body = Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = u32, description = "Seconds until the window ends"))),
+        (status = 503, description = "Database unavailable; see Retry-After", body = Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn place_order(
+    guest: Guest,
+    State(state): State<AppState>,
+    Extension(trace): Extension<TraceContext>,
+    headers: HeaderMap,
+    JsonObject(body): JsonObject<PlaceOrderRequest>,
+) -> Result<Response, ApiError> {
+    place(
+        &state,
+        trace,
+        &headers,
+        &body,
+        Placer::Guest(&guest),
+        "/api/orders",
+    )
+    .await
+}
+
+/// A guest's order, read with the `Order-Token` its placing answered with. Someone else's
+/// order, a wrong or missing token and an unknown id all answer the same `404`.
+#[utoipa::path(
+    get,
+    path = "/api/orders/{id}",
+    tag = "orders",
+    params(
+        ("id" = Uuid, Path, description = "The order id returned when it was placed"),
+        ("Order-Token" = String, Header, description = "The orderToken returned when the order was placed"),
+    ),
+    responses(
+        (status = 200, description = "The order (a declined payment without its decline code)", body = OrderView),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order is already REJECTED or CANCELLED (`urn:problem:order-api:order-final`), or its charge is being made right now (`urn:problem:order-api:payment-in-progress`, retry after Retry-After)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order for this token", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ),
 )]
-pub async fn cancel_order(
+pub async fn get_order(
+    _: Guest,
     State(state): State<AppState>,
-    Extension(trace): Extension<TraceContext>,
+    headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<OrderView>, ApiError> {
     let id = order_id_from(path)?;
-    let rows = match repo::cancel_order(state.pool(), id, trace).await {
-        Ok(rows) => rows,
-        Err(CancelError::Store(err)) => return Err(state.fail(err).await),
-        Err(CancelError::NotFound) => {
-            return Err(ApiError::NotFound(format!("No order has the id {id}")));
-        }
-        Err(CancelError::Final(status)) => return Err(ApiError::OrderFinal { id, status }),
-        Err(CancelError::PaymentInProgress) => return Err(ApiError::PaymentInProgress { id }),
-    };
-    tracing::info!("order cancelled");
-    shared::metrics::order_cancelled();
-    state.outbox().hand_over(rows).await;
+    let presented = headers
+        .get(ORDER_TOKEN_HEADER)
+        .and_then(|value| value.to_str().ok());
     state
         .check(repo::get_order(state.pool(), id).await)
         .await?
-        .map(|order| Json(order.into()))
-        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("cancelled order {id} vanished")))
+        .filter(|order| order_token::matches(presented, order.order_token_hash.as_deref()))
+        .map(|order| Json(OrderView::from(order).for_guest()))
+        .ok_or(ApiError::OrderNotFound(id))
 }
 
 /// The order id in the path, recorded on the request's span; `400` when it is not a UUID.
-fn order_id_from(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
+pub(crate) fn order_id_from(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
     let Path(raw) = path.map_err(|_| ApiError::bad_request("The order id could not be read"))?;
     let id = Uuid::parse_str(&raw).map_err(|_| ApiError::BadRequest {
         detail: "The order id must be a UUID".to_owned(),
@@ -476,31 +568,18 @@ fn order_id_from(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiE
     Ok(id)
 }
 
-/// Orders, newest first, optionally filtered, with keyset pagination.
-#[utoipa::path(
-    get,
-    path = "/api/orders",
-    tag = "orders",
-    params(ListOrdersParams),
-    responses(
-        (status = 200, description = "One page of orders", body = OrderPageView),
-        (status = 400, description = "The query string could not be read", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid filters, limit or cursor (all listed)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
-    ),
-)]
-pub async fn list_orders(
-    State(state): State<AppState>,
-    query: Result<Query<ListOrdersParams>, QueryRejection>,
-) -> Result<Json<OrderPageView>, ApiError> {
-    let Query(params) =
-        query.map_err(|_| ApiError::bad_request("The query string could not be read"))?;
-    let query = OrderQuery::try_from(&params).map_err(ApiError::Validation)?;
-    let page = state
-        .check(repo::list_orders(state.pool(), &query).await)
-        .await?;
-    Ok(Json(OrderPageView {
-        items: page.items.into_iter().map(OrderView::from).collect(),
-        next_cursor: page.next.map(|cursor| cursor.encode()),
-    }))
+/// Reads a query string into `T`, `400` when it cannot be read at all.
+pub(crate) fn query_params<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(params)| params)
+        .map_err(|_| ApiError::bad_request("The query string could not be read"))
+}
+
+impl From<OrderPage> for OrderPageView {
+    fn from(page: OrderPage) -> Self {
+        Self {
+            items: page.items.into_iter().map(OrderView::from).collect(),
+            next_cursor: page.next.map(|cursor| cursor.encode()),
+        }
+    }
 }

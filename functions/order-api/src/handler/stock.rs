@@ -11,6 +11,7 @@ use serde_json::Value;
 use shared::domain::{Currency, Price, ProductName, StockLevel, UnitAmount};
 use utoipa::ToSchema;
 
+use crate::caller::Operator;
 use crate::extract::{JsonObject, field};
 use crate::handler::orders::FieldErrors;
 use crate::problem::{ApiError, FieldError, Problem};
@@ -164,11 +165,12 @@ pub async fn get_stock(
 }
 
 /// Sets a product's stock level, creating the product if it is new, and its price when
-/// `unitAmount` is given.
+/// `unitAmount` is given. Operators only.
 #[utoipa::path(
     put,
-    path = "/api/stock/{productName}",
-    tag = "stock",
+    path = "/api/admin/stock/{productName}",
+    tag = "operators",
+    security(("operatorIam" = [])),
     params(("productName" = ProductName, Path, description = "The product name, URL-encoded")),
     request_body(content = SetStockRequest, content_type = "application/json"),
     responses(
@@ -176,11 +178,13 @@ pub async fn get_stock(
         (status = 400, description = "Malformed JSON or not a JSON object", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No operator credentials", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid product name, quantity, unitAmount or currency (all listed)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn set_stock(
+    _: Operator,
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     JsonObject(body): JsonObject<SetStockRequest>,

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::support::{Reply, call, order_body, place, test_app};
 
 fn cancel(id: impl std::fmt::Display) -> Request<Body> {
-    Request::post(format!("/api/orders/{id}/cancel"))
+    Request::post(format!("/api/admin/orders/{id}/cancel"))
         .body(Body::empty())
         .unwrap()
 }

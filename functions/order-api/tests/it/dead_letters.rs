@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use testkit::kafka::ReceivedRecord;
 use testkit::tansu::Tansu;
 
-use crate::support::{Reply, call, get, publisher, test_app};
+use crate::support::{Reply, call, get, no_limits, publisher, test_app};
 
 const TOPIC: &str = "order-placed";
 
@@ -51,7 +51,7 @@ fn unique_value() -> Vec<u8> {
 }
 
 fn replay_request(id: impl std::fmt::Display) -> Request<Body> {
-    Request::post(format!("/api/dead-letters/{id}/replay"))
+    Request::post(format!("/api/admin/dead-letters/{id}/replay"))
         .body(Body::empty())
         .unwrap()
 }
@@ -107,7 +107,7 @@ async fn dead_letters_are_listed_newest_first_page_by_page_and_by_consumer(pool:
     .unwrap();
 
     let mut seen = Vec::new();
-    let mut uri = "/api/dead-letters?consumer=inventory&limit=2".to_owned();
+    let mut uri = "/api/admin/dead-letters?consumer=inventory&limit=2".to_owned();
     let mut pages = 0;
     loop {
         let page = call(&app, get(&uri)).await.json();
@@ -115,7 +115,7 @@ async fn dead_letters_are_listed_newest_first_page_by_page_and_by_consumer(pool:
         seen.extend(ids(&page));
         match page["nextCursor"].as_str() {
             Some(cursor) => {
-                uri = format!("/api/dead-letters?consumer=inventory&limit=2&cursor={cursor}")
+                uri = format!("/api/admin/dead-letters?consumer=inventory&limit=2&cursor={cursor}")
             }
             None => break,
         }
@@ -124,7 +124,7 @@ async fn dead_letters_are_listed_newest_first_page_by_page_and_by_consumer(pool:
     inventory.reverse();
     assert_eq!(seen, inventory, "newest first, each once, only inventory's");
 
-    let all = call(&app, get("/api/dead-letters")).await.json();
+    let all = call(&app, get("/api/admin/dead-letters")).await.json();
     assert_eq!(ids(&all).len(), 6);
     assert_eq!(ids(&all)[0], notification);
     let item = &all["items"][0];
@@ -142,7 +142,7 @@ async fn dead_letters_are_listed_newest_first_page_by_page_and_by_consumer(pool:
     assert_eq!(all["nextCursor"], Value::Null);
     assert_eq!(all["items"][1]["key"], BASE64.encode("Laptop"));
 
-    let none = call(&app, get("/api/dead-letters?consumer=nobody"))
+    let none = call(&app, get("/api/admin/dead-letters?consumer=nobody"))
         .await
         .json();
     assert!(ids(&none).is_empty());
@@ -150,7 +150,7 @@ async fn dead_letters_are_listed_newest_first_page_by_page_and_by_consumer(pool:
     // Every bad parameter is named.
     let reply = call(
         &app,
-        get("/api/dead-letters?consumer=&limit=0&cursor=garbage"),
+        get("/api/admin/dead-letters?consumer=&limit=0&cursor=garbage"),
     )
     .await;
     assert_eq!(reply.invalid_fields(), ["consumer", "limit", "cursor"]);
@@ -292,9 +292,10 @@ async fn a_replay_while_the_broker_is_down_is_503_and_the_dead_letter_stays_repl
 ) {
     testkit::init_tracing();
     let broker = Tansu::start_behind_proxy().await;
-    let app = app(AppState::new(
+    let app = app(AppState::with_limits(
         pool.clone(),
         publisher(&broker.bootstrap(), Duration::from_secs(1)).await,
+        no_limits(),
     ));
     let value = unique_value();
     let id = dead_letter(&pool, "inventory", Some(b"Laptop"), Some(&value)).await;

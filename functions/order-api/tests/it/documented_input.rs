@@ -101,10 +101,13 @@ async fn the_documented_name_pattern_admits_exactly_the_names_the_api_accepts(po
     let product = pattern(&document, &format!("{body}/productName"));
     assert_eq!(customer.as_str(), shared::domain::NAME_PATTERN);
     assert_eq!(product.as_str(), shared::domain::NAME_PATTERN);
-    for route in ["get", "put"] {
+    for (path, route) in [
+        ("~1api~1stock~1{productName}", "get"),
+        ("~1api~1admin~1stock~1{productName}", "put"),
+    ] {
         let path = pattern(
             &document,
-            &format!("/paths/~1api~1stock~1{{productName}}/{route}/parameters/0/schema"),
+            &format!("/paths/{path}/{route}/parameters/0/schema"),
         );
         assert_eq!(path.as_str(), shared::domain::NAME_PATTERN, "{route}");
     }
@@ -170,9 +173,12 @@ async fn control_characters_in_a_name_are_422_in_the_body_and_in_the_path(pool: 
 async fn the_documented_cursor_pattern_admits_exactly_the_cursors_the_api_accepts(pool: PgPool) {
     let app = test_app(&pool).await;
     let document = document(&app).await;
-    let cursor = pattern(&document, "/paths/~1api~1orders/get/parameters/3/schema");
+    let cursor = pattern(
+        &document,
+        "/paths/~1api~1admin~1orders/get/parameters/3/schema",
+    );
     assert_eq!(
-        document["paths"]["/api/orders"]["get"]["parameters"][3]["name"],
+        document["paths"]["/api/admin/orders"]["get"]["parameters"][3]["name"],
         "cursor"
     );
     assert_eq!(cursor.as_str(), order_api::store::CURSOR_PATTERN);
@@ -180,7 +186,7 @@ async fn the_documented_cursor_pattern_admits_exactly_the_cursors_the_api_accept
     for n in 0..3 {
         place(&app, &order_body(&format!("C{n}"), "Laptop", 1)).await;
     }
-    let page = call(&app, get("/api/orders?limit=1")).await.json();
+    let page = call(&app, get("/api/admin/orders?limit=1")).await.json();
     let issued = page["nextCursor"].as_str().expect("a next page").to_owned();
     assert!(
         cursor.is_match(&issued),
@@ -201,7 +207,7 @@ async fn the_documented_cursor_pattern_admits_exactly_the_cursors_the_api_accept
         "LTMwMDAwMDAwMDAwMDAwMDAwMHwwMTlhYjVjMC0wMDAxLTcwMDAtODAwMC0wMDAwMDAwMDAwMDE".to_owned(),
         "garbage".to_owned(),
     ] {
-        let reply = call(&app, get(&format!("/api/orders?cursor={raw}"))).await;
+        let reply = call(&app, get(&format!("/api/admin/orders?cursor={raw}"))).await;
         assert_judged(
             &reply,
             cursor.is_match(&raw),
@@ -216,7 +222,7 @@ async fn the_documented_cursor_pattern_admits_exactly_the_cursors_the_api_accept
 async fn the_dead_letter_list_documents_and_accepts_the_same_cursors(pool: PgPool) {
     let app = test_app(&pool).await;
     let document = document(&app).await;
-    let parameters = document["paths"]["/api/dead-letters"]["get"]["parameters"]
+    let parameters = document["paths"]["/api/admin/dead-letters"]["get"]["parameters"]
         .as_array()
         .expect("the dead letter list has parameters");
     let at = |name: &str| {
@@ -228,7 +234,7 @@ async fn the_dead_letter_list_documents_and_accepts_the_same_cursors(pool: PgPoo
     let cursor = pattern(
         &document,
         &format!(
-            "/paths/~1api~1dead-letters/get/parameters/{}/schema",
+            "/paths/~1api~1admin~1dead-letters/get/parameters/{}/schema",
             at("cursor")
         ),
     );
@@ -236,14 +242,18 @@ async fn the_dead_letter_list_documents_and_accepts_the_same_cursors(pool: PgPoo
     let consumer = schema(
         &document,
         &format!(
-            "/paths/~1api~1dead-letters/get/parameters/{}/schema",
+            "/paths/~1api~1admin~1dead-letters/get/parameters/{}/schema",
             at("consumer")
         ),
     );
     assert_eq!(consumer["minLength"], json!(1), "an empty consumer is 422");
     // Any other consumer name lists none, even one PostgreSQL cannot store.
     for name in ["nobody", "in%00ventory", "%E2%80%8B"] {
-        let reply = call(&app, get(&format!("/api/dead-letters?consumer={name}"))).await;
+        let reply = call(
+            &app,
+            get(&format!("/api/admin/dead-letters?consumer={name}")),
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::OK, "{name}: {}", reply.text);
         assert_eq!(reply.json()["items"], json!([]), "{name}");
     }
@@ -262,7 +272,7 @@ async fn the_dead_letter_list_documents_and_accepts_the_same_cursors(pool: PgPoo
         "garbage".to_owned(),
         String::new(),
     ] {
-        let reply = call(&app, get(&format!("/api/dead-letters?cursor={raw}"))).await;
+        let reply = call(&app, get(&format!("/api/admin/dead-letters?cursor={raw}"))).await;
         assert_judged(
             &reply,
             cursor.is_match(&raw),
@@ -277,10 +287,13 @@ async fn the_dead_letter_list_documents_and_accepts_the_same_cursors(pool: PgPoo
 async fn an_empty_cursor_is_422_as_the_document_says(pool: PgPool) {
     let app = test_app(&pool).await;
     let document = document(&app).await;
-    let cursor = pattern(&document, "/paths/~1api~1orders/get/parameters/3/schema");
+    let cursor = pattern(
+        &document,
+        "/paths/~1api~1admin~1orders/get/parameters/3/schema",
+    );
     assert!(!cursor.is_match(""));
     for query in ["cursor=", "customerEmail=0%400.com&limit=20&cursor="] {
-        let reply = call(&app, get(&format!("/api/orders?{query}"))).await;
+        let reply = call(&app, get(&format!("/api/admin/orders?{query}"))).await;
         assert_eq!(reply.invalid_fields(), ["cursor"], "{query}");
     }
 }
@@ -299,7 +312,9 @@ async fn a_quantity_written_with_a_zero_fraction_is_that_integer(pool: PgPool) {
             reply.text
         );
         let id = reply.json()["orderId"].as_str().unwrap().to_owned();
-        let order = call(&app, get(&format!("/api/orders/{id}"))).await.json();
+        let order = call(&app, get(&format!("/api/admin/orders/{id}")))
+            .await
+            .json();
         assert_eq!(order["quantity"], json!(quantity), "{written}");
     }
     for written in ["989.5", "0.0", "10001.0", "1e30"] {
@@ -311,7 +326,7 @@ async fn a_quantity_written_with_a_zero_fraction_is_that_integer(pool: PgPool) {
 
     let reply = call(
         &app,
-        axum::http::Request::put("/api/stock/Laptop")
+        axum::http::Request::put("/api/admin/stock/Laptop")
             .header("content-type", "application/json")
             .body(r#"{"quantity": 50.0}"#.into())
             .unwrap(),

@@ -41,13 +41,19 @@ async fn the_openapi_document_is_served_as_openapi_3_1_with_every_route(pool: Pg
     let paths = document["paths"].as_object().unwrap();
     for (path, method) in [
         ("/api/orders", "post"),
-        ("/api/orders", "get"),
         ("/api/orders/{id}", "get"),
         ("/api/stock", "get"),
         ("/api/stock/{productName}", "get"),
-        ("/api/stock/{productName}", "put"),
-        ("/api/dead-letters", "get"),
-        ("/api/dead-letters/{id}/replay", "post"),
+        ("/api/me/orders", "post"),
+        ("/api/me/orders", "get"),
+        ("/api/me/orders/{id}", "get"),
+        ("/api/me/orders/{id}/cancel", "post"),
+        ("/api/admin/orders", "get"),
+        ("/api/admin/orders/{id}", "get"),
+        ("/api/admin/orders/{id}/cancel", "post"),
+        ("/api/admin/stock/{productName}", "put"),
+        ("/api/admin/dead-letters", "get"),
+        ("/api/admin/dead-letters/{id}/replay", "post"),
         ("/api/health", "get"),
         ("/api/openapi.json", "get"),
     ] {

@@ -13,7 +13,9 @@ use testkit::proxy::TcpProxy;
 use testkit::tansu::Tansu;
 use uuid::Uuid;
 
-use crate::support::{call, get, order_body, place, placed_records, post_json, publisher};
+use crate::support::{
+    call, get, no_limits, order_body, place, placed_records, post_json, publisher,
+};
 
 async fn unpublished(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
@@ -26,9 +28,10 @@ async fn unpublished(pool: &PgPool) -> i64 {
 async fn orders_are_accepted_while_kafka_is_down_and_the_relay_publishes_each_once(pool: PgPool) {
     testkit::init_tracing();
     let mut broker = Tansu::start().await;
-    let state = AppState::new(
+    let state = AppState::with_limits(
         pool.clone(),
         publisher(&broker.bootstrap(), Duration::from_secs(1)).await,
+        no_limits(),
     );
     let api = app(state.clone());
     broker.stop().await;
@@ -89,9 +92,10 @@ async fn a_database_outage_is_503_with_retry_after_and_service_resumes(
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(2))
         .connect_lazy_with(connect.clone().host("127.0.0.1").port(proxy.port()));
-    let api = app(AppState::new(
+    let api = app(AppState::with_limits(
         pool.clone(),
         publisher(&testkit::kafka::bootstrap(), Duration::from_secs(10)).await,
+        no_limits(),
     ));
     let body = order_body("Ada", "Laptop", 1).to_string();
     place(&api, &order_body("Before", "Laptop", 1)).await;
@@ -101,7 +105,7 @@ async fn a_database_outage_is_503_with_retry_after_and_service_resumes(
     let reply = call(&api, post_json("/api/orders", body.clone())).await;
     reply.problem(StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.headers[header::RETRY_AFTER], "2");
-    for path in ["/api/health", "/api/orders", "/api/stock"] {
+    for path in ["/api/health", "/api/admin/orders", "/api/stock"] {
         let reply = call(&api, get(path)).await;
         reply.problem(StatusCode::SERVICE_UNAVAILABLE);
         assert!(reply.headers.contains_key(header::RETRY_AFTER), "{path}");

@@ -24,7 +24,7 @@ async fn a_payment_method_is_stored_with_the_order_and_the_original_body_stores_
         stored,
         [(paid, Some("pm_card_visa".to_owned())), (invoiced, None)]
     );
-    let view = call(&app, get(&format!("/api/orders/{invoiced}")))
+    let view = call(&app, get(&format!("/api/admin/orders/{invoiced}")))
         .await
         .json();
     assert_eq!(view["status"], "PLACED");
@@ -67,7 +67,9 @@ async fn the_order_view_shows_the_payment_and_its_decline_code(pool: PgPool) {
     .await
     .unwrap();
 
-    let view = call(&app, get(&format!("/api/orders/{id}"))).await.json();
+    let view = call(&app, get(&format!("/api/admin/orders/{id}")))
+        .await
+        .json();
 
     assert_eq!(view["status"], "REJECTED");
     assert_eq!(view["rejectionReason"], "PAYMENT_DECLINED");
@@ -79,7 +81,9 @@ async fn the_order_view_shows_the_payment_and_its_decline_code(pool: PgPool) {
         view["payment"],
         json!({"status": "DECLINED", "declineCode": "card_declined"})
     );
-    let listed = call(&app, get("/api/orders?status=REJECTED")).await.json();
+    let listed = call(&app, get("/api/admin/orders?status=REJECTED"))
+        .await
+        .json();
     assert_eq!(listed["items"][0]["payment"]["status"], "DECLINED");
 }
 
@@ -87,9 +91,9 @@ async fn the_order_view_shows_the_payment_and_its_decline_code(pool: PgPool) {
 async fn the_new_statuses_filter_the_order_list(pool: PgPool) {
     let app = test_app(&pool).await;
     for status in ["RESERVED", "CANCELLED"] {
-        let reply = call(&app, get(&format!("/api/orders?status={status}"))).await;
+        let reply = call(&app, get(&format!("/api/admin/orders?status={status}"))).await;
         assert_eq!(reply.status, StatusCode::OK, "{status}: {}", reply.text);
     }
-    let reply = call(&app, get("/api/orders?status=PAID")).await;
+    let reply = call(&app, get("/api/admin/orders?status=PAID")).await;
     assert_eq!(reply.invalid_fields(), ["status"]);
 }

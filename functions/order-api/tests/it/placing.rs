@@ -11,15 +11,17 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::support::{
-    SEED_BODY, call, get, order_body, placed_records, post_json, publisher, spawn_app, test_app,
+    SEED_BODY, call, get, no_limits, order_body, placed_records, post_json, publisher, spawn_app,
+    test_app,
 };
 
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn the_seed_request_places_an_order_and_publishes_one_cloudevent(pool: PgPool) {
     let bootstrap = testkit::kafka::bootstrap();
-    let state = AppState::new(
+    let state = AppState::with_limits(
         pool.clone(),
         publisher(&bootstrap, Duration::from_secs(10)).await,
+        no_limits(),
     );
     let api = spawn_app(state.clone()).await;
 
@@ -44,8 +46,17 @@ async fn the_seed_request_places_an_order_and_publishes_one_cloudevent(pool: PgP
         (name.as_str(), product.as_str(), quantity, status.as_str()),
         ("Jane Doe", "Laptop", 1, "PLACED")
     );
-    let read_back = api.get(&location).await;
+    // The guest reads it back with the token the answer gave, and only with it.
+    let token = body["orderToken"].as_str().unwrap();
+    let read_back = api
+        .client
+        .get(format!("{}{location}", api.address))
+        .header("Order-Token", token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(read_back.status(), StatusCode::OK);
+    assert_eq!(api.get(&location).await.status(), StatusCode::NOT_FOUND);
 
     let records = placed_records(&bootstrap, &HashSet::from([id]), Duration::from_secs(30)).await;
     assert_eq!(records.len(), 1, "exactly one event for the order");
@@ -98,13 +109,15 @@ async fn sql_metacharacters_and_unicode_are_stored_and_returned_unchanged(pool: 
             .unwrap();
     assert_eq!(stored_customer, customer);
     assert_eq!(stored_product, product);
-    let order = call(&app, get(&format!("/api/orders/{id}"))).await.json();
+    let order = call(&app, get(&format!("/api/admin/orders/{id}")))
+        .await
+        .json();
     assert_eq!(order["customerName"], customer);
     assert_eq!(order["productName"], product);
     assert_eq!(order["customerEmail"], "o'brien+orders@example.com");
     let listed = call(
         &app,
-        get("/api/orders?customerEmail=o%27brien%2Borders%40example.com"),
+        get("/api/admin/orders?customerEmail=o%27brien%2Borders%40example.com"),
     )
     .await
     .json();
@@ -119,7 +132,9 @@ async fn names_are_trimmed_and_unknown_fields_ignored(pool: PgPool) {
     let reply = call(&app, post_json("/api/orders", body)).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     let id = reply.json()["orderId"].as_str().unwrap().to_owned();
-    let order = call(&app, get(&format!("/api/orders/{id}"))).await.json();
+    let order = call(&app, get(&format!("/api/admin/orders/{id}")))
+        .await
+        .json();
     assert_eq!(order["customerName"], "Ada");
     assert_eq!(order["productName"], "Mouse");
     assert_eq!(order["customerEmail"], serde_json::Value::Null);
@@ -130,9 +145,10 @@ async fn a_hundred_concurrent_posts_create_a_hundred_orders_and_as_many_distinct
     pool: PgPool,
 ) {
     let bootstrap = testkit::kafka::bootstrap();
-    let state = AppState::new(
+    let state = AppState::with_limits(
         pool.clone(),
         publisher(&bootstrap, Duration::from_secs(10)).await,
+        no_limits(),
     );
     let api = spawn_app(state.clone()).await;
 

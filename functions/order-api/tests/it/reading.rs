@@ -15,7 +15,7 @@ async fn a_placed_order_reads_back_with_every_field(pool: PgPool) {
                       "productName": "Monitor", "quantity": 2});
     let id = place(&app, &body).await;
 
-    let reply = call(&app, get(&format!("/api/orders/{id}"))).await;
+    let reply = call(&app, get(&format!("/api/admin/orders/{id}"))).await;
 
     assert_eq!(reply.status, StatusCode::OK);
     let order = reply.json();
@@ -43,7 +43,7 @@ async fn orders_are_listed_newest_first_page_by_page_without_gaps_or_repeats(poo
         .unwrap();
 
     let mut seen: Vec<uuid::Uuid> = Vec::new();
-    let mut uri = "/api/orders?limit=3".to_owned();
+    let mut uri = "/api/admin/orders?limit=3".to_owned();
     let mut pages = 0;
     loop {
         let page = call(&app, get(&uri)).await.json();
@@ -52,7 +52,7 @@ async fn orders_are_listed_newest_first_page_by_page_without_gaps_or_repeats(poo
             seen.push(item["orderId"].as_str().unwrap().parse().unwrap());
         }
         match page["nextCursor"].as_str() {
-            Some(cursor) => uri = format!("/api/orders?limit=3&cursor={cursor}"),
+            Some(cursor) => uri = format!("/api/admin/orders?limit=3&cursor={cursor}"),
             None => break,
         }
     }
@@ -81,7 +81,7 @@ async fn orders_can_be_filtered_by_email_and_status(pool: PgPool) {
         .await
         .unwrap();
 
-    let page = call(&app, get("/api/orders?customerEmail=ada@example.com"))
+    let page = call(&app, get("/api/admin/orders?customerEmail=ada@example.com"))
         .await
         .json();
     let listed: HashSet<_> = page["items"]
@@ -93,13 +93,15 @@ async fn orders_can_be_filtered_by_email_and_status(pool: PgPool) {
     assert_eq!(listed, ada);
     assert_eq!(page["nextCursor"], serde_json::Value::Null);
 
-    let page = call(&app, get("/api/orders?status=CONFIRMED")).await.json();
+    let page = call(&app, get("/api/admin/orders?status=CONFIRMED"))
+        .await
+        .json();
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["items"][0]["orderId"], bob.to_string());
 
     let page = call(
         &app,
-        get("/api/orders?status=PLACED&customerEmail=nobody@example.com"),
+        get("/api/admin/orders?status=PLACED&customerEmail=nobody@example.com"),
     )
     .await
     .json();
@@ -116,7 +118,7 @@ async fn the_default_page_holds_twenty_orders(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
-    let page = call(&app, get("/api/orders")).await.json();
+    let page = call(&app, get("/api/admin/orders")).await.json();
     assert_eq!(page["items"].as_array().unwrap().len(), 20);
     assert!(page["nextCursor"].is_string());
 }
@@ -126,7 +128,7 @@ async fn invalid_list_parameters_are_each_listed_in_a_422(pool: PgPool) {
     let app = test_app(&pool).await;
     let reply = call(
         &app,
-        get("/api/orders?limit=0&status=SHIPPED&customerEmail=nope&cursor=garbage"),
+        get("/api/admin/orders?limit=0&status=SHIPPED&customerEmail=nope&cursor=garbage"),
     )
     .await;
     assert_eq!(
@@ -134,9 +136,9 @@ async fn invalid_list_parameters_are_each_listed_in_a_422(pool: PgPool) {
         ["customerEmail", "status", "limit", "cursor"]
     );
     for limit in ["101", "-1", "ten", "1.5"] {
-        let reply = call(&app, get(&format!("/api/orders?limit={limit}"))).await;
+        let reply = call(&app, get(&format!("/api/admin/orders?limit={limit}"))).await;
         assert_eq!(reply.invalid_fields(), ["limit"], "limit {limit}");
     }
-    let reply = call(&app, get("/api/orders?limit=100")).await;
+    let reply = call(&app, get("/api/admin/orders?limit=100")).await;
     assert_eq!(reply.status, StatusCode::OK);
 }

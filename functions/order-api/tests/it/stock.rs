@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use crate::support::{call, get, test_app};
 
 fn put_stock(product: &str, body: &str) -> Request<Body> {
-    Request::put(format!("/api/stock/{product}"))
+    Request::put(format!("/api/admin/stock/{product}"))
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_owned()))
         .unwrap()

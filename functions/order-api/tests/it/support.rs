@@ -2,18 +2,24 @@
 //! in-process (`oneshot`) or over a real listener (`spawn_app`), and read-backs.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode, header};
+use lambda_http::request::RequestContext;
+use order_api::limits::Limits;
 use order_api::problem::{PROBLEM_JSON, Problem};
 use order_api::{AppState, app};
 use serde_json::Value;
 use shared::config::{KafkaSettings, Secrets};
+use shared::domain::Quantity;
 use shared::events::topics;
 use shared::kafka::KafkaPublisher;
 use sqlx::PgPool;
+use testkit::api_gateway;
 use testkit::kafka::ReceivedRecord;
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -30,11 +36,24 @@ pub async fn publisher(bootstrap: &str, delivery_timeout: Duration) -> KafkaPubl
         .expect("a producer can be configured")
 }
 
-/// The app over `pool` and the shared broker.
+/// No abuse limit and no guest quantity cap: for tests about something else.
+pub fn no_limits() -> Limits {
+    Limits {
+        guest_max_quantity: Quantity::MAX,
+        ..Limits::off()
+    }
+}
+
+/// The app over `pool` and the shared broker, without abuse limits (tests of the limits
+/// set their own with [`test_app_with_limits`]).
 pub async fn test_app(pool: &PgPool) -> Router {
+    test_app_with_limits(pool, no_limits()).await
+}
+
+pub async fn test_app_with_limits(pool: &PgPool, limits: Limits) -> Router {
     testkit::init_tracing();
     let publisher = publisher(&testkit::kafka::bootstrap(), Duration::from_secs(10)).await;
-    app(AppState::new(pool.clone(), publisher))
+    app(AppState::with_limits(pool.clone(), publisher, limits))
 }
 
 /// A response, read whole.
@@ -77,7 +96,18 @@ impl Reply {
     }
 }
 
-pub async fn call(app: &Router, request: Request<Body>) -> Reply {
+/// Sends `request` in-process as API Gateway would hand it over: with the request context
+/// it carries, or, where it carries none, as an operator on `/api/admin` routes and as a
+/// guest from 127.0.0.1 elsewhere (a local run's gateway does the same).
+pub async fn call(app: &Router, mut request: Request<Body>) -> Reply {
+    if request.extensions().get::<RequestContext>().is_none() {
+        let context = if request.uri().path().starts_with("/api/admin/") {
+            api_gateway::operator()
+        } else {
+            api_gateway::guest("127.0.0.1")
+        };
+        request.extensions_mut().insert(context);
+    }
     let response = app.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
     let headers = response.headers().clone();
@@ -108,6 +138,29 @@ pub fn post_order_with_key(body: &Value, key: &str) -> Request<Body> {
 
 pub fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
+}
+
+/// `request` as sent by the customer `sub` with address `email`, from 127.0.0.1.
+pub fn as_customer(mut request: Request<Body>, sub: &str, email: &str) -> Request<Body> {
+    request
+        .extensions_mut()
+        .insert(api_gateway::customer("127.0.0.1", sub, email));
+    request
+}
+
+/// `request` as sent by a guest from `ip`.
+pub fn as_guest(mut request: Request<Body>, ip: &str) -> Request<Body> {
+    request.extensions_mut().insert(api_gateway::guest(ip));
+    request
+}
+
+/// `request` with a guest's `Order-Token`.
+pub fn with_order_token(mut request: Request<Body>, token: &str) -> Request<Body> {
+    request.headers_mut().insert(
+        "order-token",
+        token.parse().expect("tokens are header-safe"),
+    );
+    request
 }
 
 /// A valid order body for `customer` and `product`.
@@ -170,10 +223,24 @@ pub async fn spawn_app(state: AppState) -> TestApp {
         .await
         .expect("loopback has free ports");
     let address = format!("http://{}", listener.local_addr().unwrap());
+    // As a guest from the connection's address, as API Gateway sees its clients.
+    let guests = app(state).layer(axum::middleware::from_fn(
+        |ConnectInfo(peer): ConnectInfo<SocketAddr>,
+         mut request: Request<Body>,
+         next: axum::middleware::Next| async move {
+            request
+                .extensions_mut()
+                .insert(api_gateway::guest(&peer.ip().to_string()));
+            next.run(request).await
+        },
+    ));
     let server = tokio::spawn(async move {
-        axum::serve(listener, app(state))
-            .await
-            .expect("the server runs");
+        axum::serve(
+            listener,
+            guests.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("the server runs");
     });
     TestApp {
         address,

@@ -15,7 +15,7 @@ use crate::helpers::*;
 /// client retries the 409 it gets then.
 async fn cancel(pool: &PgPool, id: Uuid) -> Result<(), CancelError> {
     loop {
-        match cancel_order(pool, id, TraceContext::new_root()).await {
+        match cancel_order(pool, id, None, TraceContext::new_root()).await {
             Err(CancelError::PaymentInProgress) => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
