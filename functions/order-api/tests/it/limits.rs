@@ -12,6 +12,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
+use crate::managed_instances::{start_function_with, wait_for_answers};
 use crate::support::{
     Reply, as_customer, as_guest, call, counts, order_body, post_json, publisher,
 };
@@ -99,6 +100,60 @@ async fn twenty_concurrent_guest_orders_from_one_address_against_a_limit_of_five
     )
     .await;
     assert_eq!(other.status, StatusCode::CREATED, "{}", other.text);
+}
+
+/// The same, with two processes of the function's own binary, each under a Lambda Runtime
+/// API stand-in serving ten requests at once, as two Lambda Managed Instances would.
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn twenty_concurrent_guest_orders_across_two_function_processes_place_five(
+    pool_options: sqlx::postgres::PgPoolOptions,
+    options: sqlx::postgres::PgConnectOptions,
+) {
+    testkit::init_tracing();
+    let pool = pool_options.connect_with(options.clone()).await.unwrap();
+    let limit = [("LIMIT_GUEST_UNPAID_ORDERS_PER_IP", "5")];
+    let apis = [
+        testkit::lambda_api::RuntimeApi::start(false).await,
+        testkit::lambda_api::RuntimeApi::start(false).await,
+    ];
+    let functions: Vec<_> = apis
+        .iter()
+        .map(|api| start_function_with(api, &options, Some("10"), &limit))
+        .collect();
+    testkit::eventually(
+        "both processes ask for events",
+        Duration::from_secs(30),
+        || async {
+            match apis.iter().map(|api| api.waiting_next()).min() {
+                Some(10) => Ok(()),
+                waiting => Err(format!("{waiting:?} waiting")),
+            }
+        },
+    )
+    .await;
+    let answers = (0..20)
+        .map(|n| {
+            let body = order_body(&format!("Guest {n}"), "Laptop", 1).to_string();
+            let event = testkit::lambda_api::http_api_event("POST", "/api/orders", Some(&body));
+            apis[n % 2].submit(&event)
+        })
+        .collect();
+    let statuses: Vec<u64> = wait_for_answers(answers)
+        .await
+        .iter()
+        .map(|answer| answer.response()["statusCode"].as_u64().unwrap())
+        .collect();
+    let placed = statuses.iter().filter(|status| **status == 201).count();
+    let refused = statuses.iter().filter(|status| **status == 429).count();
+    assert_eq!((placed, refused), (5, 15), "{statuses:?}");
+    assert_eq!(
+        counts(&pool).await,
+        (5, 5),
+        "a refused order writes nothing"
+    );
+    for function in functions {
+        function.stop().await;
+    }
 }
 
 #[sqlx::test(migrator = "testkit::MIGRATOR")]

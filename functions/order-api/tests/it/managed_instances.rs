@@ -35,6 +35,16 @@ fn start_function(
     options: &PgConnectOptions,
     concurrency: Option<&str>,
 ) -> FunctionProcess {
+    start_function_with(api, options, concurrency, &[])
+}
+
+/// As [`start_function`], with more variables.
+pub(crate) fn start_function_with(
+    api: &RuntimeApi,
+    options: &PgConnectOptions,
+    concurrency: Option<&str>,
+    more: &[(&str, &str)],
+) -> FunctionProcess {
     let mut env = vec![
         ("DATABASE_URL".to_owned(), database_url(options)),
         (
@@ -43,6 +53,10 @@ fn start_function(
         ),
         ("RUST_LOG".to_owned(), "info".to_owned()),
     ];
+    env.extend(
+        more.iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+    );
     if let Some(concurrency) = concurrency {
         env.push((
             "AWS_LAMBDA_MAX_CONCURRENCY".to_owned(),
@@ -67,7 +81,9 @@ fn placed_order(answer: &Answer) -> Uuid {
     body["orderId"].as_str().unwrap().parse().unwrap()
 }
 
-async fn wait_for_answers(answers: Vec<tokio::sync::oneshot::Receiver<Answer>>) -> Vec<Answer> {
+pub(crate) async fn wait_for_answers(
+    answers: Vec<tokio::sync::oneshot::Receiver<Answer>>,
+) -> Vec<Answer> {
     let all = futures::future::join_all(answers);
     tokio::time::timeout(WAIT, all)
         .await
