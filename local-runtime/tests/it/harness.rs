@@ -68,6 +68,22 @@ impl System {
         .await
     }
 
+    /// As [`System::start`], with more settings for the runtime (they win over the harness's).
+    pub async fn start_with_settings(
+        pool: PgPool,
+        options: &PgConnectOptions,
+        settings: &[(&str, &str)],
+    ) -> Self {
+        Self::start_with_env(
+            pool,
+            &database_url(options),
+            Tansu::start().await,
+            None,
+            settings,
+        )
+        .await
+    }
+
     /// As [`System::start`], on the database at `url` (a private cluster of the test's own).
     pub async fn start_on(pool: PgPool, url: &str) -> Self {
         Self::start_with(pool, url, Tansu::start().await, None).await

@@ -4,6 +4,7 @@
 //! real Prometheus ([`observability`]), one order's trace followed across it ([`trace`]), and
 //! the API gateway in front of the order API against the Cognito emulator ([`gateway`]).
 
+mod access;
 mod cargo_lambda;
 mod gateway;
 mod harness;
