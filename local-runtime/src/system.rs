@@ -322,9 +322,14 @@ Order system running locally.
   Prometheus   http://127.0.0.1:9090      (graphs, alerts; started by scripts/run)
   Stop         Ctrl-C (finishes the batches in flight, commits, exits)
 
-Try:
+Try, as a guest (the answer's orderToken reads the order back: -H 'Order-Token: ...'):
   curl -i -X POST http://{addr}/api/orders -H 'Content-Type: application/json' \
     -d '{{"customerName": "Jane Doe", "customerEmail": "jane@example.com", "productName": "Laptop", "quantity": 1}}'
+as a signed-in demo customer (ada@example.com or grace@example.com):
+  TOKEN=$(cargo run -q -p local-runtime -- token ada@example.com)
+  curl http://{addr}/api/me/orders -H "Authorization: Bearer $TOKEN"
+as an operator (open on 127.0.0.1):
+  curl http://{addr}/api/admin/orders
 "#
     );
 }
