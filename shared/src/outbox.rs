@@ -1,7 +1,8 @@
 //! The transactional outbox (docs/failure-rules.md, "Outbox"): events are written in the same
-//! transaction as the state change that causes them, published after commit, and marked
-//! `published_at`. Rows a function could not publish are picked up later by the relay
-//! (the outbox-relay function, which claims them with `FOR UPDATE SKIP LOCKED`).
+//! transaction as the state change that causes them, published after commit, and deleted
+//! once the broker acknowledged them, so the table holds only what is still to be sent.
+//! Rows a function could not publish are picked up later by the relay (the outbox-relay
+//! function, which claims them with `FOR UPDATE SKIP LOCKED`).
 
 use sqlx::{PgConnection, PgPool};
 
@@ -24,7 +25,7 @@ pub struct OutboxRow {
 #[derive(Debug, Default)]
 pub struct PublishReport {
     pub published: usize,
-    /// The ids of the rows the broker acknowledged, to be marked `published_at`.
+    /// The ids of the rows the broker acknowledged, to be deleted.
     pub delivered: Vec<i64>,
     /// Rows left for the relay, with why each failed.
     pub failed: Vec<(i64, PublishError)>,
@@ -109,7 +110,7 @@ pub async fn enqueue(
     })
 }
 
-/// Publishes rows that were just committed and marks the delivered ones, in one UPDATE.
+/// Publishes rows that were just committed and deletes the delivered ones, in one DELETE.
 /// Undelivered rows stay pending for the relay; only a database failure is an error.
 pub async fn publish(
     pool: &PgPool,
@@ -117,12 +118,12 @@ pub async fn publish(
     rows: &[OutboxRow],
 ) -> sqlx::Result<PublishReport> {
     let report = send(publisher, rows).await;
-    mark_published(pool, &report.delivered).await?;
+    forget_published(pool, &report.delivered).await?;
     Ok(report)
 }
 
 /// Sends rows to the broker in the given order, each with its `traceparent` header, and
-/// waits for every acknowledgement; marks nothing. Unacknowledged rows are logged with their
+/// waits for every acknowledgement; deletes nothing. Unacknowledged rows are logged with their
 /// reason.
 pub async fn send(publisher: &KafkaPublisher, rows: &[OutboxRow]) -> PublishReport {
     let payloads: Vec<Vec<u8>> = rows
@@ -156,22 +157,18 @@ pub async fn send(publisher: &KafkaPublisher, rows: &[OutboxRow]) -> PublishRepo
     report
 }
 
-/// Marks the given rows published, in one statement that reads them by primary key.
-///
-/// The statement must not test `published_at IS NULL`. With that test PostgreSQL can serve it
-/// from the partial index of unpublished rows (it does on a table not yet analysed, and a
-/// connection keeps such a plan once cached) and read every entry of that index, including
-/// one left by every row published since the last VACUUM: a cost that grows with the traffic.
-/// A row that the relay marked first keeps its first time.
-pub async fn mark_published<'c>(conn: impl sqlx::PgExecutor<'c>, ids: &[i64]) -> sqlx::Result<()> {
+/// Deletes the rows whose events the broker acknowledged, in one statement that reads them
+/// by primary key. A row another writer (the relay, or the function that wrote it) deleted
+/// first is simply not found.
+pub async fn forget_published<'c>(
+    conn: impl sqlx::PgExecutor<'c>,
+    ids: &[i64],
+) -> sqlx::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query!(
-        "UPDATE outbox SET published_at = COALESCE(published_at, now()) WHERE id = ANY($1)",
-        ids,
-    )
-    .execute(conn)
-    .await?;
+    sqlx::query!("DELETE FROM outbox WHERE id = ANY($1)", ids)
+        .execute(conn)
+        .await?;
     Ok(())
 }

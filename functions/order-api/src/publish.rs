@@ -1,9 +1,9 @@
 //! Publishing committed outbox rows after the order's transaction, off the request's path.
 //!
 //! A request hands its committed rows over and answers at once; a background task sends
-//! them in batches and marks them `published_at`. While a few batches are in flight, newly
+//! them in batches and deletes the acknowledged ones. While a few batches are in flight, newly
 //! committed rows queue up and go out together in the next one (like a group commit), so a
-//! busy server sends one Kafka batch and runs one `UPDATE` for many orders. The queue is
+//! busy server sends one Kafka batch and runs one `DELETE` for many orders. The queue is
 //! bounded: when the broker falls behind, requests wait for room instead of piling up rows
 //! in memory. Rows that are never acknowledged stay pending and the outbox relay sends them.
 //!
@@ -14,9 +14,9 @@
 //! on Lambda Managed Instances an instance is never frozen and the task simply keeps running;
 //! the local runtime flushes before it exits.
 //!
-//! Marks are written on the request pool, in a transaction that commits asynchronously
+//! Deletes run on the request pool, in a transaction that commits asynchronously
 //! (`SET LOCAL synchronous_commit = off`, which lasts until that transaction ends and so does
-//! not pin an RDS Proxy connection; docs/scale.md): a mark lost in a database crash only
+//! not pin an RDS Proxy connection; docs/scale.md): a delete lost in a database crash only
 //! makes the relay send that event again, which consumers drop by event id. The orders
 //! themselves are committed synchronously, before any of this.
 
@@ -32,7 +32,7 @@ use tracing::Instrument;
 
 /// The most requests whose rows go out in one batch.
 const MAX_BATCH: usize = 256;
-/// Batches in flight at once (so at most this many pooled connections write marks).
+/// Batches in flight at once (so at most this many pooled connections delete published rows).
 pub const MAX_IN_FLIGHT: usize = 2;
 /// Requests whose rows may wait for a batch before new requests wait for room.
 const QUEUE_CAPACITY: usize = 4096;
@@ -71,7 +71,7 @@ impl Settled {
 }
 
 impl OutboxPublisher {
-    /// Starts the publishing task, marking through `pool`. The task ends when the last handle
+    /// Starts the publishing task, deleting published rows through `pool`. The task ends when the last handle
     /// is dropped. Must be called within a Tokio runtime.
     pub fn start(pool: &PgPool, publisher: KafkaPublisher) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
@@ -108,7 +108,7 @@ impl OutboxPublisher {
 }
 
 async fn run(
-    marks: PgPool,
+    pool: PgPool,
     publisher: KafkaPublisher,
     mut jobs: mpsc::Receiver<Job>,
     settled: Arc<watch::Sender<Settled>>,
@@ -130,12 +130,12 @@ async fn run(
             .into_iter()
             .flat_map(|job| job.rows)
             .collect();
-        let (marks, publisher, settled) = (marks.clone(), publisher.clone(), settled.clone());
+        let (pool, publisher, settled) = (pool.clone(), publisher.clone(), settled.clone());
         // Log lines about the batch carry the ids of the orders in it.
         let span = tracing::info_span!("publish", order_ids = %order_ids(&rows));
         tokio::spawn(
             async move {
-                publish_batch(&marks, &publisher, &rows).await;
+                publish_batch(&pool, &publisher, &rows).await;
                 settled.send_modify(|settled| settled.settle(tickets));
                 drop(slot);
             }
@@ -153,23 +153,23 @@ fn order_ids(rows: &[OutboxRow]) -> String {
     ids.join(",")
 }
 
-/// The statement that opens a marking transaction: its commit does not wait for the WAL
+/// The statement that opens a deleting transaction: its commit does not wait for the WAL
 /// flush. `SET LOCAL` ends with the transaction, so the session keeps no state.
 const BEGIN_ASYNCHRONOUS_COMMIT: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 
-/// Marks `ids` published in one transaction that commits asynchronously.
-async fn mark_published(marks: &PgPool, ids: &[i64]) -> sqlx::Result<()> {
+/// Deletes the published rows `ids` in one transaction that commits asynchronously.
+async fn forget_published(pool: &PgPool, ids: &[i64]) -> sqlx::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    let mut tx = marks.begin_with(BEGIN_ASYNCHRONOUS_COMMIT).await?;
-    outbox::mark_published(&mut *tx, ids).await?;
+    let mut tx = pool.begin_with(BEGIN_ASYNCHRONOUS_COMMIT).await?;
+    outbox::forget_published(&mut *tx, ids).await?;
     tx.commit().await
 }
 
-async fn publish_batch(marks: &PgPool, publisher: &KafkaPublisher, rows: &[OutboxRow]) {
+async fn publish_batch(pool: &PgPool, publisher: &KafkaPublisher, rows: &[OutboxRow]) {
     let report = outbox::send(publisher, rows).await;
-    match mark_published(marks, &report.delivered)
+    match forget_published(pool, &report.delivered)
         .await
         .map(|()| report)
     {
@@ -185,7 +185,7 @@ async fn publish_batch(marks: &PgPool, publisher: &KafkaPublisher, rows: &[Outbo
         Err(err) => tracing::warn!(
             error = %err,
             rows = rows.len(),
-            "events sent but not marked published; the relay will send them again"
+            "events sent but not deleted from the outbox; the relay will send them again"
         ),
     }
 }

@@ -109,7 +109,7 @@ pub async fn run_once(
             break;
         }
         let sent = outbox::send(publisher, &rows).await;
-        outbox::mark_published(&mut *tx, &sent.delivered).await?;
+        outbox::forget_published(&mut *tx, &sent.delivered).await?;
         tx.commit().await?;
         report.published += sent.published;
         report.failed += sent.failed.len();

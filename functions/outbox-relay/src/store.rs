@@ -17,8 +17,7 @@ pub(crate) async fn claim_unpublished(
     sqlx::query_as!(
         OutboxRow,
         "SELECT id, topic, key, payload, traceparent FROM outbox
-         WHERE published_at IS NULL
-           AND created_at <= now() - make_interval(secs => $1::float8 / 1000)
+         WHERE created_at <= now() - make_interval(secs => $1::float8 / 1000)
          ORDER BY id
          LIMIT $2
          FOR UPDATE SKIP LOCKED",
@@ -29,11 +28,12 @@ pub(crate) async fn claim_unpublished(
     .await
 }
 
-/// How long the oldest unpublished row has waited (zero when every row is published).
+/// How long the oldest row has waited: every row in the outbox is still to be published
+/// (zero when there is none).
 pub(crate) async fn oldest_unpublished_age(pool: &PgPool) -> sqlx::Result<Duration> {
     let seconds = sqlx::query_scalar!(
         r#"SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0) AS "seconds!"
-           FROM outbox WHERE published_at IS NULL"#
+           FROM outbox"#
     )
     .fetch_one(pool)
     .await?;

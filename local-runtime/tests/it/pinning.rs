@@ -227,7 +227,7 @@ fn statements_that_do_not_pin_pass() {
 #[test]
 fn a_log_is_read_into_statements_with_their_session_and_transaction() {
     let log = "@@|41|LOG:  statement: BEGIN; SET LOCAL synchronous_commit = off\n\
-               @@|41|LOG:  execute sqlx_s_1: UPDATE outbox\n\t SET published_at = now()\n\
+               @@|41|LOG:  execute sqlx_s_1: DELETE FROM outbox\n\t WHERE id = ANY($1)\n\
                @@|41|DETAIL:  Parameters: $1 = '{1}'\n\
                @@|41|LOG:  statement: COMMIT\n\
                @@|42|LOG:  statement: SET LOCAL synchronous_commit = off\n\
@@ -236,7 +236,7 @@ fn a_log_is_read_into_statements_with_their_session_and_transaction() {
     assert_eq!(statements.len(), 5, "{statements:?}");
     assert_eq!(
         statements[1].text,
-        "UPDATE outbox\n\t SET published_at = now()"
+        "DELETE FROM outbox\n\t WHERE id = ANY($1)"
     );
     assert_eq!(statements[4].application, OBSERVER);
     let found = pinning_statements(&statements);
@@ -250,8 +250,8 @@ fn a_log_is_read_into_statements_with_their_session_and_transaction() {
 const EXPECTED_FRAGMENTS: [(&str, &str); 6] = [
     ("order-api placing an order", "INSERT INTO orders"),
     (
-        "order-api marking events published",
-        "UPDATE outbox SET published_at",
+        "order-api deleting published events",
+        "DELETE FROM outbox WHERE id = ANY",
     ),
     (
         "order-api replaying a dead letter",
@@ -327,22 +327,40 @@ async fn no_function_sends_a_statement_that_pins_an_rds_proxy_connection() {
     }
 
     // A straggler for the relay and a dead letter to replay, both copies of an event the
-    // consumers already applied (they drop it by its id).
+    // consumers already applied (they drop it by its id), read back from the broker: the
+    // outbox forgot it once it was sent.
+    let applied = testkit::kafka::read_records(
+        &system.broker.bootstrap(),
+        shared::events::topics::ORDER_PLACED,
+        |_| true,
+        1,
+        WITHIN,
+    )
+    .await;
+    let applied = applied
+        .first()
+        .expect("an order.placed record on the broker");
+    let (key, payload) = (applied.key_str().unwrap_or_default(), applied.json());
     let straggler: i64 = sqlx::query_scalar(
         "INSERT INTO outbox (topic, key, payload, created_at)
-         SELECT topic, key, payload, now() - interval '1 minute' FROM outbox ORDER BY id LIMIT 1
+         VALUES ($1, $2, $3, now() - interval '1 minute')
          RETURNING id",
     )
+    .bind(shared::events::topics::ORDER_PLACED)
+    .bind(key)
+    .bind(&payload)
     .fetch_one(&system.pool)
     .await
     .unwrap();
     let dead_letter: i64 = sqlx::query_scalar(
         r#"INSERT INTO dead_letters (consumer, topic, "partition", "offset", key, value, error)
-           SELECT 'inventory', topic, 0, 1000000, convert_to(key, 'UTF8'),
-                  convert_to(payload::text, 'UTF8'), 'copied by the pinning test'
-           FROM outbox ORDER BY id LIMIT 1
+           VALUES ('inventory', $1, 0, 1000000, convert_to($2, 'UTF8'),
+                   convert_to($3::text, 'UTF8'), 'copied by the pinning test')
            RETURNING id"#,
     )
+    .bind(shared::events::topics::ORDER_PLACED)
+    .bind(key)
+    .bind(&payload)
     .fetch_one(&system.pool)
     .await
     .unwrap();
@@ -354,7 +372,7 @@ async fn no_function_sends_a_statement_that_pins_an_rds_proxy_connection() {
     assert_eq!(replay.status(), 200, "{}", replay.text().await.unwrap());
     testkit::eventually("the relay sends the straggler", WITHIN, || async {
         let published: bool =
-            sqlx::query_scalar("SELECT published_at IS NOT NULL FROM outbox WHERE id = $1")
+            sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM outbox WHERE id = $1)")
                 .bind(straggler)
                 .fetch_one(&system.pool)
                 .await

@@ -7,7 +7,7 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use inventory::Inventory;
 use shared::config::{KafkaSettings, Secrets};
 use shared::consumer::Consumer;
-use shared::events::{OrderEvent, OrderEventData};
+use shared::events::{OrderEvent, OrderEventData, topics};
 use shared::kafka::KafkaPublisher;
 use shared::msk::{BrokerRecord, kafka_event};
 use sqlx::PgPool;
@@ -139,17 +139,46 @@ pub async fn count(pool: &PgPool, table: &str) -> i64 {
         .expect("tables can be counted")
 }
 
-/// The events in the outbox, oldest first.
-pub async fn outbox_events(pool: &PgPool) -> Vec<OrderEvent> {
-    let payloads: Vec<serde_json::Value> =
-        sqlx::query_scalar("SELECT payload FROM outbox ORDER BY id")
-            .fetch_all(pool)
-            .await
-            .expect("the outbox can be read");
-    payloads
+/// The decision events inventory sent for the orders of `pool`'s database, read back from
+/// the broker (the outbox forgets an event once the broker has it), duplicates kept. The
+/// handler returns once its events are acknowledged, so reading each topic to its end finds
+/// them all.
+pub async fn sent_decisions(pool: &PgPool) -> Vec<OrderEvent> {
+    sent_decisions_on(&testkit::kafka::bootstrap(), pool).await
+}
+
+/// As [`sent_decisions`], on the broker at `bootstrap` (a test whose orders have the sample
+/// ids, which other tests use too, has a broker of its own).
+pub async fn sent_decisions_on(bootstrap: &str, pool: &PgPool) -> Vec<OrderEvent> {
+    let ours: std::collections::HashSet<String> = sqlx::query_scalar("SELECT id::text FROM orders")
+        .fetch_all(pool)
+        .await
+        .expect("the orders can be read")
         .into_iter()
-        .map(|payload| serde_json::from_value(payload).expect("outbox rows hold order events"))
-        .collect()
+        .collect();
+    let mut events = Vec::new();
+    for topic in [
+        topics::ORDER_CONFIRMED,
+        topics::ORDER_REJECTED,
+        topics::ORDER_RESERVED,
+    ] {
+        let records = testkit::kafka::read_records(
+            bootstrap,
+            topic,
+            |record| {
+                record.json()["subject"]
+                    .as_str()
+                    .is_some_and(|subject| ours.contains(subject))
+            },
+            0,
+            Duration::from_secs(30),
+        )
+        .await;
+        events.extend(records.iter().map(|record| {
+            serde_json::from_value(record.json()).expect("decision records hold order events")
+        }));
+    }
+    events
 }
 
 /// `(status, rejection_reason)` by order id.

@@ -96,15 +96,18 @@ pub(crate) async fn wait_for_answers(
 /// Waits until every order's outbox row is marked published and its event is on the broker.
 async fn assert_published(pool: &PgPool, orders: &HashSet<Uuid>) {
     let subjects: Vec<String> = orders.iter().map(Uuid::to_string).collect();
-    testkit::eventually("every outbox row is marked published", WAIT, || async {
-        let unpublished: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM outbox WHERE payload->>'subject' = ANY($1) AND published_at IS NULL",
-        )
-        .bind(&subjects)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if unpublished == 0 { Ok(()) } else { Err(unpublished) }
+    testkit::eventually("every published outbox row is deleted", WAIT, || async {
+        let unpublished: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE payload->>'subject' = ANY($1)")
+                .bind(&subjects)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        if unpublished == 0 {
+            Ok(())
+        } else {
+            Err(unpublished)
+        }
     })
     .await;
     let records = placed_records(&testkit::kafka::bootstrap(), orders, WAIT).await;

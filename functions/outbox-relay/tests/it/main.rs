@@ -52,7 +52,7 @@ async fn committed_but_unpublished(pool: &PgPool, count: usize) -> Vec<OutboxRow
 }
 
 async fn unpublished(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    sqlx::query_scalar("SELECT count(*) FROM outbox")
         .fetch_one(pool)
         .await
         .unwrap()
