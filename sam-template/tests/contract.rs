@@ -118,7 +118,7 @@ const CUSTOMER_AUTHORIZER: &str = "CustomerJwt";
 fn audience_authorizer(path: &str) -> Option<&'static str> {
     if path.starts_with("/api/admin/") {
         Some(IAM_AUTHORIZER)
-    } else if path.starts_with("/api/me/") {
+    } else if path == "/api/me" || path.starts_with("/api/me/") {
         Some(CUSTOMER_AUTHORIZER)
     } else {
         None
@@ -129,7 +129,7 @@ fn audience_authorizer(path: &str) -> Option<&'static str> {
 /// template's side of the contract written out; `the_template_matches_the_code` holds the
 /// template against the routes the API serves (openapi.json), so the two cannot part.
 #[rustfmt::skip]
-const ORDER_API_ROUTES: [(&str, &str, Option<&str>); 16] = [
+const ORDER_API_ROUTES: [(&str, &str, Option<&str>); 18] = [
     // Guests: no authorizer.
     ("POST", "/api/orders", None),
     ("GET", "/api/orders/{id}", None),
@@ -142,11 +142,13 @@ const ORDER_API_ROUTES: [(&str, &str, Option<&str>); 16] = [
     ("GET", "/api/me/orders", Some(CUSTOMER_AUTHORIZER)),
     ("GET", "/api/me/orders/{id}", Some(CUSTOMER_AUTHORIZER)),
     ("POST", "/api/me/orders/{id}/cancel", Some(CUSTOMER_AUTHORIZER)),
+    ("DELETE", "/api/me", Some(CUSTOMER_AUTHORIZER)),
     // Operators: SigV4-signed requests of an IAM principal.
     ("GET", "/api/admin/orders", Some(IAM_AUTHORIZER)),
     ("GET", "/api/admin/orders/{id}", Some(IAM_AUTHORIZER)),
     ("POST", "/api/admin/orders/{id}/cancel", Some(IAM_AUTHORIZER)),
     ("PUT", "/api/admin/stock/{productName}", Some(IAM_AUTHORIZER)),
+    ("POST", "/api/admin/customers/erase", Some(IAM_AUTHORIZER)),
     ("GET", "/api/admin/dead-letters", Some(IAM_AUTHORIZER)),
     ("POST", "/api/admin/dead-letters/{id}/replay", Some(IAM_AUTHORIZER)),
 ];

@@ -12,11 +12,13 @@
 //! - [`admin_orders`]: every order, for operators: list, read, cancel.
 //! - [`stock`]: read levels, and set one (operators).
 //! - [`dead_letters`]: list the records the consumers refused, and replay one (operators).
+//! - [`erasure`]: erase a customer (operators), or oneself (customers).
 //! - [`health`]: whether the database answers.
 //! - [`openapi`]: the OpenAPI 3.1 document generated from the route annotations.
 
 pub mod admin_orders;
 pub mod dead_letters;
+pub mod erasure;
 pub mod health;
 pub mod my_orders;
 pub mod openapi;
@@ -108,6 +110,8 @@ fn routes() -> Router<AppState> {
             post(admin_orders::cancel_order),
         )
         .route("/api/admin/stock/{productName}", put(stock::set_stock))
+        .route("/api/admin/customers/erase", post(erasure::erase_customer))
+        .route("/api/me", axum::routing::delete(erasure::erase_me))
         .route(
             "/api/admin/dead-letters",
             get(dead_letters::list_dead_letters),

@@ -9,6 +9,7 @@
 //! - [`extract`]: the JSON body extractor (content type, size, syntax).
 //! - [`caller`]: who is calling (guest, customer, operator), from the API Gateway request
 //!   context, taken once before any handler runs.
+//! - [`erasure`]: erasing a customer's name and address from every table.
 //! - [`limits`]: the abuse limits on placing orders: which counters an order counts against.
 //! - [`order_token`]: the token that lets a guest read the one order it placed.
 //! - [`problem`]: every error as RFC 9457 `application/problem+json`, mapped in one place.
@@ -18,6 +19,7 @@
 
 pub mod caller;
 pub mod config;
+pub mod erasure;
 pub mod extract;
 pub mod handler;
 pub mod lambda;

@@ -35,7 +35,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn from_sqlx(err: sqlx::Error, context: &'static str) -> Self {
+    pub(crate) fn from_sqlx(err: sqlx::Error, context: &'static str) -> Self {
         if db::is_transient(&err) {
             Self::Unavailable(err)
         } else {

@@ -6,6 +6,7 @@
 
 mod access;
 mod cargo_lambda;
+mod erasure;
 mod gateway;
 mod harness;
 mod limit;

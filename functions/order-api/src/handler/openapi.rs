@@ -10,7 +10,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{admin_orders, dead_letters, health, my_orders, orders, stock};
+use super::{admin_orders, dead_letters, erasure, health, my_orders, orders, stock};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -82,6 +82,8 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin_orders::get_order))
         .routes(routes!(admin_orders::cancel_order))
         .routes(routes!(stock::set_stock))
+        .routes(routes!(erasure::erase_customer))
+        .routes(routes!(erasure::erase_me))
         .routes(routes!(dead_letters::list_dead_letters))
         .routes(routes!(dead_letters::replay_dead_letter))
         .routes(routes!(health::health))

@@ -6,6 +6,7 @@ mod cancelling;
 mod configuration;
 mod dead_letters;
 mod documented_input;
+mod erasure;
 mod idempotency;
 mod limits;
 mod managed_instances;
