@@ -25,7 +25,7 @@ async fn cancel(pool: &PgPool, id: Uuid) -> Result<(), CancelError> {
 }
 
 impl Flow {
-    /// Runs the payment function on every `order.cancelled` event in the outbox.
+    /// Runs the payment function on every `order.cancelled` event emitted.
     async fn refund(&self) -> payment::BatchSummary {
         let cancelled = self.events(EventType::OrderCancelled).await;
         self.payment
