@@ -12,6 +12,7 @@
 //! - [`lambda`]: serving a function on classic Lambda and on Lambda Managed Instances alike,
 //!   and pool sizes that follow the instance's concurrency.
 //! - [`metrics`]: the business and pipeline metrics, as EMF on Lambda and Prometheus locally.
+//! - [`redact`]: masking email addresses in log lines and error text.
 //! - [`trace`]: the W3C `traceparent` that makes one order's journey one trace.
 //!
 //! Only what two or more functions use lives here; each function keeps its own SQL in its
@@ -27,4 +28,5 @@ pub mod lambda;
 pub mod metrics;
 pub mod msk;
 pub mod outbox;
+pub mod redact;
 pub mod trace;

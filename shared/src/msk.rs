@@ -93,7 +93,9 @@ fn decode_record(
             trace: TraceContext::continuing(header_parent),
             key: raw_key.clone().map(|(bytes, _)| bytes),
             value: raw_value.clone().map(|(bytes, _)| bytes),
-            error,
+            // Decoding errors quote the values they refused, an address among them; the
+            // reason is logged and stored, so it names none (docs/failure-rules.md).
+            error: crate::redact::redact_emails(&error).into_owned(),
         })
     };
     let value = match &raw_value {
@@ -371,5 +373,20 @@ mod tests {
         );
         assert_eq!(batch.poison[1].error, "record has no value");
         assert_eq!(batch.poison[1].key.as_deref(), Some(&b"Laptop"[..]));
+    }
+
+    #[test]
+    fn a_poison_reason_names_no_address() {
+        use base64::Engine;
+        let mut event = kafka_event("arn", "b", [BrokerRecord::from_event(&placed(), 0, 7)]);
+        let record = &mut event.records.get_mut("order-placed-0").unwrap()[0];
+        // `quantity` as a string: serde quotes the value it refused.
+        let value = br#"{"specversion":"1.0","id":"01900000-0000-7000-8000-000000000000","source":"x","type":"order.placed","subject":"s","time":"2026-12-07T00:00:00Z","datacontenttype":"application/json","data":{"orderId":"01900000-0000-7000-8000-000000000001","customerName":"Ada","customerEmail":null,"productName":"Laptop","quantity":"ada.lovelace@example.com"}}"#;
+        record.value = Some(base64::engine::general_purpose::STANDARD.encode(value));
+        let batch = decode_batch(&event);
+        assert_eq!(batch.poison.len(), 1);
+        let reason = &batch.poison[0].error;
+        assert!(reason.contains("invalid type"), "{reason}");
+        assert!(!reason.contains("ada.lovelace@"), "{reason}");
     }
 }

@@ -7,6 +7,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::{Address, Message};
 use shared::domain::RejectionReason;
 use shared::events::{EventType, OrderEvent};
+use shared::redact::{mask_email, redact_emails};
 use uuid::Uuid;
 
 /// The `notifications.kind` of a mail: at most one of each is sent per order.
@@ -288,11 +289,16 @@ impl Header for XOrderId {
     }
 }
 
-/// Why a mail could not be built; retrying cannot help.
+/// Why a mail could not be built; retrying cannot help. Its text is logged and stored in
+/// `notifications.last_error`, so it names the recipient masked ([`mask_email`]) only.
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
-    #[error("invalid recipient address {address:?}: {reason}")]
-    Recipient { address: String, reason: String },
+    #[error("invalid recipient address {masked}: {reason}")]
+    Recipient {
+        /// The address as [`mask_email`] masks it, never the address itself.
+        masked: String,
+        reason: String,
+    },
     #[error("could not render the mail: {0}")]
     Render(#[from] askama::Error),
     #[error("could not build the mail: {0}")]
@@ -310,8 +316,8 @@ pub fn compose(
         .parse()
         .map_err(
             |err: lettre::address::AddressError| ComposeError::Recipient {
-                address: recipient.to_owned(),
-                reason: err.to_string(),
+                masked: mask_email(recipient),
+                reason: redact_emails(&err.to_string()).into_owned(),
             },
         )?;
     let rendered = render(notice)?;
@@ -420,6 +426,17 @@ mod tests {
         let from: Mailbox = "orders@shop.example".parse().unwrap();
         let err = compose(&notice, &from, "not an address", "shop.example").unwrap_err();
         assert!(matches!(err, ComposeError::Recipient { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_unusable_recipient_is_named_masked() {
+        let notice = notice(NoticeKind::OrderReceived, "Ada");
+        let from: Mailbox = "orders@shop.example".parse().unwrap();
+        let err = compose(&notice, &from, "ada.lovelace@exa mple.com", "shop.example")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a***@exa mple.com"), "{err}");
+        assert!(!err.contains("ada.lovelace"), "{err}");
     }
 
     #[test]

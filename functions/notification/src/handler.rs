@@ -18,6 +18,7 @@ use futures::{StreamExt, stream};
 use lettre::Address;
 use shared::consumer::{Batch, BatchError, BatchHandler, Invocation};
 use shared::metrics;
+use shared::redact::redact_emails;
 use shared::trace::TraceContext;
 use sqlx::PgPool;
 use tracing::Instrument;
@@ -254,10 +255,11 @@ impl Notifier {
         ) {
             Ok(message) => message,
             Err(err) => {
-                tracing::error!(error = %err, "notification cannot be built: marked FAILED");
-                return Outcome::Failed {
-                    error: err.to_string(),
-                };
+                // Masked again as a whole: the rendering and building errors are lettre's
+                // and askama's text.
+                let error = redact_emails(&err.to_string()).into_owned();
+                tracing::error!(%error, "notification cannot be built: marked FAILED");
+                return Outcome::Failed { error };
             }
         };
         let budget = deadline.map_or(self.mailer.timeout(), |deadline| {

@@ -26,6 +26,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, Tls
 use lettre::transport::smtp::extension::ClientId;
 use secrecy::ExposeSecret;
 use shared::config::{Credentials, SecretError, Secrets};
+use shared::redact::redact_emails;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
@@ -52,7 +53,9 @@ pub enum MailerError {
     Tls(#[source] SmtpError),
 }
 
-/// Why one mail was not sent.
+/// Why one mail was not sent. Its text is logged and stored in `notifications.last_error`,
+/// so every address in it is masked ([`redact_emails`]): servers commonly repeat the
+/// recipient in their replies (`550 5.1.1 <a***@example.com>: Recipient address rejected`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     /// A 5xx reply to the mail itself: retrying cannot help, the row becomes `FAILED`.
@@ -83,10 +86,11 @@ impl SendError {
             .map(ToString::to_string)
             .unwrap_or_default();
         let Some(code) = err.status() else {
-            return Self::Unavailable(err.to_string());
+            // lettre's text ends with what the server said, when it said something unusual.
+            return Self::Unavailable(redact_emails(&err.to_string()).into_owned());
         };
         let code = code.to_string();
-        let reply = format!("{code} {detail}").trim_end().to_owned();
+        let reply = redact_emails(format!("{code} {detail}").trim_end()).into_owned();
         if AUTH_REPLY_CODES.contains(&code.as_str()) {
             Self::Authentication { reply }
         } else if err.is_permanent() {

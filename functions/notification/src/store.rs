@@ -93,7 +93,8 @@ pub enum Outcome {
     Sent {
         at: DateTime<Utc>,
     },
-    /// Never to be retried; the text is the server's reply or why the mail could not be built.
+    /// Never to be retried; the text is the server's reply or why the mail could not be built,
+    /// with every address in it masked (`shared::redact`).
     Failed {
         error: String,
     },

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use shared::redact::redact_emails;
 use uuid::Uuid;
 
 /// One Stripe request may take this long, well inside the function's timeout.
@@ -42,15 +43,19 @@ pub struct PaymentIntent {
     pub last_payment_error: Option<ApiErrorBody>,
 }
 
-/// Stripe's `error` object.
+/// Stripe's `error` object. Its `message` is prose for people and may quote what the
+/// request or the customer object holds (an email address, a name), so the function never
+/// logs or stores it: it is not even read. `type`, `code` and `param` say what went wrong.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ApiErrorBody {
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
     #[serde(default)]
     pub code: Option<String>,
     #[serde(default)]
     pub decline_code: Option<String>,
     #[serde(default)]
-    pub message: Option<String>,
+    pub param: Option<String>,
     #[serde(default)]
     pub payment_intent: Option<PaymentIntentRef>,
 }
@@ -99,7 +104,10 @@ pub enum Charge {
     },
 }
 
-/// A Stripe call that did not give an answer the function can act on.
+/// A Stripe call that did not give an answer the function can act on. Its text is logged
+/// and stored in `payments.last_error`, so it holds no personal data: Stripe's own prose
+/// (`message`) is left out, and anything else that comes from outside has its addresses
+/// masked ([`redact_emails`]).
 #[derive(Debug, thiserror::Error)]
 pub enum StripeError {
     /// Unreachable, timed out, a 5xx or a 429: the same call can succeed later.
@@ -109,9 +117,10 @@ pub enum StripeError {
     #[error("Stripe refused the API key: {0}")]
     Unauthorized(String),
     /// Stripe refused a request the function built (a bug, or an object in an unexpected
-    /// state).
-    #[error("Stripe refused the request ({status}): {message}")]
-    Refused { status: u16, message: String },
+    /// state). `detail` is Stripe's error type, code and parameter, and the request id to
+    /// find the full answer by in Stripe's dashboard.
+    #[error("Stripe refused the request ({status}): {detail}")]
+    Refused { status: u16, detail: String },
 }
 
 impl StripeError {
@@ -282,7 +291,7 @@ async fn refusal(
 }
 
 fn unavailable(err: reqwest::Error) -> StripeError {
-    StripeError::Unavailable(err.to_string())
+    StripeError::Unavailable(redact_emails(&err.to_string()).into_owned())
 }
 
 /// Sorts a response by status: 5xx and 429 are transient, 401/403 the key; a 402 (a card
@@ -311,19 +320,41 @@ async fn read<T: serde::de::DeserializeOwned>(
 ) -> Result<T, StripeError> {
     let status = response.status();
     if !status.is_success() {
+        let request_id = response
+            .headers()
+            .get("request-id")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
         let body = error_body(response).await;
-        return Err(StripeError::Refused {
-            status: status.as_u16(),
-            message: body
-                .message
-                .or(body.code)
-                .unwrap_or_else(|| "no message".to_owned()),
-        });
+        return Err(refused(status.as_u16(), &body, request_id.as_deref()));
     }
-    response
-        .json()
-        .await
-        .map_err(|err| StripeError::Unavailable(format!("unreadable answer: {err}")))
+    response.json().await.map_err(|err| {
+        StripeError::Unavailable(redact_emails(&format!("unreadable answer: {err}")).into_owned())
+    })
+}
+
+/// A refused request, described by Stripe's machine-readable fields only:
+/// `type=invalid_request_error code=resource_missing param=payment_intent request=req_123`.
+fn refused(status: u16, body: &ApiErrorBody, request_id: Option<&str>) -> StripeError {
+    let fields: Vec<String> = [
+        ("type", body.kind.as_deref()),
+        ("code", body.code.as_deref()),
+        ("decline_code", body.decline_code.as_deref()),
+        ("param", body.param.as_deref()),
+        ("request", request_id),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|value| format!("{name}={value}")))
+    .collect();
+    let detail = if fields.is_empty() {
+        "no error code".to_owned()
+    } else {
+        fields.join(" ")
+    };
+    StripeError::Refused {
+        status,
+        detail: redact_emails(&detail).into_owned(),
+    }
 }
 
 /// A PaymentIntent's status as a charge outcome. `requires_action` (3-D Secure) is a decline
@@ -351,5 +382,56 @@ fn outcome(intent: PaymentIntent) -> Result<Charge, StripeError> {
             "PaymentIntent {} is {other}",
             intent.id
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stripe's error object as it comes, with a message that quotes the customer.
+    fn error_body() -> ApiErrorBody {
+        serde_json::from_value::<ErrorEnvelope>(serde_json::json!({
+            "error": {
+                "type": "invalid_request_error",
+                "code": "resource_missing",
+                "param": "payment_method",
+                "message": "No such PaymentMethod for customer Ada Lovelace <ada@example.com>",
+                "doc_url": "https://stripe.com/docs/error-codes/resource-missing"
+            }
+        }))
+        .unwrap()
+        .error
+    }
+
+    #[test]
+    fn a_refused_request_is_described_by_codes_not_by_stripe_s_message() {
+        let err = refused(404, &error_body(), Some("req_123")).to_string();
+        assert_eq!(
+            err,
+            "Stripe refused the request (404): type=invalid_request_error \
+             code=resource_missing param=payment_method request=req_123"
+        );
+        for personal in ["Ada", "Lovelace", "ada@example.com"] {
+            assert!(!err.contains(personal), "{personal} in {err}");
+        }
+    }
+
+    #[test]
+    fn a_refused_request_without_codes_still_says_so() {
+        let err = refused(400, &ApiErrorBody::default(), None).to_string();
+        assert_eq!(err, "Stripe refused the request (400): no error code");
+    }
+
+    #[test]
+    fn addresses_in_codes_are_masked_all_the_same() {
+        let body = ApiErrorBody {
+            param: Some("ada@example.com".to_owned()),
+            ..ApiErrorBody::default()
+        };
+        let err = refused(400, &body, None).to_string();
+        // `=` may be part of a local part, so `param=` goes with it.
+        assert!(err.ends_with("(400): p***@example.com"), "{err}");
+        assert!(!err.contains("ada@"), "{err}");
     }
 }

@@ -9,6 +9,7 @@ mod delivery;
 mod exactly_once;
 mod failures;
 mod helpers;
+mod personal_data;
 mod samples;
 mod smtp_server;
 mod start_up;
