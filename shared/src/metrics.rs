@@ -38,6 +38,8 @@ pub mod names {
     /// token, 401), `not_found` (an order the caller may not see, 404), `rate_limited` (an
     /// abuse limit, 429).
     pub const REQUESTS_REFUSED: &str = "requests_refused_total";
+    /// Rows the retention job removed, by `table`.
+    pub const ROWS_PRUNED: &str = "rows_pruned_total";
 }
 
 /// Label names.
@@ -45,6 +47,7 @@ pub mod labels {
     pub const REASON: &str = "reason";
     pub const OUTCOME: &str = "outcome";
     pub const CONSUMER: &str = "consumer";
+    pub const TABLE: &str = "table";
 }
 
 /// Histogram buckets of [`names::BATCH_RECORDS`] where a recorder needs them (Prometheus).
@@ -76,6 +79,11 @@ pub fn describe() {
         "Orders the inventory rejected, by reason"
     );
     metrics::describe_counter!(names::ORDERS_CANCELLED, Unit::Count, "Orders cancelled");
+    metrics::describe_counter!(
+        names::ROWS_PRUNED,
+        Unit::Count,
+        "Rows the retention job removed, by table"
+    );
     metrics::describe_counter!(
         names::REQUESTS_REFUSED,
         Unit::Count,
@@ -127,6 +135,11 @@ pub fn orders_rejected(reason: &'static str, count: u64) {
 /// One request refused for `reason` (see [`names::REQUESTS_REFUSED`]).
 pub fn request_refused(reason: &'static str) {
     metrics::counter!(names::REQUESTS_REFUSED, labels::REASON => reason).increment(1);
+}
+
+/// Rows of `table` the retention job removed in one run.
+pub fn rows_pruned(table: &'static str, rows: u64) {
+    metrics::counter!(names::ROWS_PRUNED, labels::TABLE => table).increment(rows);
 }
 
 /// One order cancelled.

@@ -13,6 +13,8 @@ pub struct RelayConfig {
     pub database: DatabaseSettings,
     pub kafka: KafkaSettings,
     pub limits: RelayLimits,
+    /// What the relay's runs prune, and when.
+    pub retention: crate::retention::Retention,
     /// Pool size: one connection per run in flight plus one for the outbox age gauge, so two
     /// on classic Lambda (one run at a time) and more on Lambda Managed Instances.
     pub max_connections: u32,
@@ -32,6 +34,7 @@ impl RelayConfig {
         let mut names = DatabaseSettings::variables();
         names.extend(KafkaSettings::variables());
         names.extend(variables_of::<RawRelaySettings>());
+        names.extend(crate::retention::Retention::variables());
         names.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
         names
     }
@@ -55,6 +58,7 @@ impl RelayConfig {
         Ok(Self {
             max_connections: shared::lambda::default_pool_size(2, concurrency, 1),
             database: DatabaseSettings::from_source(variables.clone())?,
+            retention: crate::retention::Retention::from_source(variables.clone())?,
             kafka: KafkaSettings::from_source(variables)?,
             limits: RelayLimits {
                 min_age: raw

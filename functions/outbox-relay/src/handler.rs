@@ -69,6 +69,7 @@ pub struct Relay {
     database: Database,
     publisher: KafkaPublisher,
     limits: RelayLimits,
+    retention: Option<crate::retention::Retention>,
 }
 
 impl Relay {
@@ -77,7 +78,14 @@ impl Relay {
             database,
             publisher,
             limits,
+            retention: None,
         }
+    }
+
+    /// Also prunes old rows on every run ([`crate::retention`]).
+    pub fn with_retention(mut self, retention: crate::retention::Retention) -> Self {
+        self.retention = Some(retention);
+        self
     }
 
     /// One scheduled run; after the database refused the credentials, fetches them again
@@ -88,6 +96,11 @@ impl Relay {
             self.database.recover(err).await;
         } else {
             record_outbox_age(self.database.pool()).await;
+            if let Some(retention) = &self.retention {
+                // A failed prune is logged and tried again at the next run; it never fails
+                // the publishing that this run did.
+                let _ = crate::retention::prune(self.database.pool(), retention).await;
+            }
         }
         result
     }

@@ -5,9 +5,11 @@
 //! - [`config`]: the function's settings.
 //! - [`store`]: its SQL, claiming stragglers with `FOR UPDATE SKIP LOCKED`.
 //! - [`handler`]: one run in bounded batches; `main.rs` only wires it to the schedule.
+//! - [`retention`]: each run also prunes what is kept no longer than it serves.
 
 pub mod config;
 pub mod handler;
+pub mod retention;
 mod store;
 
 pub use config::RelayConfig;
@@ -27,6 +29,6 @@ impl Relay {
         )
         .await?;
         let publisher = KafkaPublisher::new(&config.kafka, secrets).await?;
-        Ok(Self::new(database, publisher, config.limits))
+        Ok(Self::new(database, publisher, config.limits).with_retention(config.retention))
     }
 }

@@ -14,6 +14,8 @@ use shared::trace::{TRACEPARENT, TraceContext};
 use sqlx::PgPool;
 use testkit::tansu::Tansu;
 
+mod retention;
+
 fn any_age(batch_size: i64) -> RelayLimits {
     RelayLimits {
         min_age: Duration::ZERO,
