@@ -121,6 +121,35 @@ pub async fn read_records(
     }
 }
 
+/// The order events on `topics` whose subject is one of `orders`, read to the end of every
+/// partition (what a function sent before it returned is there), duplicates kept. A test
+/// reads back what its functions emitted this way: the outbox forgets an event once sent.
+pub async fn order_events(
+    bootstrap: &str,
+    topics: &[&str],
+    orders: &HashSet<String>,
+) -> Vec<shared::events::OrderEvent> {
+    let mut events = Vec::new();
+    for topic in topics {
+        let records = read_records(
+            bootstrap,
+            topic,
+            |record| {
+                record.json()["subject"]
+                    .as_str()
+                    .is_some_and(|subject| orders.contains(subject))
+            },
+            0,
+            Duration::from_secs(30),
+        )
+        .await;
+        events.extend(records.iter().map(|record| {
+            serde_json::from_value(record.json()).expect("the topic holds order events")
+        }));
+    }
+    events
+}
+
 /// How many partitions `topic` has, waiting briefly for a broker that is just starting.
 pub async fn partition_count(bootstrap: &str, topic: &str) -> i32 {
     let consumer: Arc<BaseConsumer> = Arc::new(

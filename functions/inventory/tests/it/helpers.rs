@@ -156,29 +156,16 @@ pub async fn sent_decisions_on(bootstrap: &str, pool: &PgPool) -> Vec<OrderEvent
         .expect("the orders can be read")
         .into_iter()
         .collect();
-    let mut events = Vec::new();
-    for topic in [
-        topics::ORDER_CONFIRMED,
-        topics::ORDER_REJECTED,
-        topics::ORDER_RESERVED,
-    ] {
-        let records = testkit::kafka::read_records(
-            bootstrap,
-            topic,
-            |record| {
-                record.json()["subject"]
-                    .as_str()
-                    .is_some_and(|subject| ours.contains(subject))
-            },
-            0,
-            Duration::from_secs(30),
-        )
-        .await;
-        events.extend(records.iter().map(|record| {
-            serde_json::from_value(record.json()).expect("decision records hold order events")
-        }));
-    }
-    events
+    testkit::kafka::order_events(
+        bootstrap,
+        &[
+            topics::ORDER_CONFIRMED,
+            topics::ORDER_REJECTED,
+            topics::ORDER_RESERVED,
+        ],
+        &ours,
+    )
+    .await
 }
 
 /// `(status, rejection_reason)` by order id.

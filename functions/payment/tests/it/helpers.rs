@@ -176,30 +176,22 @@ pub async fn sent_events(pool: &PgPool, kind: EventType) -> Vec<OrderEvent> {
         .expect("the orders can be read")
         .into_iter()
         .collect();
-    let records = testkit::kafka::read_records(
-        &testkit::kafka::bootstrap(),
-        kind.topic(),
-        |record| {
-            record.json()["subject"]
-                .as_str()
-                .is_some_and(|subject| ours.contains(subject))
-        },
-        0,
-        Duration::from_secs(30),
-    )
-    .await;
+    let sent =
+        testkit::kafka::order_events(&testkit::kafka::bootstrap(), &[kind.topic()], &ours).await;
     let waiting: Vec<serde_json::Value> =
         sqlx::query_scalar("SELECT payload FROM outbox WHERE topic = $1")
             .bind(kind.topic())
             .fetch_all(pool)
             .await
             .expect("the outbox can be read");
-    let mut events: Vec<OrderEvent> = records
-        .iter()
-        .map(|record| record.json())
-        .chain(waiting)
-        .map(|json| serde_json::from_value(json).expect("records hold order events"))
-        .filter(|event: &OrderEvent| event.event_type == kind)
+    let mut events: Vec<OrderEvent> = sent
+        .into_iter()
+        .chain(
+            waiting
+                .into_iter()
+                .map(|json| serde_json::from_value(json).expect("outbox rows hold order events")),
+        )
+        .filter(|event| event.event_type == kind)
         .collect();
     events.sort_by_key(|event| event.id);
     events.dedup_by_key(|event| event.id);
