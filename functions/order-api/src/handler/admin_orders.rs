@@ -17,6 +17,7 @@ use crate::store::{self as repo, CancelError, OrderQuery};
 #[utoipa::path(
     get,
     path = "/api/admin/orders",
+    operation_id = "list_all_orders",
     tag = "operators",
     security(("operatorIam" = [])),
     params(ListOrdersParams),
@@ -44,6 +45,7 @@ pub async fn list_orders(
 #[utoipa::path(
     get,
     path = "/api/admin/orders/{id}",
+    operation_id = "get_any_order",
     tag = "operators",
     security(("operatorIam" = [])),
     params(("id" = Uuid, Path, description = "The order id")),
@@ -73,6 +75,7 @@ pub async fn get_order(
 #[utoipa::path(
     post,
     path = "/api/admin/orders/{id}/cancel",
+    operation_id = "cancel_any_order",
     tag = "operators",
     security(("operatorIam" = [])),
     params(

@@ -24,8 +24,9 @@ pub struct EraseRequest {
     /// Every order placed with this address (in any capitalisation), and its mails.
     #[schema(value_type = Option<String>, format = Email, max_length = 254)]
     pub email: Option<Value>,
-    /// Every order of this account (the identity provider's `sub`).
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
+    /// Every order of this account (the identity provider's `sub`): 1 to 255 characters
+    /// without control characters.
+    #[schema(value_type = Option<String>, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,255}$")]
     pub sub: Option<Value>,
 }
 

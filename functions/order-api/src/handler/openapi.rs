@@ -95,7 +95,32 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut api) = api_router().split_for_parts();
     api.info.version = env!("CARGO_PKG_VERSION").to_owned();
     currency_needs_unit_amount(&mut api);
+    erase_names_exactly_one(&mut api);
     api
+}
+
+/// `POST /api/admin/customers/erase` takes exactly one of `email` and `sub`, as a string:
+/// JSON Schema's `oneOf`, which utoipa's attributes cannot state on a struct's fields.
+fn erase_names_exactly_one(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::extensions::Extensions;
+    use utoipa::openapi::schema::Schema;
+    let Some(RefOr::T(Schema::Object(body))) = api
+        .components
+        .as_mut()
+        .and_then(|components| components.schemas.get_mut("EraseRequest"))
+    else {
+        panic!("the erasure route documents its body as EraseRequest");
+    };
+    body.extensions
+        .get_or_insert_with(Extensions::default)
+        .insert(
+            "oneOf".to_owned(),
+            serde_json::json!([
+                {"required": ["email"], "properties": {"email": {"type": "string"}}},
+                {"required": ["sub"], "properties": {"sub": {"type": "string"}}},
+            ]),
+        );
 }
 
 /// `PUT /api/stock/{productName}` refuses a `currency` without `unitAmount`. utoipa has no

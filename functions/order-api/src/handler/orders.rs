@@ -530,7 +530,8 @@ pub async fn place_order(
     tag = "orders",
     params(
         ("id" = Uuid, Path, description = "The order id returned when it was placed"),
-        ("Order-Token" = String, Header, description = "The orderToken returned when the order was placed"),
+        ("Order-Token" = Option<String>, Header, nullable = false,
+         description = "The orderToken returned when the order was placed. Without it, or with another, the answer is the same 404 as for an unknown id."),
     ),
     responses(
         (status = 200, description = "The order (a declined payment without its decline code)", body = OrderView),
