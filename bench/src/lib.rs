@@ -16,7 +16,8 @@
 //! - [`soak`]: the mixed-fault soak (`--bin soak`): its seeded fault schedule, the faults,
 //!   and the invariants checked at the end.
 //! - [`workload`]: what the inventory, order API and observability commands share: products
-//!   and stock, the broker, `order.placed` batches, and `POST /api/orders` load.
+//!   and stock, the broker, `order.placed` batches, and guests' and customers' order load
+//!   against the real router behind the local API Gateway (`local_runtime::gateway`).
 //! - [`local_runtime_binary`]: the runtime the end-to-end commands start, and
 //!   [`release_binaries`]: any of the workspace's binaries, built with the release profile.
 

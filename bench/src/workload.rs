@@ -1,10 +1,14 @@
 //! The work the inventory, order API and observability commands share: the products and their
 //! stock, the broker (the given one or a private one), the inventory's `order.placed` batches
-//! as Lambda delivers them, and `POST /api/orders` load against the real router.
+//! as Lambda delivers them, and order load (`POST /api/orders`, `POST /api/me/orders`) against
+//! the real router behind the local API Gateway.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
+use local_runtime::gateway::{DeclaredApi, Gateway, JwtSettings};
 use shared::config::{KafkaSettings, Secrets};
 use shared::events::{OrderEvent, OrderEventData};
 use shared::kafka::KafkaPublisher;
@@ -134,31 +138,131 @@ pub async fn placed_batch(pool: &PgPool, size: usize, traced: bool) -> anyhow::R
     ))
 }
 
-/// Serves `app` on a free local port and drives `POST /api/orders` over HTTP with closed-loop
-/// clients, each body made by `body(client, sequence)`. With `traced`, every request carries a
-/// `traceparent` of a new trace, as a traced caller sends it.
+/// `template.yaml`, whose routes and authorizers the local gateway serves.
+pub fn template_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")
+}
+
+/// The local API Gateway the runtime serves the order API behind: the routes and
+/// authorizers of `template.yaml`, the JWT ones validated against `jwt` (a pool of the
+/// run's own), or else against the local Cognito user pool of `scripts/services up` (the
+/// `LOCAL_JWT_*` variables or `.state/cognito.env`), as `local-runtime` does.
+pub fn gateway(jwt: Option<JwtSettings>) -> anyhow::Result<Gateway> {
+    match jwt {
+        Some(settings) => Gateway::new(DeclaredApi::read(&template_path())?, Some(settings)),
+        None => Gateway::from_template(&template_path()),
+    }
+}
+
+/// The JWT settings of a Cognito user pool on the emulator, as the gateway checks its tokens.
+pub fn jwt_settings(pool: &testkit::cognito::Pool) -> JwtSettings {
+    JwtSettings {
+        issuer: pool.issuer(),
+        audience: vec![pool.client_id.clone()],
+        jwks_url: pool.jwks_url(),
+    }
+}
+
+/// `count` loopback addresses other than 127.0.0.1 (127.0.0.2, 127.0.0.3, ...), which Linux
+/// routes to the loopback interface without any set-up: a load generator binds its
+/// connections to them to come from several clients, as the API's per-address counters see
+/// clients.
+pub fn loopback_sources(count: usize) -> Vec<IpAddr> {
+    (0..count.clamp(1, 250))
+        .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + n as u8)))
+        .collect()
+}
+
+/// Who the load's orders come from and where they go.
+#[derive(Debug, Clone)]
+pub struct OrderLoad {
+    /// `/api/orders` (guests) or `/api/me/orders` (customers).
+    pub path: &'static str,
+    /// The local addresses the clients connect from, client `n` from `sources[n % len]`;
+    /// empty: the system's choice (127.0.0.1).
+    pub sources: Vec<IpAddr>,
+    /// Bearer tokens, client `n` sending `bearers[n % len]`; empty: none (a guest).
+    pub bearers: Vec<String>,
+    /// Every request carries a `traceparent` of a new trace, as a traced caller sends it.
+    pub traced: bool,
+}
+
+impl OrderLoad {
+    /// Guests placing orders from 127.0.0.1.
+    pub fn guests() -> Self {
+        Self {
+            path: "/api/orders",
+            sources: Vec::new(),
+            bearers: Vec::new(),
+            traced: false,
+        }
+    }
+
+    /// Signed-in customers, client `n` with token `bearers[n % len]`.
+    pub fn customers(bearers: Vec<String>) -> Self {
+        Self {
+            path: "/api/me/orders",
+            bearers,
+            ..Self::guests()
+        }
+    }
+
+    pub fn from_sources(self, sources: Vec<IpAddr>) -> Self {
+        Self { sources, ..self }
+    }
+
+    pub fn traced(self, traced: bool) -> Self {
+        Self { traced, ..self }
+    }
+}
+
+/// Serves `app` behind `gateway` on a free local port (with the peer address, which the
+/// gateway makes the request context's `http.sourceIp`) and drives `POST` orders over HTTP
+/// with closed-loop clients, each body made by `body(client, sequence)`. Only 201 counts as
+/// success.
 pub async fn load_orders(
     app: axum::Router,
+    gateway: &Gateway,
     options: LoadOptions,
     body: fn(usize, u64) -> serde_json::Value,
-    traced: bool,
+    load: OrderLoad,
 ) -> anyhow::Result<LoadReport> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/api/orders", listener.local_addr()?);
+    let url = format!("http://{}{}", listener.local_addr()?, load.path);
+    let served = gateway
+        .wrap(app)
+        .into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
+        if let Err(err) = axum::serve(listener, served).await {
             eprintln!("the server failed: {err}");
         }
     });
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(options.clients)
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let sources: Vec<Option<IpAddr>> = if load.sources.is_empty() {
+        vec![None]
+    } else {
+        load.sources.iter().copied().map(Some).collect()
+    };
+    let per_source = options.clients.div_ceil(sources.len()).max(1);
+    let clients = sources
+        .into_iter()
+        .map(|source| {
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(per_source)
+                .timeout(Duration::from_secs(30))
+                .local_address(source)
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let bearers = load.bearers;
+    let traced = load.traced;
     let report = closed_loop(options, move |client_no, sequence| {
-        let mut request = client
+        let mut request = clients[client_no % clients.len()]
             .post(&url)
             .header("content-type", "application/json")
             .body(body(client_no, sequence).to_string());
+        if !bearers.is_empty() {
+            request = request.bearer_auth(&bearers[client_no % bearers.len()]);
+        }
         if traced {
             request = request.header(TRACEPARENT, TraceContext::new_root().to_string());
         }

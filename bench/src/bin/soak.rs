@@ -11,6 +11,18 @@
 //! the others pay by card at a private localstripe, which declines some of them (see
 //! `bench::soak::payment_method`).
 //!
+//! Beside those guests' orders, whose fate the invariants follow, more callers go on through
+//! the run (`bench::soak::audiences`): guests who read their order with its token, customers
+//! signed in to a Cognito user pool of the run's own (on the emulator; the runtime's gateway
+//! checks their ID tokens against it) who place, list, read and cancel their orders, and the
+//! operator, who reads and cancels orders and sets stock. Their orders are kept apart from
+//! the invariants' per-order checks; every answer they get must be the promised one.
+//!
+//! The runtime's abuse limits are on, each raised just above what the run sends from one
+//! address (the main guests all come from 127.0.0.1, the side guests and each customer from an
+//! address of their own), so that nothing the soak sends is refused for its rate; the
+//! per-email limit of guests stays the default (every guest order names its own address).
+//!
 //! Faults: the broker's network cut, every database session killed, the SMTP sink stopped,
 //! the runtime SIGKILLed and restarted, the payment stand-in stopped (frozen). Every
 //! `SOAK_POISON_EVERY`-th order also brings a poison record on `order-placed`. One product
@@ -18,6 +30,7 @@
 //!
 //! Settings: `SOAK_SECS` (600), `SOAK_RATE` (10 orders/s), `SOAK_SEED` (1),
 //! `SOAK_MEAN_FAULT_GAP_SECS` (12), `SOAK_POISON_EVERY` (250), `SOAK_DRAIN_SECS` (180),
+//! `SOAK_CUSTOMERS` (3), `SOAK_SIDE_RATE` (3 steps/s of the other callers; 0: none),
 //! `BENCH_RUNTIME_BIN` (default: built here), `DATABASE_URL` (the server to use).
 
 use std::collections::{BTreeMap, HashSet};
@@ -31,12 +44,15 @@ use bench::pipeline::offered_load::offer_bodies;
 use bench::pipeline::orders::{PRODUCTS, customer_email_pattern, order_seq};
 use bench::scratch::ScratchDatabase;
 use bench::settings::{env, env_number, env_secs};
+use bench::soak::audiences::{Customer, OPERATOR_PRODUCT, SideTraffic, Tally};
 use bench::soak::faults::{OBSERVER, System};
 use bench::soak::invariants::{self, Run};
 use bench::soak::schedule::{self, FaultKind};
 use bench::soak::{self as plan, Settings};
+use local_runtime::gateway::jwt;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use testkit::cognito::Pool;
 use testkit::maildev::Maildev;
 use testkit::runtime::{LocalRuntime, RuntimeSpec};
 use testkit::stripe::LocalStripe;
@@ -70,6 +86,8 @@ fn settings() -> anyhow::Result<Settings> {
         mean_fault_gap: env_secs("SOAK_MEAN_FAULT_GAP_SECS", 12)?,
         poison_every: env_number("SOAK_POISON_EVERY", 250)?,
         drain: env_secs("SOAK_DRAIN_SECS", 180)?,
+        customers: env_number("SOAK_CUSTOMERS", 3)?,
+        side_rate: env_number("SOAK_SIDE_RATE", 3.0)?,
     })
 }
 
@@ -108,6 +126,20 @@ async fn soak(
     let sink = Maildev::spawn().await;
     // In memory: see `FaultKind::PaymentStopped` for why it is frozen rather than restarted.
     let stripe = LocalStripe::spawn_in_memory().await;
+    let identity = Pool::create("soak").await;
+    let mut customers = Vec::with_capacity(settings.customers);
+    for _ in 0..settings.customers.max(1) {
+        let customer = identity.create_customer("soakcustomer").await;
+        let bearer = identity.sign_in(&customer).await.id_token;
+        customers.push(Customer {
+            email: customer.email,
+            bearer,
+        });
+    }
+    let count = (settings.duration.as_secs_f64() * settings.rate) as usize;
+    // Each limit a little above what its one address or mailbox sends in the run.
+    let per_guest_address = (count + count / 10 + 100).to_string();
+    let per_customer = (settings.duration.as_secs_f64() * settings.side_rate) as usize + 100;
     let spec = RuntimeSpec::new(
         &binary,
         &database.url,
@@ -118,6 +150,19 @@ async fn soak(
     .with("LOCAL_RELAY_INTERVAL_SECS", "1")
     .with("RELAY_MIN_AGE_SECS", RELAY_WINDOW.as_secs().to_string())
     .with("STRIPE_API_BASE", stripe.base_url())
+    .with("ABUSE_LIMITS", "on")
+    .with("LIMIT_GUEST_MAX_QUANTITY", "10")
+    .with("LIMIT_GUEST_UNPAID_ORDERS_PER_IP", &per_guest_address)
+    .with("LIMIT_GUEST_CARD_ATTEMPTS_PER_IP", &per_guest_address)
+    .with(
+        "LIMIT_CUSTOMER_UNPAID_ORDERS_PER_IP",
+        per_customer.to_string(),
+    )
+    .with("LIMIT_CUSTOMER_ORDERS_PER_EMAIL", per_customer.to_string())
+    // The gateway checks the customers' tokens against the run's own user pool.
+    .with(jwt::ISSUER_VAR, identity.issuer())
+    .with(jwt::AUDIENCE_VAR, identity.client_id.clone())
+    .with(jwt::JWKS_URL_VAR, identity.jwks_url())
     // The trigger's info lines show where it read a partition again (see its docs).
     .with("RUST_LOG", "warn,local_runtime::trigger=info");
     let runtime = LocalRuntime::try_start(spec).await?;
@@ -132,12 +177,19 @@ async fn soak(
         .await
         .context("could not connect to the run's database")?;
     let api = Api::new(runtime.base_url());
+    let side = SideTraffic::new(&runtime.base_url(), customers);
     println!(
         "soak: {} s at {} orders/s, seed {}, runtime log {}",
         settings.duration.as_secs(),
         settings.rate,
         settings.seed,
         runtime.log_path().display()
+    );
+    println!(
+        "  beside them: {} steps/s of side guests, {} customers (pool {}) and the operator",
+        settings.side_rate,
+        settings.customers.max(1),
+        identity.id
     );
 
     let mut initial_stock = BTreeMap::new();
@@ -151,6 +203,7 @@ async fn soak(
             .await?;
         initial_stock.insert(product.to_owned(), level);
     }
+    api.set_stock(OPERATOR_PRODUCT, 0).await?;
     let faults = schedule::draw(settings.seed, settings.duration, settings.mean_fault_gap);
     println!("  fault schedule: {} faults", faults.len());
 
@@ -161,7 +214,6 @@ async fn soak(
         stripe,
         observer: observer.clone(),
     }));
-    let count = (settings.duration.as_secs_f64() * settings.rate) as usize;
     let (placed_tx, mut placed_rx) = tokio::sync::mpsc::unbounded_channel();
     let started = tokio::time::Instant::now();
     let injector = tokio::spawn({
@@ -187,11 +239,22 @@ async fn soak(
         count / settings.poison_every,
         settings.duration,
     ));
+    let side = tokio::spawn({
+        let (until, rate) = (started + settings.duration, settings.side_rate);
+        async move {
+            if rate > 0.0 {
+                side.run(until, rate).await
+            } else {
+                Tally::default()
+            }
+        }
+    });
     let offered = offer_bodies(&api, count, settings.rate, 256, Some(placed_tx), |seq| {
         plan::order(TAG, seq)
     })
     .await?;
     let injected = injector.await.context("the fault injector panicked")??;
+    let side = side.await.context("the side traffic panicked")?;
     let poison = poison.await.context("the poison producer panicked")??;
     let mut accepted = BTreeMap::new();
     while let Ok((seq, id)) = placed_rx.try_recv() {
@@ -217,6 +280,7 @@ async fn soak(
     drain(&observer, &accepted, settings.drain).await;
     let mails = system.sink.messages().await;
     let payment_intents = system.stripe.payment_intents().await;
+    let bootstrap = system.broker.bootstrap();
     let run = Run {
         tag: TAG,
         accepted: &accepted,
@@ -224,6 +288,7 @@ async fn soak(
         poison: &poison,
         poison_readers: ORDER_PLACED_READERS,
         relay_window: RELAY_WINDOW,
+        bootstrap: &bootstrap,
     };
     let checks = invariants::check(&run, &observer, &mails, &payment_intents).await?;
 
@@ -250,10 +315,33 @@ async fn soak(
             check.detail
         );
     }
+    let total = side.total();
+    println!("guests, customers and the operator beside them (ok / failed in faults / wrong):");
+    for (request, counts) in &side.by_request {
+        println!(
+            "  {request:<52} {:>5} / {:>3} / {}",
+            counts.ok, counts.failed, counts.wrong
+        );
+    }
+    println!(
+        "  {}  every answer the promised one: {} right, {} lost to faults, {} wrong{}",
+        if side.wrong() == 0 {
+            "ok    "
+        } else {
+            "FAILED"
+        },
+        total.ok,
+        total.failed,
+        total.wrong,
+        side.first_wrong
+            .as_deref()
+            .map(|first| format!(" (first: {first})"))
+            .unwrap_or_default()
+    );
     let mut system = system;
     let _ = system.runtime.try_terminate().await;
-    let failed = checks.iter().filter(|check| !check.held).count();
-    ensure!(failed == 0, "{failed} invariants did not hold");
+    let failed = checks.iter().filter(|check| !check.held).count() + usize::from(side.wrong() > 0);
+    ensure!(failed == 0, "{failed} checks did not hold");
     Ok(())
 }
 
@@ -363,7 +451,7 @@ async fn drain(pool: &sqlx::PgPool, accepted: &BTreeMap<usize, uuid::Uuid>, limi
         .await
         .map_err(|err| err.to_string())?;
         let unpublished: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            sqlx::query_scalar("SELECT count(*) FROM outbox")
                 .fetch_one(pool)
                 .await
                 .map_err(|err| err.to_string())?;

@@ -5,7 +5,10 @@
 //! - [`schedule`]: which fault starts when and for how long, drawn from a fixed seed.
 //! - [`faults`]: injecting each kind of fault into the running system.
 //! - [`invariants`]: what is checked at the end, each with its count.
+//! - [`audiences`]: the other callers through the run (guests reading with their token,
+//!   signed-in customers, the operator), and whether every answer was the promised one.
 
+pub mod audiences;
 pub mod faults;
 pub mod invariants;
 pub mod schedule;
@@ -63,6 +66,11 @@ pub struct Settings {
     pub poison_every: usize,
     /// How long the system gets after the last order to decide and mail everything.
     pub drain: Duration,
+    /// Signed-in customers beside the guests (Cognito users of a pool of the run's own).
+    pub customers: usize,
+    /// Steps a second of the guests', customers' and operator's other requests
+    /// ([`audiences`]); `0`: none.
+    pub side_rate: f64,
 }
 
 #[cfg(test)]
