@@ -5,12 +5,11 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use futures::future::join_all;
-use serde_json::Value;
-use shared::events::OrderEvent;
+use shared::events::{OrderEvent, topics};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::support::{Reply, call, order_body, place, test_app};
+use crate::support::{Reply, call, emitted_events, order_body, place, test_app};
 
 fn cancel(id: impl std::fmt::Display) -> Request<Body> {
     Request::post(format!("/api/admin/orders/{id}/cancel"))
@@ -82,16 +81,10 @@ async fn order_in(
 }
 
 async fn cancelled_events(pool: &PgPool, id: Uuid) -> Vec<OrderEvent> {
-    let payloads: Vec<Value> = sqlx::query_scalar(
-        "SELECT payload FROM outbox WHERE topic = 'order-cancelled' AND payload->>'subject' = $1",
-    )
-    .bind(id.to_string())
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    payloads
+    emitted_events(pool, topics::ORDER_CANCELLED)
+        .await
         .into_iter()
-        .map(|payload| serde_json::from_value(payload).unwrap())
+        .filter(|event| event.data.order_id == id)
         .collect()
 }
 
