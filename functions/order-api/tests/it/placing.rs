@@ -210,19 +210,24 @@ async fn an_order_continues_the_callers_trace_or_starts_one_when_it_has_none_or_
         }
         let reply = call(&app, request).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-        let id = reply.json()["orderId"].as_str().unwrap().to_owned();
-        let (column, attribute): (Option<String>, Option<String>) = sqlx::query_as(
-            "SELECT traceparent, payload->>'traceparent' FROM outbox WHERE payload->>'subject' = $1",
+        let id: Uuid = reply.json()["orderId"].as_str().unwrap().parse().unwrap();
+        // The record as a consumer gets it (the outbox forgets it once sent).
+        let records = placed_records(
+            &testkit::kafka::bootstrap(),
+            &HashSet::from([id]),
+            Duration::from_secs(30),
         )
-        .bind(&id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+        .await;
+        let record = records.first().expect("the order's event is on the broker");
+        let header = record
+            .header(TRACEPARENT)
+            .map(|value| String::from_utf8(value.to_vec()).unwrap());
+        let attribute = record.json()["traceparent"].as_str().map(str::to_owned);
         assert_eq!(
-            column, attribute,
-            "the row's column and the event's attribute"
+            header, attribute,
+            "the record's header and the event's attribute"
         );
-        traces.push(column.unwrap().parse::<TraceContext>().unwrap());
+        traces.push(header.unwrap().parse::<TraceContext>().unwrap());
     }
 
     assert_eq!(traces[0].trace_id(), given.trace_id(), "the caller's trace");
