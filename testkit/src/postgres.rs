@@ -181,3 +181,18 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// The URL of a `#[sqlx::test]` database, for a child process (a function's binary, the
+/// local runtime) to connect to. Local PostgreSQL trusts loopback, so the password is a
+/// placeholder.
+pub fn url_of(options: &sqlx::postgres::PgConnectOptions) -> String {
+    format!(
+        "postgres://{}:postgres@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options
+            .get_database()
+            .expect("sqlx::test names the database"),
+    )
+}

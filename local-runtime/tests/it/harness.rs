@@ -11,20 +11,8 @@ use testkit::runtime::{LocalRuntime, RuntimeSpec};
 use testkit::stripe::LocalStripe;
 use testkit::tansu::Tansu;
 
+pub use testkit::postgres::url_of as database_url;
 pub use testkit::runtime::FALLBACK_RECIPIENT;
-
-/// The URL of a `#[sqlx::test]` database, for a child process to connect to.
-pub fn database_url(options: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}:postgres@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options
-            .get_database()
-            .expect("sqlx::test names the database"),
-    )
-}
 
 pub struct System {
     pub pool: PgPool,

@@ -23,22 +23,9 @@ use crate::smtp_server::SmtpServer;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_notification");
 
-/// The URL of a `#[sqlx::test]` database, for the function's process.
-fn database_url(options: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options
-            .get_database()
-            .expect("sqlx::test names the database"),
-    )
-}
-
 fn start_function(api: &RuntimeApi, options: &PgConnectOptions, smtp_port: u16) -> FunctionProcess {
     let env: Vec<(String, String)> = [
-        ("DATABASE_URL", database_url(options)),
+        ("DATABASE_URL", testkit::postgres::url_of(options)),
         ("SMTP_HOST", "127.0.0.1".to_owned()),
         ("SMTP_PORT", smtp_port.to_string()),
         ("SMTP_TLS", "none".to_owned()),

@@ -16,19 +16,6 @@ use crate::support::placed_records;
 const BINARY: &str = env!("CARGO_BIN_EXE_order-api");
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The URL of a `#[sqlx::test]` database, for the function's process.
-fn database_url(options: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options
-            .get_database()
-            .expect("sqlx::test names the database"),
-    )
-}
-
 /// Starts the binary against `api`; `concurrency` is `AWS_LAMBDA_MAX_CONCURRENCY`.
 fn start_function(
     api: &RuntimeApi,
@@ -46,7 +33,10 @@ pub(crate) fn start_function_with(
     more: &[(&str, &str)],
 ) -> FunctionProcess {
     let mut env = vec![
-        ("DATABASE_URL".to_owned(), database_url(options)),
+        (
+            "DATABASE_URL".to_owned(),
+            testkit::postgres::url_of(options),
+        ),
         (
             "KAFKA_BOOTSTRAP_SERVERS".to_owned(),
             testkit::kafka::bootstrap(),
