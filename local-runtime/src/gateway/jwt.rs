@@ -13,6 +13,11 @@
 //!   Gateway publishes no figure for its tolerance; this is the common one).
 //! - `sub` is present (every Cognito token has one; `order-api` needs it).
 //!
+//! A token that passed is remembered until its `exp` (at most [`VERIFIED_TOKENS`] of them), so
+//! that a signed-in customer's next requests cost a map lookup instead of an RSA verification;
+//! the expiry is checked again on every use. Nothing else about a valid token can change
+//! while it lives, except its key leaving the JWKS, which a remembered token outlives.
+//!
 //! A valid token's claims are handed on as strings, as API Gateway passes them in
 //! `authorizer.jwt.claims`: strings as they are, numbers and booleans as JSON writes them,
 //! arrays as `[a b]` and objects as `map[k:v]`; its scopes (`scope`, space-separated, or
@@ -41,6 +46,10 @@ pub const JWKS_URL_VAR: &str = "LOCAL_JWT_JWKS_URL";
 pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// The shortest time between two JWKS fetches caused by tokens with an unknown `kid`.
 pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How many verified tokens are remembered at most; when full, the expired ones are dropped,
+/// and when that frees nothing, all of them.
+pub const VERIFIED_TOKENS: usize = 10_000;
 
 /// Where one issuer's tokens are checked against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +211,14 @@ pub struct JwtAuthorizer {
     settings: JwtSettings,
     http: reqwest::Client,
     keys: Mutex<KeyCache>,
+    verified: std::sync::Mutex<HashMap<String, Verified>>,
+}
+
+/// A token that passed, with the `exp` it must still be before.
+#[derive(Clone)]
+struct Verified {
+    expires_at: u64,
+    authorized: Authorized,
 }
 
 #[derive(Default)]
@@ -219,6 +236,7 @@ impl JwtAuthorizer {
                 .build()
                 .context("cannot build the JWKS client")?,
             keys: Mutex::new(KeyCache::default()),
+            verified: std::sync::Mutex::default(),
         })
     }
 
@@ -246,7 +264,41 @@ impl JwtAuthorizer {
         if token.is_empty() {
             return Err(Refusal::missing());
         }
+        if let Some(authorized) = self.remembered(token) {
+            return Ok(authorized);
+        }
+        let (authorized, expires_at) = self.verify(token).await?;
+        self.remember(token, expires_at, &authorized);
+        Ok(authorized)
+    }
 
+    /// A token verified before whose `exp` (give or take [`CLOCK_SKEW`]) is still ahead.
+    fn remembered(&self, token: &str) -> Option<Authorized> {
+        let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = verified.get(token)?;
+        (unix_now() < entry.expires_at + CLOCK_SKEW.as_secs()).then(|| entry.authorized.clone())
+    }
+
+    fn remember(&self, token: &str, expires_at: u64, authorized: &Authorized) {
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= VERIFIED_TOKENS {
+            let now = unix_now();
+            verified.retain(|_, entry| now < entry.expires_at + CLOCK_SKEW.as_secs());
+            if verified.len() >= VERIFIED_TOKENS {
+                verified.clear();
+            }
+        }
+        verified.insert(
+            token.to_owned(),
+            Verified {
+                expires_at,
+                authorized: authorized.clone(),
+            },
+        );
+    }
+
+    /// Every check of the module's list, on a token not seen before; the claims and `exp`.
+    async fn verify(&self, token: &str) -> Result<(Authorized, u64), Refusal> {
         // The header is read by hand first, so that `none` and HMAC tokens are refused for
         // their algorithm before anything else looks at them.
         let header = token
@@ -294,10 +346,7 @@ impl JwtAuthorizer {
             })?
             .claims;
 
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = unix_now();
         if let Some(iat) = claims.get("iat") {
             match iat.as_u64() {
                 Some(iat) if iat <= now + CLOCK_SKEW.as_secs() => {}
@@ -330,13 +379,16 @@ impl JwtAuthorizer {
             }
             _ => None,
         };
-        Ok(Authorized {
+        // `exp` is required above, and a number, or decoding would have failed.
+        let expires_at = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        let authorized = Authorized {
             claims: claims
                 .iter()
                 .map(|(name, value)| (name.clone(), claim_string(value)))
                 .collect(),
             scopes,
-        })
+        };
+        Ok((authorized, expires_at))
     }
 
     /// `aud` when present (a string or a list, one of which must match), else `client_id`.
@@ -411,6 +463,13 @@ impl JwtAuthorizer {
     }
 }
 
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
 /// A claim as API Gateway hands it to the function: a string.
 pub fn claim_string(value: &Value) -> String {
     match value {
@@ -453,6 +512,26 @@ mod tests {
             Refusal::invalid("the token has expired").challenge(),
             r#"Bearer scope="" error="invalid_token" error_description="the token has expired""#
         );
+    }
+
+    #[test]
+    fn a_remembered_token_serves_until_it_expires() {
+        let authorizer = JwtAuthorizer::new(JwtSettings {
+            issuer: "https://issuer".to_owned(),
+            audience: vec!["client".to_owned()],
+            jwks_url: "http://127.0.0.1:9/jwks.json".to_owned(),
+        })
+        .unwrap();
+        let authorized = Authorized {
+            claims: HashMap::from([("sub".to_owned(), "ada".to_owned())]),
+            scopes: None,
+        };
+        let now = unix_now();
+        authorizer.remember("live", now + 300, &authorized);
+        authorizer.remember("lapsed", now - CLOCK_SKEW.as_secs() - 1, &authorized);
+        assert_eq!(authorizer.remembered("live"), Some(authorized));
+        assert_eq!(authorizer.remembered("lapsed"), None);
+        assert_eq!(authorizer.remembered("never seen"), None);
     }
 
     #[test]
