@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::{EventSource, Template, rate_in_seconds};
+use crate::{EventSource, Template, names, rate_in_seconds};
 
 /// The built-in IAM authorizer of an HTTP API (`Auth.EnableIamAuthorizer`).
 pub const IAM_AUTHORIZER: &str = "AWS_IAM";
@@ -353,4 +353,318 @@ pub fn check(template: &Template, expected: &[Expectation], workspace: &Workspac
 
     drifts.sort();
     drifts
+}
+
+/// How the template names the RDS-managed master secret (`Database.MasterUserSecret`).
+pub const MASTER_SECRET: &str = "!GetAtt Database.MasterUserSecret.SecretArn";
+
+/// The word that [`crate::names`] finds wherever the master secret is named.
+const MASTER_SECRET_WORD: &str = "MasterUserSecret";
+
+/// The least length of a generated database password.
+pub const MIN_PASSWORD_LENGTH: u64 = 32;
+
+/// Who logs in to the database as whom (docs/data.md): every function as a database role of
+/// its own, with the secret of that role, and one function, the owner, as the master user.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseLogins {
+    /// Each role with the functions (logical ids) that log in as it.
+    pub roles: Vec<(String, Vec<String>)>,
+    /// The function that logs in with the master secret and sets every role's password from
+    /// its secret (db-migrate).
+    pub owner: String,
+    /// The owner's variable that lists the roles' secrets as `role=${SecretLogicalId}` pairs,
+    /// comma-separated.
+    pub role_secrets_variable: String,
+}
+
+/// Lists every way the template departs from `logins`; empty means it agrees:
+///
+/// - each role has exactly one generated secret whose `username` is the role;
+/// - each function logs in (`DB_SECRET_ARN`) with its role's secret, and may read no other
+///   database secret, the master secret least of all;
+/// - only the owner names the master secret (no other resource, no `Globals`), logs in with
+///   it, may read every role's secret and lists them all in `role_secrets_variable`;
+/// - every RDS Proxy lets clients log in as exactly the roles (one `Auth` entry per role
+///   secret, `SECRETS`, no IAM authentication, TLS required), never as the master user, and
+///   its role may read exactly those secrets.
+pub fn check_database_logins(template: &Template, logins: &DatabaseLogins) -> Vec<Drift> {
+    let mut drifts = Vec::new();
+    let mut report = |subject: &str, problem: String| {
+        drifts.push(Drift {
+            subject: subject.to_owned(),
+            problem,
+        })
+    };
+
+    // The secret of each role: the one whose generated value carries the role as username.
+    let mut role_secrets: BTreeMap<&str, &str> = BTreeMap::new();
+    for (role, _) in &logins.roles {
+        let secrets: Vec<_> = template
+            .secrets
+            .iter()
+            .filter(|secret| secret.username.as_deref() == Some(role.as_str()))
+            .collect();
+        let [secret] = secrets.as_slice() else {
+            let ids: Vec<&str> = secrets.iter().map(|s| s.logical_id.as_str()).collect();
+            report(
+                "template",
+                format!("role {role} needs exactly one secret with username {role}, has {ids:?}"),
+            );
+            continue;
+        };
+        let id = secret.logical_id.as_str();
+        role_secrets.insert(role, id);
+        if let Some(condition) = &secret.condition {
+            report(
+                id,
+                format!("has Condition {condition}; role {role} always needs its secret"),
+            );
+        }
+        if secret.generated_key.as_deref() != Some("password") {
+            report(
+                id,
+                format!(
+                    "generates {:?}, expected the password (GenerateStringKey: password)",
+                    secret.generated_key
+                ),
+            );
+        }
+        if secret.password_length.unwrap_or_default() < MIN_PASSWORD_LENGTH {
+            report(
+                id,
+                format!(
+                    "generates a password of {:?} characters, expected {MIN_PASSWORD_LENGTH} or more",
+                    secret.password_length
+                ),
+            );
+        }
+        if !secret.exclude_punctuation {
+            report(
+                id,
+                "generates punctuation, which RDS Proxy and PostgreSQL logins may refuse (ExcludePunctuation: true)".into(),
+            );
+        }
+    }
+    let names_database_secret = |text: &str| {
+        names(text, MASTER_SECRET_WORD) || role_secrets.values().any(|id| names(text, id))
+    };
+
+    // Every function: its login and the database secrets it may read.
+    let role_of: BTreeMap<&str, &str> = logins
+        .roles
+        .iter()
+        .flat_map(|(role, functions)| functions.iter().map(move |f| (f.as_str(), role.as_str())))
+        .collect();
+    for (role, functions) in &logins.roles {
+        for id in functions {
+            if template.function(id).is_none() {
+                report(
+                    id,
+                    format!("logs in as {role} but is missing from the template"),
+                );
+            }
+        }
+    }
+    for function in &template.functions {
+        let id = function.logical_id.as_str();
+        let login = function.variables.get("DB_SECRET_ARN").map(String::as_str);
+        for read in &function.secret_reads {
+            if read.contains('*') {
+                report(id, format!("may read every secret matching {read}"));
+            }
+        }
+        let database_reads: BTreeSet<&str> = function
+            .secret_reads
+            .iter()
+            .map(String::as_str)
+            .filter(|read| names_database_secret(read))
+            .collect();
+        if id == logins.owner {
+            if login != Some(MASTER_SECRET) {
+                report(
+                    id,
+                    format!("logs in with DB_SECRET_ARN {login:?}, expected {MASTER_SECRET}"),
+                );
+            }
+            let wanted: BTreeSet<String> = std::iter::once(MASTER_SECRET.to_owned())
+                .chain(role_secrets.values().map(|secret| format!("!Ref {secret}")))
+                .collect();
+            for missing in wanted
+                .iter()
+                .filter(|w| !database_reads.contains(w.as_str()))
+            {
+                report(id, format!("may not read {missing}, which it needs"));
+            }
+            for extra in database_reads.iter().filter(|r| !wanted.contains(**r)) {
+                report(id, format!("may read {extra}, expected exactly {wanted:?}"));
+            }
+            let listed = function
+                .variables
+                .get(&logins.role_secrets_variable)
+                .map(String::as_str)
+                .unwrap_or_default();
+            let listed = listed_role_secrets(listed);
+            let expected: BTreeMap<String, String> = role_secrets
+                .iter()
+                .map(|(role, id)| ((*role).to_owned(), (*id).to_owned()))
+                .collect();
+            if listed != expected {
+                report(
+                    id,
+                    format!(
+                        "{} lists {listed:?}, expected every role with its secret: {expected:?}",
+                        logins.role_secrets_variable
+                    ),
+                );
+            }
+            continue;
+        }
+        if database_reads
+            .iter()
+            .any(|read| names(read, MASTER_SECRET_WORD))
+        {
+            report(
+                id,
+                format!("may read the master secret; only {} may", logins.owner),
+            );
+        }
+        let Some(role) = role_of.get(id) else {
+            if login.is_some() || !database_reads.is_empty() {
+                report(
+                    id,
+                    format!(
+                        "logs in with {login:?} and may read {database_reads:?}, but logs in as \
+                         no role of the database"
+                    ),
+                );
+            }
+            continue;
+        };
+        let Some(secret) = role_secrets.get(role) else {
+            continue;
+        };
+        let own = format!("!Ref {secret}");
+        if login != Some(own.as_str()) {
+            report(
+                id,
+                format!("logs in with DB_SECRET_ARN {login:?}, expected {own} (role {role})"),
+            );
+        }
+        if database_reads != BTreeSet::from([own.as_str()]) {
+            report(
+                id,
+                format!(
+                    "may read the database secrets {database_reads:?}, expected only {own} (role \
+                     {role})"
+                ),
+            );
+        }
+    }
+
+    // Nothing but the owner names the master secret: no other resource, nor Globals.
+    for place in template.naming(MASTER_SECRET_WORD) {
+        if place != logins.owner {
+            report(
+                place,
+                format!("names the master secret; only {} may", logins.owner),
+            );
+        }
+    }
+
+    // RDS Proxy: clients log in as the roles, with their secrets, and as nobody else.
+    let wanted: BTreeSet<String> = role_secrets
+        .values()
+        .map(|secret| format!("!Ref {secret}"))
+        .collect();
+    for proxy in &template.database_proxies {
+        let id = proxy.logical_id.as_str();
+        if !proxy.require_tls {
+            report(id, "does not require TLS (RequireTLS: true)".into());
+        }
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        for auth in &proxy.auth {
+            let secret = auth.secret.clone().unwrap_or_default();
+            if names(&secret, MASTER_SECRET_WORD) {
+                report(id, "lets clients log in as the master user".into());
+            } else if !wanted.contains(&secret) {
+                report(
+                    id,
+                    format!("has an Auth entry for {secret:?}, which is no role's secret"),
+                );
+            }
+            if !seen.insert(secret.clone()) {
+                report(id, format!("has two Auth entries for {secret}"));
+            }
+            if auth.auth_scheme.as_deref() != Some("SECRETS") {
+                report(
+                    id,
+                    format!(
+                        "Auth for {secret} has AuthScheme {:?}, expected SECRETS",
+                        auth.auth_scheme
+                    ),
+                );
+            }
+            if auth.iam_auth.as_deref() != Some("DISABLED") {
+                report(
+                    id,
+                    format!(
+                        "Auth for {secret} has IAMAuth {:?}, expected DISABLED",
+                        auth.iam_auth
+                    ),
+                );
+            }
+        }
+        for missing in wanted.difference(&seen) {
+            report(id, format!("has no Auth entry for {missing}"));
+        }
+        let role = proxy
+            .role_arn
+            .as_deref()
+            .and_then(|arn| arn.strip_prefix("!GetAtt "))
+            .and_then(|arn| arn.strip_suffix(".Arn"));
+        match role.and_then(|role| template.iam_role(role)) {
+            None => report(
+                id,
+                format!(
+                    "reads its secrets with {:?}, which is no role of the template",
+                    proxy.role_arn
+                ),
+            ),
+            Some(role) if role.secret_reads != wanted => report(
+                &role.logical_id,
+                format!(
+                    "(the role of {id}) may read {:?}, expected exactly the roles' secrets {wanted:?}",
+                    role.secret_reads
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+
+    drifts.sort();
+    drifts.dedup();
+    drifts
+}
+
+/// `role=${SecretLogicalId}` pairs of a [`render`](crate::render)ed `!Sub`, as role -> secret;
+/// a pair of another shape is kept whole as its role, with an empty secret.
+fn listed_role_secrets(rendered: &str) -> BTreeMap<String, String> {
+    let text = rendered.strip_prefix("!Sub ").unwrap_or(rendered);
+    text.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((role, secret)) => (
+                role.trim().to_owned(),
+                secret
+                    .trim()
+                    .strip_prefix("${")
+                    .and_then(|secret| secret.strip_suffix('}'))
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            None => (pair.to_owned(), String::new()),
+        })
+        .collect()
 }

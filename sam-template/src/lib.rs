@@ -8,12 +8,14 @@
 //!
 //! - [`Template`], [`Function`], [`Event`], [`EventSource`], [`MskEvent`], [`HttpApi`]: the
 //!   typed view.
-//! - [`contract`]: compares the view with what the code expects ([`contract::Expectation`])
-//!   and lists every [`contract::Drift`].
+//! - [`Secret`], [`DatabaseProxy`], [`IamRole`]: who can read which secret (the database
+//!   logins).
+//! - [`contract`]: compares the view with what the code expects ([`contract::Expectation`],
+//!   [`contract::DatabaseLogins`]) and lists every [`contract::Drift`].
 
 pub mod contract;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_norway::Value;
@@ -33,11 +35,58 @@ pub enum TemplateError {
     Shape(String),
 }
 
-/// The template's serverless functions and HTTP APIs.
+/// The template's serverless functions and HTTP APIs, and what decides who reads which secret.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     pub functions: Vec<Function>,
     pub http_apis: Vec<HttpApi>,
+    pub secrets: Vec<Secret>,
+    pub database_proxies: Vec<DatabaseProxy>,
+    pub iam_roles: Vec<IamRole>,
+    /// Each resource (by logical id) and `Globals`, [`render`]ed whole: what [`Template::naming`]
+    /// searches.
+    rendered: Vec<(String, String)>,
+}
+
+/// One `AWS::SecretsManager::Secret` the template creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub logical_id: String,
+    pub condition: Option<String>,
+    /// `username` of `GenerateSecretString.SecretStringTemplate` (a JSON object).
+    pub username: Option<String>,
+    /// `GenerateSecretString.GenerateStringKey`: the key the generated string is stored under.
+    pub generated_key: Option<String>,
+    pub password_length: Option<u64>,
+    pub exclude_punctuation: bool,
+}
+
+/// One `AWS::RDS::DBProxy` (RDS Proxy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseProxy {
+    pub logical_id: String,
+    pub require_tls: bool,
+    /// `RoleArn` as written (the role the proxy reads its secrets with).
+    pub role_arn: Option<String>,
+    /// `Auth`, in template order: the users clients may log in as.
+    pub auth: Vec<ProxyAuth>,
+}
+
+/// One entry of a proxy's `Auth`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyAuth {
+    /// `SecretArn` as written, such as `!Ref OrderApiDatabaseSecret`.
+    pub secret: Option<String>,
+    pub auth_scheme: Option<String>,
+    pub iam_auth: Option<String>,
+}
+
+/// One `AWS::IAM::Role`: the secrets its inline policies let it read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamRole {
+    pub logical_id: String,
+    /// See [`Function::secret_reads`].
+    pub secret_reads: BTreeSet<String>,
 }
 
 /// One `AWS::Serverless::HttpApi`: the authorizers its routes can name.
@@ -64,6 +113,16 @@ pub struct Function {
     pub binary: Option<String>,
     /// Names of the environment variables set (function and `Globals`).
     pub environment: BTreeSet<String>,
+    /// The same variables with their values, [`render`]ed (the function's over `Globals`').
+    pub variables: BTreeMap<String, String>,
+    /// `Layers`, [`render`]ed; empty when it has none.
+    pub layers: String,
+    /// What its `Policies` allow `secretsmanager:GetSecretValue` on, each resource
+    /// [`render`]ed (`!Ref SmtpSecret`, `!GetAtt Database.MasterUserSecret.SecretArn`, `*`).
+    /// Both branches of an `!If` count, and so does the SAM policy template
+    /// `AWSSecretsManagerGetSecretValuePolicy`; managed policies, named by name or ARN, are
+    /// not looked into.
+    pub secret_reads: BTreeSet<String>,
     pub events: Vec<Event>,
 }
 
@@ -123,24 +182,46 @@ impl Template {
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let root: Value = serde_norway::from_str(text)?;
         let globals = &root["Globals"]["Function"];
-        let global_env = variable_names(&globals["Environment"]["Variables"]);
+        let global_variables = variable_values(&globals["Environment"]["Variables"]);
         let resources = root["Resources"]
             .as_mapping()
             .ok_or_else(|| TemplateError::Shape("the template has no Resources".to_owned()))?;
         let mut functions = Vec::new();
         let mut http_apis = Vec::new();
+        let mut secrets = Vec::new();
+        let mut database_proxies = Vec::new();
+        let mut iam_roles = Vec::new();
+        let mut rendered = vec![("Globals".to_owned(), render(&root["Globals"]))];
         for (id, resource) in resources {
-            if resource["Type"].as_str() == Some("AWS::Serverless::HttpApi") {
-                http_apis.push(http_api(id.as_str().unwrap_or_default(), resource));
-                continue;
-            }
-            if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-                continue;
-            }
             let logical_id = id.as_str().unwrap_or_default().to_owned();
+            rendered.push((logical_id.clone(), render(resource)));
             let properties = &resource["Properties"];
-            let mut environment = global_env.clone();
-            environment.extend(variable_names(&properties["Environment"]["Variables"]));
+            match resource["Type"].as_str() {
+                Some("AWS::Serverless::HttpApi") => {
+                    http_apis.push(http_api(&logical_id, resource));
+                    continue;
+                }
+                Some("AWS::SecretsManager::Secret") => {
+                    secrets.push(secret(logical_id, resource));
+                    continue;
+                }
+                Some("AWS::RDS::DBProxy") => {
+                    database_proxies.push(database_proxy(logical_id, properties));
+                    continue;
+                }
+                Some("AWS::IAM::Role") => {
+                    iam_roles.push(IamRole {
+                        logical_id,
+                        secret_reads: secret_reads(&properties["Policies"]),
+                    });
+                    continue;
+                }
+                Some("AWS::Serverless::Function") => {}
+                _ => continue,
+            }
+            let mut variables = global_variables.clone();
+            variables.extend(variable_values(&properties["Environment"]["Variables"]));
+            let environment = variables.keys().cloned().collect();
             let events = properties["Events"]
                 .as_mapping()
                 .into_iter()
@@ -160,12 +241,19 @@ impl Template {
                     .map(str::to_owned),
                 logical_id,
                 environment,
+                variables,
+                layers: render(&properties["Layers"]),
+                secret_reads: secret_reads(&properties["Policies"]),
                 events,
             });
         }
         Ok(Self {
             functions,
             http_apis,
+            secrets,
+            database_proxies,
+            iam_roles,
+            rendered,
         })
     }
 
@@ -175,6 +263,20 @@ impl Template {
 
     pub fn http_api(&self, logical_id: &str) -> Option<&HttpApi> {
         self.http_apis.iter().find(|a| a.logical_id == logical_id)
+    }
+
+    pub fn iam_role(&self, logical_id: &str) -> Option<&IamRole> {
+        self.iam_roles.iter().find(|r| r.logical_id == logical_id)
+    }
+
+    /// The resources (logical ids), and `Globals`, that name `identifier` anywhere: as a
+    /// logical id or attribute in an intrinsic, or as a word in a value (see [`names`]).
+    pub fn naming(&self, identifier: &str) -> Vec<&str> {
+        self.rendered
+            .iter()
+            .filter(|(_, text)| names(text, identifier))
+            .map(|(place, _)| place.as_str())
+            .collect()
     }
 
     /// The authorizer API Gateway applies to a route on `api` whose own `Auth.Authorizer` is
@@ -234,13 +336,134 @@ impl Function {
     }
 }
 
-fn variable_names(variables: &Value) -> BTreeSet<String> {
+fn variable_values(variables: &Value) -> BTreeMap<String, String> {
     variables
         .as_mapping()
         .into_iter()
         .flatten()
-        .filter_map(|(name, _)| name.as_str().map(str::to_owned))
+        .filter_map(|(name, value)| name.as_str().map(|name| (name.to_owned(), render(value))))
         .collect()
+}
+
+/// Whether `text` (a [`render`]ed value) names `identifier`: has it as one of its words, the
+/// runs of letters and digits (`!GetAtt Database.MasterUserSecret.SecretArn` names `Database`
+/// and `MasterUserSecret`; `!Sub a=${OrderApiDatabaseSecret}` names `OrderApiDatabaseSecret`).
+pub fn names(text: &str, identifier: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|word| word == identifier)
+}
+
+/// The action a function needs to read a secret's value.
+const GET_SECRET_VALUE: &str = "secretsmanager:GetSecretValue";
+
+/// The SAM policy template that grants [`GET_SECRET_VALUE`] on its `SecretArn`.
+const SAM_SECRET_POLICY: &str = "AWSSecretsManagerGetSecretValuePolicy";
+
+/// Whether an IAM action pattern (`secretsmanager:GetSecretValue`, `secretsmanager:Get*`,
+/// `*`) covers [`GET_SECRET_VALUE`]; IAM compares actions without regard to case.
+fn allows_get_secret_value(pattern: &str) -> bool {
+    let pattern = pattern.to_ascii_lowercase();
+    let action = GET_SECRET_VALUE.to_ascii_lowercase();
+    match pattern.strip_suffix('*') {
+        Some(prefix) => action.starts_with(prefix),
+        None => pattern == action,
+    }
+}
+
+/// The resources `policies` (a function's `Policies`, a role's `Policies`, a policy document,
+/// a statement or a list of them) allow [`GET_SECRET_VALUE`] on, each [`render`]ed. Both
+/// branches of an `!If` count: either may be deployed.
+fn secret_reads(policies: &Value) -> BTreeSet<String> {
+    let mut reads = BTreeSet::new();
+    collect_secret_reads(policies, &mut reads);
+    reads
+}
+
+fn collect_secret_reads(value: &Value, reads: &mut BTreeSet<String>) {
+    match value {
+        Value::Sequence(items) => {
+            for item in items {
+                collect_secret_reads(item, reads);
+            }
+        }
+        Value::Tagged(tagged) if tagged.tag == "!If" => {
+            if let Some(branches) = tagged.value.as_sequence() {
+                for branch in branches.iter().skip(1) {
+                    collect_secret_reads(branch, reads);
+                }
+            }
+        }
+        Value::Mapping(map) => {
+            if let Some(template) = map.get(SAM_SECRET_POLICY) {
+                reads.insert(render(&template["SecretArn"]));
+            }
+            for key in ["PolicyDocument", "Statement"] {
+                if let Some(inner) = map.get(key) {
+                    collect_secret_reads(inner, reads);
+                }
+            }
+            let allows = value["Effect"].as_str() == Some("Allow")
+                && action_patterns(&value["Action"])
+                    .iter()
+                    .any(|pattern| allows_get_secret_value(pattern));
+            if allows {
+                match &value["Resource"] {
+                    Value::Sequence(resources) => reads.extend(resources.iter().map(render)),
+                    resource => {
+                        reads.insert(render(resource));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn action_patterns(action: &Value) -> Vec<String> {
+    match action {
+        Value::Sequence(actions) => actions.iter().map(render).collect(),
+        Value::Null => Vec::new(),
+        action => vec![render(action)],
+    }
+}
+
+fn secret(logical_id: String, resource: &Value) -> Secret {
+    let generate = &resource["Properties"]["GenerateSecretString"];
+    // The template is a JSON object, which is YAML too.
+    let username = generate["SecretStringTemplate"]
+        .as_str()
+        .and_then(|text| serde_norway::from_str::<Value>(text).ok())
+        .and_then(|template| template["username"].as_str().map(str::to_owned));
+    Secret {
+        logical_id,
+        condition: resource["Condition"].as_str().map(str::to_owned),
+        username,
+        generated_key: generate["GenerateStringKey"].as_str().map(str::to_owned),
+        password_length: generate["PasswordLength"].as_u64(),
+        exclude_punctuation: generate["ExcludePunctuation"].as_bool() == Some(true),
+    }
+}
+
+fn database_proxy(logical_id: String, properties: &Value) -> DatabaseProxy {
+    let text = |value: &Value| match value {
+        Value::Null => None,
+        value => Some(render(value)),
+    };
+    DatabaseProxy {
+        logical_id,
+        require_tls: properties["RequireTLS"].as_bool() == Some(true),
+        role_arn: text(&properties["RoleArn"]),
+        auth: properties["Auth"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .map(|auth| ProxyAuth {
+                secret: text(&auth["SecretArn"]),
+                auth_scheme: text(&auth["AuthScheme"]),
+                iam_auth: text(&auth["IAMAuth"]),
+            })
+            .collect(),
+    }
 }
 
 fn http_api(logical_id: &str, resource: &Value) -> HttpApi {
@@ -414,6 +637,86 @@ Resources:
         assert_eq!(msk.consumer_group_id.as_deref(), Some("inventory"));
         let relay = template.function("RelayFunction").unwrap();
         assert_eq!(relay.schedules().collect::<Vec<_>>(), ["rate(1 minute)"]);
+    }
+
+    const POLICIES: &str = r#"
+Resources:
+  Reader:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          DB_SECRET_ARN: !Ref ReaderSecret
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: [kms:Decrypt, secretsmanager:GetSecretValue]
+              Resource: [!Ref ReaderSecret, !If [Other, !Ref OtherSecret, !Ref AWS::NoValue]]
+            - Effect: Deny
+              Action: secretsmanager:GetSecretValue
+              Resource: !Ref DeniedSecret
+            - Effect: Allow
+              Action: kafka-cluster:Connect
+              Resource: !Ref Cluster
+        - !If
+          - Scram
+          - Statement:
+              - Effect: Allow
+                Action: secretsmanager:Get*
+                Resource: !Ref ScramSecret
+          - !Ref AWS::NoValue
+        - AWSSecretsManagerGetSecretValuePolicy:
+            SecretArn: !Ref TemplateSecret
+  ReaderRole:
+    Type: AWS::IAM::Role
+    Properties:
+      Policies:
+        - PolicyName: all
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: "*"
+                Resource: "*"
+  ReaderSecret:
+    Type: AWS::SecretsManager::Secret
+    Properties:
+      GenerateSecretString:
+        SecretStringTemplate: '{"username": "reader"}'
+        GenerateStringKey: password
+        PasswordLength: 40
+"#;
+
+    #[test]
+    fn secret_reads_follow_statements_conditions_and_policy_templates() {
+        let template = Template::parse(POLICIES).unwrap();
+        let reader = template.function("Reader").unwrap();
+        assert_eq!(
+            reader.secret_reads,
+            [
+                "!If [Other, !Ref OtherSecret, !Ref AWS::NoValue]",
+                "!Ref ReaderSecret",
+                "!Ref ScramSecret",
+                "!Ref TemplateSecret",
+            ]
+            .map(str::to_owned)
+            .into()
+        );
+        assert_eq!(reader.variables["DB_SECRET_ARN"], "!Ref ReaderSecret");
+        assert_eq!(
+            template.iam_role("ReaderRole").unwrap().secret_reads,
+            BTreeSet::from(["*".to_owned()])
+        );
+        let [secret] = template.secrets.as_slice() else {
+            panic!("{:?}", template.secrets);
+        };
+        assert_eq!(secret.username.as_deref(), Some("reader"));
+        assert_eq!(secret.generated_key.as_deref(), Some("password"));
+        assert_eq!(secret.password_length, Some(40));
+        assert!(!secret.exclude_punctuation);
+        assert_eq!(template.naming("OtherSecret"), ["Reader"]);
+        assert_eq!(template.naming("Other"), ["Reader"]);
+        // Words, not substrings: ReaderSecret does not name Reader.
+        assert!(template.naming("Reader").is_empty());
     }
 
     #[test]

@@ -6,8 +6,12 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sam_template::contract::{Drift, Expectation, IAM_AUTHORIZER, Workspace, check};
+use sam_template::contract::{
+    DatabaseLogins, Drift, Expectation, IAM_AUTHORIZER, MASTER_SECRET, Workspace, check,
+    check_database_logins,
+};
 use sam_template::{Template, render};
+use shared::db::Role;
 use shared::events::{EventType, topics};
 use shared::metrics::{labels, names};
 
@@ -285,16 +289,24 @@ fn a_renamed_environment_variable_is_reported_both_ways() {
 
 #[test]
 fn a_variable_renamed_in_globals_is_reported_for_every_function() {
-    let drifts = drifts_of(&edited("DB_SECRET_ARN: !GetAtt", "DB_SECRET: !GetAtt"));
+    let drifts = drifts_of(&edited(
+        "        DB_NAME: orders\n",
+        "        DB_NAMES: orders\n",
+    ));
     for function in [
         "OrderApiFunction",
+        "OrderApiManagedFunction",
         "InventoryFunction",
         "NotificationFunction",
         "OutboxRelayFunction",
         "PaymentFunction",
         "DbMigrateFunction",
     ] {
-        assert_reports(&drifts, function, "reads DB_SECRET_ARN");
+        assert_reports(
+            &drifts,
+            function,
+            "reads DB_NAME, which the template does not set",
+        );
     }
 }
 
@@ -972,4 +984,570 @@ fn a_surge_of_rate_limited_requests_raises_an_alarm() {
         );
         assert!(dashboard.contains(&series), "no {series} on the dashboard");
     }
+}
+
+// ------------------------------------------------------------------ database logins
+
+/// The functions that log in as each of the code's database roles (docs/data.md, "Who may do
+/// what"); a role added to `shared::db::Role` must be given its functions here.
+fn role_functions(role: Role) -> &'static [&'static str] {
+    match role {
+        Role::OrderApi => &["OrderApiFunction", "OrderApiManagedFunction"],
+        Role::Inventory => &["InventoryFunction"],
+        Role::Notification => &["NotificationFunction"],
+        Role::Payment => &["PaymentFunction"],
+        Role::OutboxRelay => &["OutboxRelayFunction"],
+    }
+}
+
+/// db-migrate's variable with every role's secret, whose passwords it sets.
+const ROLE_SECRETS_VARIABLE: &str = "DB_ROLE_SECRET_ARNS";
+
+fn database_logins() -> DatabaseLogins {
+    DatabaseLogins {
+        roles: Role::ALL
+            .into_iter()
+            .map(|role| {
+                let functions = role_functions(role).iter().map(|f| (*f).to_owned());
+                (role.name().to_owned(), functions.collect())
+            })
+            .collect(),
+        owner: "DbMigrateFunction".into(),
+        role_secrets_variable: ROLE_SECRETS_VARIABLE.into(),
+    }
+}
+
+fn login_drifts_of(text: &str) -> Vec<Drift> {
+    let template = Template::parse(text).expect("the template parses");
+    check_database_logins(&template, &database_logins())
+}
+
+/// The template's text of one resource: from its `  <id>:` line to the next resource's.
+fn resource_span(text: &str, logical_id: &str) -> std::ops::Range<usize> {
+    let header = format!("\n  {logical_id}:\n");
+    let start = text
+        .find(&header)
+        .unwrap_or_else(|| panic!("template.yaml has no resource {logical_id}"))
+        + 1;
+    let body = start + header.len() - 1;
+    let end = text[body..]
+        .match_indices("\n  ")
+        .map(|(at, _)| body + at + 1)
+        .find(|at| {
+            let line = &text[*at..];
+            !line.starts_with("   ") && !line.starts_with("  #") && !line.starts_with("  \n")
+        })
+        .unwrap_or(text.len());
+    start..end
+}
+
+/// Applies one edit inside one resource of the real template, failing if the text to replace
+/// is not there.
+fn edited_in(logical_id: &str, from: &str, to: &str) -> String {
+    let mut text = template_text();
+    let span = resource_span(&text, logical_id);
+    let resource = &text[span.clone()];
+    assert!(
+        resource.contains(from),
+        "{logical_id} in template.yaml no longer contains {from:?}"
+    );
+    let resource = resource.replacen(from, to, 1);
+    text.replace_range(span, &resource);
+    text
+}
+
+/// The secret of each role, as the template names it.
+fn role_secret(role: Role) -> String {
+    let template = Template::parse(&template_text()).unwrap();
+    template
+        .secrets
+        .iter()
+        .find(|secret| secret.username.as_deref() == Some(role.name()))
+        .unwrap_or_else(|| panic!("no secret for role {}", role.name()))
+        .logical_id
+        .clone()
+}
+
+#[test]
+fn every_function_logs_in_as_its_own_role() {
+    let drifts = login_drifts_of(&template_text());
+    let listing: Vec<String> = drifts.iter().map(ToString::to_string).collect();
+    assert!(
+        drifts.is_empty(),
+        "template.yaml's database logins drifted:\n{}",
+        listing.join("\n")
+    );
+    // One secret per role, five in all, and the proxy's Auth lists each once.
+    let template = Template::parse(&template_text()).unwrap();
+    let secrets: BTreeSet<String> = Role::ALL.into_iter().map(role_secret).collect();
+    assert_eq!(secrets.len(), Role::ALL.len());
+    let [proxy] = template.database_proxies.as_slice() else {
+        panic!("one RDS Proxy: {:?}", template.database_proxies);
+    };
+    let auth: Vec<String> = proxy
+        .auth
+        .iter()
+        .map(|auth| auth.secret.clone().unwrap())
+        .collect();
+    let wanted: Vec<String> = Role::ALL
+        .into_iter()
+        .map(|role| format!("!Ref {}", role_secret(role)))
+        .collect();
+    assert_eq!(auth, wanted);
+    // db-migrate's code reads the variable that lists them.
+    assert!(
+        db_migrate::MigrateConfig::variables().contains(&ROLE_SECRETS_VARIABLE.to_owned()),
+        "db-migrate does not read {ROLE_SECRETS_VARIABLE}"
+    );
+}
+
+#[test]
+fn the_proxy_letting_clients_log_in_as_the_master_user_is_reported() {
+    let drifts = login_drifts_of(&edited_in(
+        "DatabaseProxy",
+        "SecretArn: !Ref OrderApiDatabaseSecret",
+        &format!("SecretArn: {MASTER_SECRET}"),
+    ));
+    assert_reports(
+        &drifts,
+        "DatabaseProxy",
+        "lets clients log in as the master user",
+    );
+    assert_reports(
+        &drifts,
+        "DatabaseProxy",
+        "has no Auth entry for !Ref OrderApiDatabaseSecret",
+    );
+    assert_reports(
+        &drifts,
+        "DatabaseProxy",
+        "names the master secret; only DbMigrateFunction may",
+    );
+}
+
+#[test]
+fn a_role_missing_from_the_proxy_is_reported() {
+    let drifts = login_drifts_of(&edited_in(
+        "DatabaseProxy",
+        "        - AuthScheme: SECRETS\n          SecretArn: !Ref PaymentDatabaseSecret\n          IAMAuth: DISABLED\n          ClientPasswordAuthType: POSTGRES_SCRAM_SHA_256\n",
+        "",
+    ));
+    assert_reports(
+        &drifts,
+        "DatabaseProxy",
+        "has no Auth entry for !Ref PaymentDatabaseSecret",
+    );
+    assert_eq!(drifts.len(), 1, "{drifts:#?}");
+
+    let drifts = login_drifts_of(&edited_in(
+        "DatabaseProxy",
+        "SecretArn: !Ref InventoryDatabaseSecret\n          IAMAuth: DISABLED",
+        "SecretArn: !Ref InventoryDatabaseSecret\n          IAMAuth: REQUIRED",
+    ));
+    assert_reports(
+        &drifts,
+        "DatabaseProxy",
+        "Auth for !Ref InventoryDatabaseSecret has IAMAuth Some(\"REQUIRED\")",
+    );
+}
+
+#[test]
+fn the_proxys_role_reading_another_secret_is_reported() {
+    let drifts = login_drifts_of(&edited_in(
+        "DatabaseProxyRole",
+        "                  - !Ref OutboxRelayDatabaseSecret\n",
+        &format!(
+            "                  - !Ref OutboxRelayDatabaseSecret\n                  - {MASTER_SECRET}\n"
+        ),
+    ));
+    assert_reports(
+        &drifts,
+        "DatabaseProxyRole",
+        "(the role of DatabaseProxy) may read",
+    );
+    assert_reports(
+        &drifts,
+        "DatabaseProxyRole",
+        "names the master secret; only DbMigrateFunction may",
+    );
+
+    // One role's secret fewer is a drift too: the proxy could not log in as that role.
+    let drifts = login_drifts_of(&edited_in(
+        "DatabaseProxyRole",
+        "                  - !Ref NotificationDatabaseSecret\n",
+        "",
+    ));
+    assert_reports(
+        &drifts,
+        "DatabaseProxyRole",
+        "expected exactly the roles' secrets",
+    );
+}
+
+/// Only db-migrate may read the master secret: not through Globals, not through a function's
+/// policy, whether it logs in with it or not.
+#[test]
+fn a_function_that_may_read_the_master_secret_is_reported() {
+    let drifts = login_drifts_of(&edited(
+        "        DB_NAME: orders\n",
+        &format!("        DB_NAME: orders\n        DB_SECRET_ARN: {MASTER_SECRET}\n"),
+    ));
+    assert_reports(
+        &drifts,
+        "Globals",
+        "names the master secret; only DbMigrateFunction may",
+    );
+
+    let drifts = login_drifts_of(&edited_in(
+        "InventoryFunction",
+        "              Resource: !Ref InventoryDatabaseSecret\n",
+        &format!("              Resource: [!Ref InventoryDatabaseSecret, {MASTER_SECRET}]\n"),
+    ));
+    assert_reports(
+        &drifts,
+        "InventoryFunction",
+        "may read the master secret; only DbMigrateFunction may",
+    );
+
+    // A second statement, under a condition, counts as well.
+    let drifts = login_drifts_of(&edited_in(
+        "NotificationFunction",
+        "      Policies:\n",
+        &format!(
+            "      Policies:\n        - !If\n          - UseScram\n          - Statement:\n              - Effect: Allow\n                Action: secretsmanager:GetSecretValue\n                Resource: {MASTER_SECRET}\n          - !Ref AWS::NoValue\n"
+        ),
+    ));
+    assert_reports(
+        &drifts,
+        "NotificationFunction",
+        "may read the master secret; only DbMigrateFunction may",
+    );
+
+    // So does a wildcard.
+    let drifts = login_drifts_of(&edited_in(
+        "OutboxRelayFunction",
+        "              Resource: !Ref OutboxRelayDatabaseSecret\n",
+        "              Resource: \"*\"\n",
+    ));
+    assert_reports(
+        &drifts,
+        "OutboxRelayFunction",
+        "may read every secret matching *",
+    );
+}
+
+/// Every function, both order-api declarations included, logs in with its own role's secret
+/// and may read no other database secret.
+#[test]
+fn a_function_with_another_roles_secret_is_reported() {
+    for role in Role::ALL {
+        let own = role_secret(role);
+        let other = role_secret(if role == Role::Payment {
+            Role::Inventory
+        } else {
+            Role::Payment
+        });
+        for function in role_functions(role) {
+            let drifts = login_drifts_of(&edited_in(
+                function,
+                &format!("DB_SECRET_ARN: !Ref {own}\n"),
+                &format!("DB_SECRET_ARN: !Ref {other}\n"),
+            ));
+            assert_reports(
+                &drifts,
+                function,
+                &format!("logs in with DB_SECRET_ARN Some(\"!Ref {other}\"), expected !Ref {own}"),
+            );
+            assert_eq!(drifts.len(), 1, "{function}: {drifts:#?}");
+
+            // The policy: the statement that names its own secret names the other's instead.
+            let text = template_text();
+            let span = resource_span(&text, function);
+            let policies = &text[span][..];
+            let grant = [
+                format!("              Resource: !Ref {own}\n"),
+                format!("                - !Ref {own}\n"),
+            ]
+            .into_iter()
+            .find(|grant| policies.contains(grant.as_str()))
+            .unwrap_or_else(|| panic!("{function} grants no read of {own}"));
+            let drifts =
+                login_drifts_of(&edited_in(function, &grant, &grant.replace(&own, &other)));
+            assert_reports(
+                &drifts,
+                function,
+                &format!(
+                    "may read the database secrets {{\"!Ref {other}\"}}, expected only !Ref {own}"
+                ),
+            );
+        }
+    }
+}
+
+#[test]
+fn db_migrate_without_a_roles_secret_is_reported() {
+    let drifts = login_drifts_of(&edited_in(
+        "DbMigrateFunction",
+        "            payment=${PaymentDatabaseSecret},\n",
+        "",
+    ));
+    assert_reports(&drifts, "DbMigrateFunction", "DB_ROLE_SECRET_ARNS lists");
+
+    let drifts = login_drifts_of(&edited_in(
+        "DbMigrateFunction",
+        "            inventory=${InventoryDatabaseSecret},\n",
+        "            inventory=${NotificationDatabaseSecret},\n",
+    ));
+    assert_reports(
+        &drifts,
+        "DbMigrateFunction",
+        "expected every role with its secret",
+    );
+
+    let drifts = login_drifts_of(&edited_in(
+        "DbMigrateFunction",
+        "                - !Ref PaymentDatabaseSecret\n",
+        "",
+    ));
+    assert_reports(
+        &drifts,
+        "DbMigrateFunction",
+        "may not read !Ref PaymentDatabaseSecret, which it needs",
+    );
+
+    let drifts = login_drifts_of(&edited_in(
+        "DbMigrateFunction",
+        &format!("DB_SECRET_ARN: {MASTER_SECRET}\n"),
+        "DB_SECRET_ARN: !Ref OrderApiDatabaseSecret\n",
+    ));
+    assert_reports(
+        &drifts,
+        "DbMigrateFunction",
+        &format!("expected {MASTER_SECRET}"),
+    );
+}
+
+#[test]
+fn a_weak_role_secret_is_reported() {
+    let drifts = login_drifts_of(&edited_in(
+        "PaymentDatabaseSecret",
+        "        PasswordLength: 32\n",
+        "        PasswordLength: 16\n",
+    ));
+    assert_reports(&drifts, "PaymentDatabaseSecret", "expected 32 or more");
+    let drifts = login_drifts_of(&edited_in(
+        "InventoryDatabaseSecret",
+        "        ExcludePunctuation: true\n",
+        "",
+    ));
+    assert_reports(&drifts, "InventoryDatabaseSecret", "generates punctuation");
+    let drifts = login_drifts_of(&edited_in(
+        "OutboxRelayDatabaseSecret",
+        "'{\"username\": \"outbox_relay\"}'",
+        "'{\"username\": \"relay\"}'",
+    ));
+    assert_reports(
+        &drifts,
+        "template",
+        "role outbox_relay needs exactly one secret with username outbox_relay",
+    );
+}
+
+// ------------------------------------------------------------------ verified TLS
+
+/// Where `DatabaseCaLayer` puts RDS's CA bundle in a function.
+const CA_BUNDLE: &str = "/opt/global-bundle.pem";
+
+/// What differs from verified TLS to the database: every function that may connect to the
+/// instance itself (db-migrate always, the others without the proxy) has RDS's CA bundle
+/// (the layer, and `DB_SSL_ROOT_CERT` naming it); through the proxy, a public CA suffices.
+fn tls_problems(text: &str) -> Vec<String> {
+    let template = Template::parse(text).unwrap();
+    let root: serde_norway::Value = serde_norway::from_str(text).unwrap();
+    let mut problems = Vec::new();
+    let layer = &root["Resources"]["DatabaseCaLayer"];
+    if layer["Type"].as_str() != Some("AWS::Serverless::LayerVersion")
+        || layer["Properties"]["ContentUri"].as_str() != Some("rds-ca/")
+    {
+        problems.push(format!(
+            "DatabaseCaLayer is not a layer of rds-ca/: {}",
+            render(layer)
+        ));
+    }
+    let proxy_or_instance =
+        "!If [ProxyIsEnabled, !GetAtt DatabaseProxy.Endpoint, !GetAtt Database.Endpoint.Address]";
+    let without_proxy = format!("!If [ProxyIsEnabled, !Ref AWS::NoValue, {CA_BUNDLE}]");
+    for function in &template.functions {
+        let id = &function.logical_id;
+        let variable = |name: &str| function.variables.get(name).cloned().unwrap_or_default();
+        let (host, root_cert, layers) = if id == "DbMigrateFunction" {
+            (
+                "!GetAtt Database.Endpoint.Address".to_owned(),
+                CA_BUNDLE.to_owned(),
+                "[!Ref DatabaseCaLayer]".to_owned(),
+            )
+        } else {
+            (
+                proxy_or_instance.to_owned(),
+                without_proxy.clone(),
+                "!If [ProxyIsEnabled, !Ref AWS::NoValue, ".to_owned(),
+            )
+        };
+        if variable("DB_HOST") != host {
+            problems.push(format!(
+                "{id}: DB_HOST is {}, expected {host}",
+                variable("DB_HOST")
+            ));
+        }
+        if variable("DB_SSL_ROOT_CERT") != root_cert {
+            problems.push(format!(
+                "{id}: DB_SSL_ROOT_CERT is {:?}, expected {root_cert}",
+                variable("DB_SSL_ROOT_CERT")
+            ));
+        }
+        let has_layer = if id == "DbMigrateFunction" {
+            function.layers == layers
+        } else {
+            function
+                .layers
+                .contains(&format!("{layers}!Ref DatabaseCaLayer]"))
+                || function
+                    .layers
+                    .contains(&format!("{layers}[!Ref DatabaseCaLayer]]"))
+        };
+        if !has_layer {
+            problems.push(format!(
+                "{id}: Layers {} do not hold DatabaseCaLayer when it connects to the instance",
+                function.layers
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn rds_ca_is_trusted_wherever_a_function_connects_to_the_instance() {
+    let problems = tls_problems(&template_text());
+    assert!(problems.is_empty(), "{problems:#?}");
+    // The layer's folder: the bundle is fetched into it, never committed.
+    let folder = repo_root().join("rds-ca");
+    let readme = std::fs::read_to_string(folder.join("README.md")).unwrap();
+    assert!(
+        readme.contains("https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem")
+            && readme.contains("rds-ca/global-bundle.pem"),
+        "rds-ca/README.md says where the bundle comes from"
+    );
+    let ignored = std::fs::read_to_string(folder.join(".gitignore")).unwrap();
+    assert!(
+        ignored.lines().any(|line| line.trim() == "*.pem"),
+        "{ignored}"
+    );
+
+    let problems = tls_problems(&edited_in(
+        "DbMigrateFunction",
+        "      Layers: [!Ref DatabaseCaLayer]\n",
+        "",
+    ));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("DbMigrateFunction: Layers")),
+        "{problems:#?}"
+    );
+    let problems = tls_problems(&edited_in(
+        "PaymentFunction",
+        "        - !If [ProxyIsEnabled, !Ref AWS::NoValue, !Ref DatabaseCaLayer]\n",
+        "",
+    ));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("PaymentFunction: Layers")),
+        "{problems:#?}"
+    );
+    let problems = tls_problems(&edited(
+        &format!(
+            "        DB_SSL_ROOT_CERT: !If [ProxyIsEnabled, !Ref AWS::NoValue, {CA_BUNDLE}]\n"
+        ),
+        "",
+    ));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("OutboxRelayFunction: DB_SSL_ROOT_CERT")),
+        "{problems:#?}"
+    );
+}
+
+// ------------------------------------------------------------------ topics
+
+/// db-migrate creates every topic of the system that is missing and sets every topic's
+/// retention, so its policy covers each of them for both.
+#[test]
+fn db_migrate_may_create_and_configure_every_topic() {
+    let root = raw_template();
+    let statements =
+        &root["Resources"]["DbMigrateFunction"]["Properties"]["Policies"][0]["Statement"];
+    let statement = statements
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"].as_str() == Some("KafkaTopics"))
+        .expect("db-migrate has a KafkaTopics statement");
+    let actions: BTreeSet<String> = statement["Action"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(render)
+        .collect();
+    for action in [
+        "kafka-cluster:DescribeTopic",
+        "kafka-cluster:CreateTopic",
+        "kafka-cluster:DescribeTopicDynamicConfiguration",
+        "kafka-cluster:AlterTopicDynamicConfiguration",
+    ] {
+        assert!(actions.contains(action), "{action}: {actions:?}");
+    }
+    let resources: BTreeSet<String> = statement["Resource"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(render)
+        .collect();
+    let wanted: BTreeSet<String> = topics::ALL
+        .iter()
+        .map(|topic| format!("!Sub ${{KafkaCluster.TopicArnPrefix}}/{topic}"))
+        .collect();
+    assert_eq!(resources, wanted);
+}
+
+/// The topics keep a record for less time than the consumers keep its dedup record, so a
+/// redelivered record is always recognised (docs/data.md, "Retention"). CloudFormation rules
+/// cannot compare numbers, so the defaults are checked here and the descriptions say it.
+#[test]
+fn topics_keep_records_shorter_than_the_dedup_records() {
+    let root = raw_template();
+    let parameters = &root["Parameters"];
+    let topic = &parameters["TopicRetentionDays"];
+    let dedup = &parameters["DedupRetentionDays"];
+    assert!(
+        topic["Default"].as_u64().unwrap() < dedup["Default"].as_u64().unwrap(),
+        "TopicRetentionDays {:?}, DedupRetentionDays {:?}",
+        topic["Default"],
+        dedup["Default"]
+    );
+    assert!(render(&topic["Description"]).contains("shorter than DedupRetentionDays"));
+    assert!(render(&dedup["Description"]).contains("longer than TopicRetentionDays"));
+
+    let template = Template::parse(&template_text()).unwrap();
+    let variable =
+        |function: &str, name: &str| template.function(function).unwrap().variables[name].clone();
+    assert_eq!(
+        variable("DbMigrateFunction", "TOPIC_RETENTION_DAYS"),
+        "!Ref TopicRetentionDays"
+    );
+    assert_eq!(
+        variable("OutboxRelayFunction", "RETENTION_DAYS"),
+        "!Ref DedupRetentionDays"
+    );
 }

@@ -121,12 +121,17 @@ pub fn variable_map(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
 pub enum DatabaseSettings {
     /// Local runs: a full connection URL.
     Url(SecretString),
-    /// AWS: RDS endpoint plus the RDS-managed secret holding `username` and `password`.
+    /// AWS: RDS endpoint plus the secret holding `username` and `password` (the function's
+    /// own role's; db-migrate's is the RDS-managed master secret). The connection is TLS with
+    /// the server's certificate verified for `host` (`verify-full`) against the public roots
+    /// the binary carries, plus `root_cert` when set (RDS's own CA, for a direct connection
+    /// to the instance; RDS Proxy's certificate comes from a public CA).
     Rds {
         host: String,
         port: u16,
         name: String,
         secret_arn: String,
+        root_cert: Option<std::path::PathBuf>,
     },
 }
 
@@ -137,6 +142,7 @@ struct RawDatabaseSettings {
     db_port: Option<u16>,
     db_name: Option<String>,
     db_secret_arn: Option<String>,
+    db_ssl_root_cert: Option<std::path::PathBuf>,
 }
 
 impl DatabaseSettings {
@@ -162,11 +168,26 @@ impl DatabaseSettings {
                 )
             })
         };
+        let root_cert = raw
+            .db_ssl_root_cert
+            .filter(|path| !path.as_os_str().is_empty());
+        if let Some(path) = &root_cert
+            && !path.is_file()
+        {
+            return Err(ConfigError::new(
+                "DB_SSL_ROOT_CERT",
+                format!(
+                    "names {}, which is not a file (the PEM bundle of the database's CA)",
+                    path.display()
+                ),
+            ));
+        }
         Ok(Self::Rds {
             host: require(raw.db_host, "DB_HOST")?,
             port: raw.db_port.unwrap_or(5432),
             name: require(raw.db_name, "DB_NAME")?,
             secret_arn: require(raw.db_secret_arn, "DB_SECRET_ARN")?,
+            root_cert,
         })
     }
 }
@@ -389,6 +410,26 @@ mod tests {
     }
 
     #[test]
+    fn a_root_certificate_that_is_not_a_file_is_named() {
+        let err = DatabaseSettings::from_source(variable_map(&[
+            ("DB_HOST", "db.internal"),
+            ("DB_NAME", "orders"),
+            (
+                "DB_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:x",
+            ),
+            ("DB_SSL_ROOT_CERT", "/nowhere/global-bundle.pem"),
+        ]))
+        .err()
+        .unwrap();
+        assert_eq!(err.variable, "DB_SSL_ROOT_CERT");
+        assert!(
+            err.to_string().contains("/nowhere/global-bundle.pem"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn missing_kafka_bootstrap_servers_is_named() {
         let err = KafkaSettings::from_source(variable_map(&[])).unwrap_err();
         assert_eq!(err.variable, "KAFKA_BOOTSTRAP_SERVERS");
@@ -425,7 +466,8 @@ mod tests {
                 "DB_HOST",
                 "DB_PORT",
                 "DB_NAME",
-                "DB_SECRET_ARN"
+                "DB_SECRET_ARN",
+                "DB_SSL_ROOT_CERT"
             ]
         );
         assert!(KafkaSettings::variables().contains(&"KAFKA_SECURITY".to_owned()));

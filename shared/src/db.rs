@@ -14,7 +14,56 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 /// How long a request waits for a pooled connection before the database counts as unavailable.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The database role a function logs in as (docs/data.md, "Who may do what"). The roles and
+/// their grants are created by a migration; each owns nothing, so none can change the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    OrderApi,
+    Inventory,
+    Notification,
+    Payment,
+    OutboxRelay,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::OrderApi,
+        Role::Inventory,
+        Role::Notification,
+        Role::Payment,
+        Role::OutboxRelay,
+    ];
+
+    /// The role's name in PostgreSQL.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::OrderApi => "order_api",
+            Role::Inventory => "inventory",
+            Role::Notification => "notification",
+            Role::Payment => "payment",
+            Role::OutboxRelay => "outbox_relay",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|role| role.name() == name)
+    }
+}
+
+/// Who logs in: a function as its own role, or db-migrate as whoever the settings name (the
+/// owner of the tables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    Role(Role),
+    Owner,
+}
+
 /// Builds connect options, fetching RDS credentials from Secrets Manager when configured.
+///
+/// - `DATABASE_URL` (local): the URL's server and database; a function logs in as its own
+///   role (the local server trusts loopback), db-migrate as the URL's user.
+/// - RDS: the secret's user, which for a function is its role's (the template gives each
+///   function the secret of its role), over TLS verified for the host (`verify-full`).
 ///
 /// They carry no start-up `options` (`-c name=value`): RDS Proxy refuses a connection that
 /// sends them, and a session setting would pin it anyway (docs/scale.md). The statement
@@ -22,26 +71,55 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 pub async fn connect_options(
     settings: &DatabaseSettings,
     secrets: &Secrets,
+    login: Login,
 ) -> anyhow::Result<PgConnectOptions> {
     let options = match settings {
-        DatabaseSettings::Url(url) => url.expose_secret().parse::<PgConnectOptions>()?,
+        DatabaseSettings::Url(url) => {
+            let options = url.expose_secret().parse::<PgConnectOptions>()?;
+            match login {
+                Login::Role(role) => options.username(role.name()),
+                Login::Owner => options,
+            }
+        }
         DatabaseSettings::Rds {
             host,
             port,
             name,
             secret_arn,
+            root_cert,
         } => {
             let credentials: Credentials = secrets.json(secret_arn).await?;
-            PgConnectOptions::new()
+            if let Login::Role(role) = login
+                && credentials.username != role.name()
+            {
+                tracing::warn!(
+                    role = role.name(),
+                    secret_user = credentials.username,
+                    "the database secret is not this function's role's"
+                );
+            }
+            let options = PgConnectOptions::new()
                 .host(host)
                 .port(*port)
                 .database(name)
                 .username(&credentials.username)
                 .password(credentials.password.expose_secret())
-                .ssl_mode(PgSslMode::Require)
+                .ssl_mode(PgSslMode::VerifyFull);
+            match root_cert {
+                Some(path) => options.ssl_root_cert(path),
+                None => options,
+            }
         }
     };
     Ok(options)
+}
+
+/// A pool like `pool` (same server, database and settings) that logs in as `role`: how tests
+/// and benchmarks hand a function a ready-made pool of its own role on a server that trusts
+/// loopback.
+pub fn as_role(pool: &PgPool, role: Role) -> PgPool {
+    let options = (*pool.connect_options()).clone().username(role.name());
+    pool.options().clone().connect_lazy_with(options)
 }
 
 /// The pool settings every function starts from: `max_connections` per instance and a
@@ -57,10 +135,11 @@ pub fn pool_options(max_connections: u32) -> PgPoolOptions {
 pub async fn pool(
     settings: &DatabaseSettings,
     secrets: &Secrets,
+    login: Login,
     max_connections: u32,
 ) -> anyhow::Result<PgPool> {
     Ok(
-        Database::connect(settings, secrets, pool_options(max_connections))
+        Database::connect(settings, secrets, login, pool_options(max_connections))
             .await?
             .pool,
     )
@@ -72,7 +151,7 @@ pub async fn pool(
 pub struct Database {
     pool: PgPool,
     /// Present when credentials come from Secrets Manager and may be rotated.
-    login: Option<(DatabaseSettings, Secrets)>,
+    login: Option<(DatabaseSettings, Secrets, Login)>,
 }
 
 impl Database {
@@ -80,20 +159,25 @@ impl Database {
     pub async fn connect(
         settings: &DatabaseSettings,
         secrets: &Secrets,
+        login: Login,
         options: PgPoolOptions,
     ) -> anyhow::Result<Self> {
-        let connect = connect_options(settings, secrets).await?;
+        let connect = connect_options(settings, secrets, login).await?;
         let login = matches!(settings, DatabaseSettings::Rds { .. })
-            .then(|| (settings.clone(), secrets.clone()));
+            .then(|| (settings.clone(), secrets.clone(), login));
         Ok(Self {
             pool: options.connect_lazy_with(connect),
             login,
         })
     }
 
-    /// A ready-made pool whose credentials are never refreshed (tests, benchmarks).
-    pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool, login: None }
+    /// A ready-made pool whose credentials are never refreshed (tests, benchmarks), logged
+    /// in as `role` ([`as_role`]).
+    pub fn from_pool(pool: &PgPool, role: Role) -> Self {
+        Self {
+            pool: as_role(pool, role),
+            login: None,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -104,7 +188,7 @@ impl Database {
     /// (it may have been rotated) and points the pool at the new ones, so that the retry logs
     /// in. Returns whether the credentials were refreshed; never fails, problems are logged.
     pub async fn recover(&self, err: &sqlx::Error) -> bool {
-        let Some((settings, secrets)) = &self.login else {
+        let Some((settings, secrets, login)) = &self.login else {
             return false;
         };
         if !is_auth_failure(err) {
@@ -114,7 +198,7 @@ impl Database {
             return false;
         };
         secrets.forget(secret_arn).await;
-        match connect_options(settings, secrets).await {
+        match connect_options(settings, secrets, *login).await {
             Ok(options) => {
                 self.pool.set_connect_options(options);
                 tracing::warn!("the database refused the credentials; fetched them again");
@@ -177,7 +261,9 @@ mod tests {
             "postgres://app@127.0.0.1:5432/orders",
         )]))
         .unwrap();
-        let options = connect_options(&settings, &Secrets::new()).await.unwrap();
+        let options = connect_options(&settings, &Secrets::new(), Login::Owner)
+            .await
+            .unwrap();
         assert_eq!(options.get_options(), None);
     }
 

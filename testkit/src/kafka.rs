@@ -151,6 +151,29 @@ pub async fn order_events(
 }
 
 /// How many partitions `topic` has, waiting briefly for a broker that is just starting.
+/// The value of `topic`'s configuration entry `name` as the broker describes it.
+pub async fn topic_config(bootstrap: &str, topic: &str, name: &str) -> Option<String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("a Kafka admin client can be configured");
+    let described = admin
+        .describe_configs(
+            &[ResourceSpecifier::Topic(topic)],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("the broker answers DescribeConfigs");
+    let resource = described
+        .into_iter()
+        .next()
+        .expect("one answer per resource asked")
+        .unwrap_or_else(|code| panic!("the broker cannot describe {topic}: {code}"));
+    resource.get(name).and_then(|entry| entry.value.clone())
+}
+
 pub async fn partition_count(bootstrap: &str, topic: &str) -> i32 {
     let consumer: Arc<BaseConsumer> = Arc::new(
         ClientConfig::new()

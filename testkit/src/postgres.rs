@@ -1,7 +1,8 @@
 //! A private PostgreSQL cluster per test (`initdb` into a temporary folder), for what the
-//! shared server cannot show: password authentication (the shared one trusts 127.0.0.1) and
-//! settings such as a small `max_connections`. It speaks TLS with a throwaway self-signed
-//! certificate, as RDS does. Stopped and deleted on drop.
+//! shared server cannot show: password authentication (the shared one trusts 127.0.0.1),
+//! settings such as a small `max_connections`, and TLS with a certificate of a chosen name.
+//! It speaks TLS as RDS does, with a certificate from a throwaway CA of its own
+//! ([`Cluster::ca_path`]). Stopped and deleted on drop.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -11,6 +12,38 @@ use tokio::process::{Child, Command};
 
 /// The superuser's password in every private cluster.
 pub const SUPERUSER_PASSWORD: &str = "testkit-superuser";
+
+/// The functions' database roles (see the migrations); [`Cluster::start`] trusts them on
+/// loopback as the shared server does, so that they log in without a password.
+pub const FUNCTION_ROLES: [&str; 5] = [
+    "order_api",
+    "inventory",
+    "notification",
+    "payment",
+    "outbox_relay",
+];
+
+/// How a private cluster is set up.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions<'a> {
+    /// `postgresql.conf` settings, such as `[("max_connections", "20")]`.
+    pub settings: &'a [(&'a str, &'a str)],
+    /// The DNS name the server's certificate is for (`localhost` also gets `127.0.0.1`).
+    pub server_name: &'a str,
+    /// Whether the functions' roles log in without a password (as on the shared server);
+    /// otherwise every user needs its password.
+    pub trust_function_roles: bool,
+}
+
+impl Default for ClusterOptions<'_> {
+    fn default() -> Self {
+        Self {
+            settings: &[],
+            server_name: "localhost",
+            trust_function_roles: true,
+        }
+    }
+}
 
 /// A running private cluster, listening on 127.0.0.1 with SCRAM password authentication.
 pub struct Cluster {
@@ -52,44 +85,106 @@ fn as_server_user(program: &Path) -> Command {
     }
 }
 
-fn self_signed(dir: &Path, name: &str) -> String {
-    dir.join(name).display().to_string()
+fn openssl(args: &[&str], dir: &Path) {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A CA (`ca.crt`) and a server certificate it signed for `server_name` (`server.crt`,
+/// `server.key`), in `dir`.
+fn certificates(dir: &Path, server_name: &str) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=testkit CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    openssl(&ca, dir);
+    let names = if server_name == "localhost" {
+        "subjectAltName=DNS:localhost,IP:127.0.0.1".to_owned()
+    } else {
+        format!("subjectAltName=DNS:{server_name}")
+    };
+    let subject = format!("/CN={server_name}");
+    let mut server = vec!["req", "-x509", "-CA", "ca.crt", "-CAkey", "ca.key"];
+    server.extend(ec);
+    server.extend([
+        "-days",
+        "2",
+        "-subj",
+        &subject,
+        "-addext",
+        &names,
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-addext",
+        "extendedKeyUsage=serverAuth",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.crt",
+    ]);
+    openssl(&server, dir);
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
 }
 
 impl Cluster {
     /// Starts a cluster with the given `postgresql.conf` settings, such as
-    /// `[("max_connections", "20")]`.
+    /// `[("max_connections", "20")]`, a certificate for `localhost` and the functions' roles
+    /// trusted.
     pub async fn start(settings: &[(&str, &str)]) -> Self {
+        Self::start_with(ClusterOptions {
+            settings,
+            ..ClusterOptions::default()
+        })
+        .await
+    }
+
+    /// Starts a cluster set up as `options` say.
+    pub async fn start_with(options: ClusterOptions<'_>) -> Self {
         let dir = std::env::temp_dir().join(format!("testkit-postgres-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).expect("a temporary folder can be created");
         let password_file = dir.join("password");
         std::fs::write(&password_file, SUPERUSER_PASSWORD).unwrap();
-        let output = std::process::Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-            ])
-            .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-            .arg("-keyout")
-            .arg(dir.join("server.key"))
-            .arg("-out")
-            .arg(dir.join("server.crt"))
-            .output()
-            .expect("openssl runs");
-        assert!(
-            output.status.success(),
-            "could not make a certificate: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        std::fs::set_permissions(
-            dir.join("server.key"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
-        .unwrap();
+        certificates(&dir, options.server_name);
+        let mut hba = String::from("local all all scram-sha-256\n");
+        if options.trust_function_roles {
+            hba.push_str(&format!(
+                "host all {} 127.0.0.1/32 trust\n",
+                FUNCTION_ROLES.join(",")
+            ));
+        }
+        hba.push_str("host all all 127.0.0.1/32 scram-sha-256\n");
+        std::fs::write(dir.join("pg_hba.conf"), hba).unwrap();
         let data = dir.join("data");
         if run_as_postgres() {
             let status = std::process::Command::new("chown")
@@ -126,10 +221,15 @@ impl Cluster {
             .arg(format!("unix_socket_directories={}", dir.display()))
             .args(["-c", "fsync=off", "-c", "ssl=on"])
             .arg("-c")
-            .arg(format!("ssl_cert_file={}", self_signed(&dir, "server.crt")))
+            .arg(format!(
+                "ssl_cert_file={}",
+                dir.join("server.crt").display()
+            ))
             .arg("-c")
-            .arg(format!("ssl_key_file={}", self_signed(&dir, "server.key")));
-        for (name, value) in settings {
+            .arg(format!("ssl_key_file={}", dir.join("server.key").display()))
+            .arg("-c")
+            .arg(format!("hba_file={}", dir.join("pg_hba.conf").display()));
+        for (name, value) in options.settings {
             server.arg("-c").arg(format!("{name}={value}"));
         }
         let log = std::fs::File::create(dir.join("server.log")).unwrap();
@@ -163,6 +263,11 @@ impl Cluster {
     /// The superuser's URL on database `postgres`.
     pub fn superuser_url(&self) -> String {
         self.url("postgres", SUPERUSER_PASSWORD, "postgres")
+    }
+
+    /// The CA that signed the server's certificate (PEM).
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("ca.crt")
     }
 
     /// The server's log, for a failing test's message.

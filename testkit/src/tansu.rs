@@ -85,7 +85,7 @@ impl Tansu {
     async fn create_system_topics(&self) {
         let layout = db_migrate::config::TopicLayout {
             partitions: 3,
-            replication_factor: -1,
+            ..Default::default()
         };
         db_migrate::provision::ensure_topics(
             &KafkaSettings::plaintext(self.bootstrap()),

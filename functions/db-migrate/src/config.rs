@@ -2,25 +2,37 @@
 //! the layout of the topics it creates.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde::Deserialize;
 use shared::config::{ConfigError, DatabaseSettings, KafkaSettings, from_source, variables_of};
+use shared::db::Role;
 
 use crate::budget::Budget;
 
-/// How the topics are laid out when they are created (existing topics are left alone).
+/// How the topics are laid out when they are created (partitions and replication of existing
+/// topics are left alone; their retention is set on every run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicLayout {
     pub partitions: i32,
     /// `-1` lets the broker choose (its `default.replication.factor`; MSK Serverless fixes 3).
     pub replication_factor: i32,
+    /// Each topic's `retention.ms` (`TOPIC_RETENTION_DAYS`): how long events, with the
+    /// names and addresses they carry, stay in Kafka.
+    pub retention: Duration,
 }
+
+/// The topics' retention when `TOPIC_RETENTION_DAYS` is not set.
+pub const DEFAULT_TOPIC_RETENTION_DAYS: u64 = 7;
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl Default for TopicLayout {
     fn default() -> Self {
         Self {
             partitions: 3,
             replication_factor: -1,
+            retention: DAY * DEFAULT_TOPIC_RETENTION_DAYS as u32,
         }
     }
 }
@@ -33,14 +45,45 @@ pub struct MigrateConfig {
     pub topics: TopicLayout,
     /// The connection budget to check on every deploy (`CONNECTION_BUDGET`); unset locally.
     pub budget: Option<Budget>,
+    /// Each function role's secret, whose password db-migrate sets on the role on every run
+    /// (`DB_ROLE_SECRET_ARNS`, `role=arn` pairs); empty locally, where the roles log in
+    /// without a password.
+    pub role_secrets: Vec<(Role, String)>,
 }
 
 #[derive(Deserialize)]
 struct RawTopicSettings {
     topic_partitions: Option<i32>,
     topic_replication_factor: Option<i32>,
+    topic_retention_days: Option<u32>,
     connection_budget: Option<String>,
     connection_budget_percent: Option<u32>,
+    db_role_secret_arns: Option<String>,
+}
+
+/// `order_api=arn:...,inventory=arn:...`: every pair names a known role, each role once.
+fn parse_role_secrets(text: &str) -> Result<Vec<(Role, String)>, ConfigError> {
+    const NAME: &str = "DB_ROLE_SECRET_ARNS";
+    let mut pairs: Vec<(Role, String)> = Vec::new();
+    for pair in text
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+    {
+        let (name, arn) = pair
+            .split_once('=')
+            .map(|(name, arn)| (name.trim(), arn.trim()))
+            .filter(|(_, arn)| !arn.is_empty())
+            .ok_or_else(|| ConfigError::new(NAME, format!("{pair:?} is not role=secretArn")))?;
+        let role = Role::from_name(name).ok_or_else(|| {
+            ConfigError::new(NAME, format!("{name:?} is not a function's database role"))
+        })?;
+        if pairs.iter().any(|(seen, _)| *seen == role) {
+            return Err(ConfigError::new(NAME, format!("names {name} twice")));
+        }
+        pairs.push((role, arn.to_owned()));
+    }
+    Ok(pairs)
 }
 
 /// The share of `max_connections` the functions may use when `CONNECTION_BUDGET_PERCENT` is
@@ -72,6 +115,21 @@ impl MigrateConfig {
                 "must be -1 (the broker's default) or at least 1",
             ));
         }
+        let retention_days = raw
+            .topic_retention_days
+            .unwrap_or(DEFAULT_TOPIC_RETENTION_DAYS as u32);
+        if !(1..=3650).contains(&retention_days) {
+            return Err(ConfigError::new(
+                "TOPIC_RETENTION_DAYS",
+                "must be between 1 and 3650",
+            ));
+        }
+        let role_secrets = raw
+            .db_role_secret_arns
+            .as_deref()
+            .map(parse_role_secrets)
+            .transpose()?
+            .unwrap_or_default();
         let budget = raw
             .connection_budget
             .map(|text| {
@@ -88,7 +146,9 @@ impl MigrateConfig {
             topics: TopicLayout {
                 partitions,
                 replication_factor,
+                retention: DAY * retention_days,
             },
+            role_secrets,
         })
     }
 
@@ -124,6 +184,60 @@ mod tests {
     fn topics_default_to_three_partitions_and_the_brokers_replication() {
         let config = MigrateConfig::from_source(vars(&BASE)).unwrap();
         assert_eq!(config.topics, TopicLayout::default());
+    }
+
+    #[test]
+    fn topics_keep_events_seven_days_unless_told_otherwise() {
+        assert_eq!(
+            MigrateConfig::from_source(vars(&BASE))
+                .unwrap()
+                .topics
+                .retention,
+            Duration::from_secs(7 * 86_400)
+        );
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TOPIC_RETENTION_DAYS", "3"));
+        let config = MigrateConfig::from_source(vars(&pairs)).unwrap();
+        assert_eq!(config.topics.retention, Duration::from_secs(3 * 86_400));
+        pairs.push(("TOPIC_RETENTION_DAYS", "0"));
+        let err = MigrateConfig::from_source(vars(&pairs)).err().unwrap();
+        assert_eq!(err.variable, "TOPIC_RETENTION_DAYS");
+    }
+
+    #[test]
+    fn role_secrets_are_read_as_role_arn_pairs() {
+        let mut pairs = BASE.to_vec();
+        pairs.push((
+            "DB_ROLE_SECRET_ARNS",
+            "order_api=arn:aws:secretsmanager:eu-west-1:1:secret:a, outbox_relay=arn:b",
+        ));
+        let config = MigrateConfig::from_source(vars(&pairs)).unwrap();
+        assert_eq!(
+            config.role_secrets,
+            [
+                (
+                    Role::OrderApi,
+                    "arn:aws:secretsmanager:eu-west-1:1:secret:a".to_owned()
+                ),
+                (Role::OutboxRelay, "arn:b".to_owned()),
+            ]
+        );
+        assert!(
+            MigrateConfig::from_source(vars(&BASE))
+                .unwrap()
+                .role_secrets
+                .is_empty()
+        );
+        for wrong in [
+            "postgres=arn:x",
+            "order_api",
+            "order_api=arn:x,order_api=arn:y",
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("DB_ROLE_SECRET_ARNS", wrong));
+            let err = MigrateConfig::from_source(vars(&pairs)).err().unwrap();
+            assert_eq!(err.variable, "DB_ROLE_SECRET_ARNS", "{wrong}");
+        }
     }
 
     #[test]

@@ -5,9 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
+use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
-use shared::config::{KafkaSettings, Secrets};
+use secrecy::ExposeSecret;
+use shared::config::{Credentials, KafkaSettings, Secrets};
+use shared::db::{Login, Role};
 use shared::events::topics;
 use shared::kafka::{KafkaContext, client_config, client_context};
 use sqlx::PgPool;
@@ -27,6 +32,8 @@ pub struct Deps {
     pub topics: TopicLayout,
     /// Checked after the migrations when set (on AWS).
     pub budget: Option<Budget>,
+    /// The function roles whose passwords are set from their secrets (on AWS).
+    pub role_secrets: Vec<(Role, String)>,
 }
 
 impl Deps {
@@ -34,13 +41,14 @@ impl Deps {
     /// secret when the settings name one.
     pub async fn from_config(config: MigrateConfig) -> anyhow::Result<Self> {
         let secrets = Arc::new(Secrets::new());
-        let pool = shared::db::pool(&config.database, &secrets, 1).await?;
+        let pool = shared::db::pool(&config.database, &secrets, Login::Owner, 1).await?;
         Ok(Self {
             pool,
             kafka: config.kafka,
             secrets,
             topics: config.topics,
             budget: config.budget,
+            role_secrets: config.role_secrets,
         })
     }
 }
@@ -54,11 +62,12 @@ pub struct Provisioned {
     pub topics_existing: Vec<String>,
 }
 
-/// Applies every migration, checks the connection budget when there is one, then makes sure
-/// every topic of [`topics::ALL`] exists.
+/// Applies every migration, sets the function roles' passwords, checks the connection budget
+/// when there is one, then makes sure every topic of [`topics::ALL`] exists with its retention.
 #[tracing::instrument(skip_all, err(Display))]
 pub async fn provision(deps: &Deps) -> anyhow::Result<Provisioned> {
     migrate(&deps.pool).await?;
+    set_role_passwords(&deps.pool, &deps.secrets, &deps.role_secrets).await?;
     if let Some(budget) = &deps.budget {
         budget::enforce(&deps.pool, budget).await?;
     }
@@ -84,6 +93,48 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .await
         .context("applying the database migrations failed")?;
     tracing::info!("database migrations applied");
+    Ok(())
+}
+
+/// Sets each function role's password to the one in its secret, the credentials RDS Proxy
+/// holds for the role (docs/data.md). Only a SCRAM verifier computed here reaches the server,
+/// so the password appears in no statement a server log could keep. Runs on every deploy, so
+/// a secret changed by hand takes effect at the next one.
+pub async fn set_role_passwords(
+    pool: &PgPool,
+    secrets: &Secrets,
+    role_secrets: &[(Role, String)],
+) -> anyhow::Result<()> {
+    for (role, arn) in role_secrets {
+        let credentials: Credentials = secrets
+            .json(arn)
+            .await
+            .with_context(|| format!("could not read the secret of role {}", role.name()))?;
+        anyhow::ensure!(
+            credentials.username == role.name(),
+            "the secret {arn} is for user {:?}, not for role {}",
+            credentials.username,
+            role.name()
+        );
+        let verifier = postgres_protocol::password::scram_sha_256(
+            credentials.password.expose_secret().as_bytes(),
+        );
+        // ALTER ROLE takes no bind parameters; format() quotes the name and the verifier.
+        let statement = sqlx::query_scalar!(
+            r#"SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', $1::text, $2::text) AS "statement!""#,
+            role.name(),
+            verifier,
+        )
+        .fetch_one(pool)
+        .await?;
+        sqlx::raw_sql(&statement)
+            .execute(pool)
+            .await
+            .with_context(|| format!("could not set the password of role {}", role.name()))?;
+    }
+    if !role_secrets.is_empty() {
+        tracing::info!(roles = role_secrets.len(), "function role passwords set");
+    }
     Ok(())
 }
 
@@ -133,7 +184,8 @@ async fn accept_comment_edits(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates those of `names` the broker does not have yet. Returns (created, already there).
+/// Creates those of `names` the broker does not have yet, each with `retention.ms` set from
+/// the layout, and sets the same retention on those it has. Returns (created, already there).
 pub async fn ensure_topics(
     kafka: &KafkaSettings,
     secrets: &Secrets,
@@ -168,6 +220,7 @@ pub async fn ensure_topics(
     let (present, missing): (Vec<&str>, Vec<&str>) = names
         .iter()
         .partition(|name| existing.iter().any(|topic| topic == *name));
+    let retention_ms = layout.retention.as_millis().to_string();
     let new_topics: Vec<NewTopic> = missing
         .iter()
         .map(|name| {
@@ -176,6 +229,7 @@ pub async fn ensure_topics(
                 layout.partitions,
                 TopicReplication::Fixed(layout.replication_factor),
             )
+            .set("retention.ms", &retention_ms)
         })
         .collect();
     let options = AdminOptions::new()
@@ -200,6 +254,34 @@ pub async fn ensure_topics(
             }
         }
     }
-    tracing::info!(?created, existing = ?already, "kafka topics ensured");
+    if !present.is_empty() {
+        let changes: Vec<AlterConfig> = present
+            .iter()
+            .map(|name| {
+                AlterConfig::new(ResourceSpecifier::Topic(name)).set("retention.ms", &retention_ms)
+            })
+            .collect();
+        match admin.alter_configs(&changes, &options).await {
+            Ok(results) => {
+                for result in results {
+                    if let Err((topic, code)) = result {
+                        anyhow::bail!("could not set the retention of {topic:?}: {code}");
+                    }
+                }
+            }
+            // MSK alters topic configurations; the local broker (tansu) answers AlterConfigs
+            // as unsupported, and its topics keep the retention they were created with.
+            Err(KafkaError::AdminOp(RDKafkaErrorCode::UnsupportedFeature)) => {
+                tracing::warn!(
+                    retention_ms,
+                    "the broker cannot alter topic configurations; existing topics keep the retention they were created with"
+                );
+            }
+            Err(err) => {
+                return Err(err).context("the broker refused to set the topics' retention");
+            }
+        }
+    }
+    tracing::info!(?created, existing = ?already, retention_ms, "kafka topics ensured");
     Ok((created, already))
 }

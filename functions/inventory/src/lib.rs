@@ -19,7 +19,7 @@ pub use handler::{BatchSummary, Inventory, InventoryError};
 
 use shared::config::Secrets;
 use shared::consumer::Consumer;
-use shared::db::Database;
+use shared::db::{Database, Login, Role};
 use shared::kafka::KafkaPublisher;
 use sqlx::PgPool;
 
@@ -28,10 +28,8 @@ pub const CONSUMER: &str = "inventory";
 
 /// The inventory consumer over a ready-made pool and producer (tests, benchmarks).
 pub fn consumer(pool: PgPool, publisher: KafkaPublisher) -> Consumer<Inventory> {
-    Consumer::new(
-        Inventory::new(pool.clone(), publisher),
-        Database::from_pool(pool),
-    )
+    let database = Database::from_pool(&pool, Role::Inventory);
+    Consumer::new(Inventory::new(database.pool().clone(), publisher), database)
 }
 
 /// The inventory consumer from its settings: pool and producer built once per cold start
@@ -43,6 +41,7 @@ pub async fn consumer_from_config(
     let database = Database::connect(
         &config.database,
         secrets,
+        Login::Role(Role::Inventory),
         shared::db::pool_options(config.max_connections),
     )
     .await?;

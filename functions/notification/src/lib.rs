@@ -27,7 +27,7 @@ pub use mailer::{Mailer, SendError};
 
 use shared::config::Secrets;
 use shared::consumer::Consumer;
-use shared::db::Database;
+use shared::db::{Database, Login, Role};
 use sqlx::PgPool;
 
 /// The notification consumer over a ready-made pool and mailer (tests, benchmarks);
@@ -38,9 +38,10 @@ pub fn consumer(
     mail: MailSettings,
     concurrency: usize,
 ) -> Consumer<Notifier> {
+    let database = Database::from_pool(&pool, Role::Notification);
     Consumer::new(
-        Notifier::new(pool.clone(), mailer, mail, concurrency),
-        Database::from_pool(pool),
+        Notifier::new(database.pool().clone(), mailer, mail, concurrency),
+        database,
     )
 }
 
@@ -59,6 +60,7 @@ pub async fn consumer_from_config(
     let database = Database::connect(
         &config.database,
         secrets,
+        Login::Role(Role::Notification),
         shared::db::pool_options(config.db_max_connections),
     )
     .await?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use shared::config::Secrets;
-use shared::db::Database;
+use shared::db::{Database, Login, Role};
 use shared::kafka::KafkaPublisher;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -43,6 +43,7 @@ impl AppState {
         let database = Database::connect(
             &config.database,
             &secrets,
+            Login::Role(Role::OrderApi),
             request_pool(config.max_connections),
         )
         .await
@@ -62,7 +63,11 @@ impl AppState {
 
     /// As [`Self::new`], with the given limits (tests and benchmarks set their own).
     pub fn with_limits(pool: PgPool, publisher: KafkaPublisher, limits: Limits) -> Self {
-        Self::build(Database::from_pool(pool), publisher, limits)
+        Self::build(
+            Database::from_pool(&pool, Role::OrderApi),
+            publisher,
+            limits,
+        )
     }
 
     fn build(database: Database, publisher: KafkaPublisher, limits: Limits) -> Self {

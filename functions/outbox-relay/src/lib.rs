@@ -16,7 +16,7 @@ pub use config::RelayConfig;
 pub use handler::{Relay, RelayError, RelayLimits, RelayReport, run_once};
 
 use shared::config::Secrets;
-use shared::db::Database;
+use shared::db::{Database, Login, Role};
 use shared::kafka::KafkaPublisher;
 
 impl Relay {
@@ -25,6 +25,7 @@ impl Relay {
         let database = Database::connect(
             &config.database,
             secrets,
+            Login::Role(Role::OutboxRelay),
             shared::db::pool_options(config.max_connections),
         )
         .await?;

@@ -22,7 +22,7 @@ pub use stripe::Stripe;
 
 use shared::config::Secrets;
 use shared::consumer::Consumer;
-use shared::db::Database;
+use shared::db::{Database, Login, Role};
 use shared::kafka::KafkaPublisher;
 use sqlx::PgPool;
 
@@ -37,9 +37,10 @@ pub fn consumer(
     stripe: Stripe,
     concurrency: usize,
 ) -> Consumer<Payments> {
+    let database = Database::from_pool(&pool, Role::Payment);
     Consumer::new(
-        Payments::new(pool.clone(), publisher, stripe, concurrency),
-        Database::from_pool(pool),
+        Payments::new(database.pool().clone(), publisher, stripe, concurrency),
+        database,
     )
 }
 
@@ -52,6 +53,7 @@ pub async fn consumer_from_config(
     let database = Database::connect(
         &config.database,
         secrets,
+        Login::Role(Role::Payment),
         shared::db::pool_options(config.max_connections),
     )
     .await?;

@@ -20,6 +20,7 @@ pub fn deps(pool: PgPool, bootstrap: &str) -> Deps {
         secrets: Arc::new(Secrets::new()),
         topics: TopicLayout::default(),
         budget: None,
+        role_secrets: Vec::new(),
     }
 }
 

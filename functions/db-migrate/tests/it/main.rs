@@ -4,3 +4,4 @@
 mod helpers;
 mod migrations;
 mod resource;
+mod roles;

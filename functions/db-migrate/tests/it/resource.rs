@@ -64,6 +64,13 @@ async fn create_applies_the_migrations_creates_the_topics_and_answers_success(po
             testkit::kafka::partition_count(&broker.bootstrap(), topic).await,
             3
         );
+        assert_eq!(
+            testkit::kafka::topic_config(&broker.bootstrap(), topic, "retention.ms")
+                .await
+                .as_deref(),
+            Some("604800000"),
+            "{topic} keeps its events seven days"
+        );
     }
 }
 
@@ -85,6 +92,11 @@ async fn update_runs_again_without_changing_anything_and_keeps_the_physical_id(p
         .await
         .unwrap();
 
+    // The next deploy changed the retention. MSK would alter the existing topics; tansu
+    // answers AlterConfigs as unsupported, so they keep the retention they were created with
+    // and the deploy still succeeds.
+    let mut deps = deps;
+    deps.topics.retention = Duration::from_secs(3 * 24 * 60 * 60);
     let second = ResponseUrl::start().await;
     handle(
         Ok(&deps),
@@ -108,6 +120,15 @@ async fn update_runs_again_without_changing_anything_and_keeps_the_physical_id(p
         .await
         .unwrap();
     assert_eq!(kept, 7);
+    for topic in topics::ALL {
+        assert_eq!(
+            testkit::kafka::topic_config(&broker.bootstrap(), topic, "retention.ms")
+                .await
+                .as_deref(),
+            Some("604800000"),
+            "{topic} keeps the retention it was created with"
+        );
+    }
 }
 
 #[sqlx::test(migrations = false)]

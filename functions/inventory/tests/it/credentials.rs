@@ -1,7 +1,7 @@
 //! The database password is rotated under a running function: the shared consumer seam sees
 //! the database refuse the cached credentials, fetches the secret again, and the retry logs
-//! in. Run against a private PostgreSQL with password authentication and TLS, as RDS has, and
-//! the RDS-managed secret in the Secrets Manager emulator.
+//! in. Run against a private PostgreSQL with password authentication and verified TLS, as RDS
+//! has, logging in as the function's own role with its secret in the Secrets Manager emulator.
 
 use std::time::Duration;
 
@@ -9,40 +9,47 @@ use inventory::InventoryConfig;
 use serde_json::json;
 use shared::config::{DatabaseSettings, KafkaSettings, Secrets};
 use sqlx::PgPool;
-use testkit::postgres::Cluster;
+use testkit::postgres::{Cluster, ClusterOptions, SUPERUSER_PASSWORD};
 
 use crate::helpers::*;
 
 #[tokio::test]
 async fn after_the_database_password_is_rotated_the_retry_logs_in_with_the_new_secret() {
     testkit::init_tracing();
-    let cluster = Cluster::start(&[]).await;
+    let cluster = Cluster::start_with(ClusterOptions {
+        trust_function_roles: false,
+        ..ClusterOptions::default()
+    })
+    .await;
     let admin = PgPool::connect(&cluster.superuser_url()).await.unwrap();
-    for statement in [
-        "CREATE ROLE app LOGIN PASSWORD 'first-password'",
-        "CREATE DATABASE orders OWNER app",
-    ] {
-        sqlx::raw_sql(statement).execute(&admin).await.unwrap();
-    }
-    let direct = PgPool::connect(&cluster.url("app", "first-password", "orders"))
+    sqlx::raw_sql("CREATE DATABASE orders")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let direct = PgPool::connect(&cluster.url("postgres", SUPERUSER_PASSWORD, "orders"))
         .await
         .unwrap();
     testkit::MIGRATOR.run(&direct).await.unwrap();
+    sqlx::raw_sql("ALTER ROLE inventory PASSWORD 'first-password'")
+        .execute(&admin)
+        .await
+        .unwrap();
     set_stock(&direct, &[("Desk Lamp", 10)]).await;
 
     let client = testkit::secrets::emulator_client().await;
     let secret = testkit::secrets::create(
         &client,
-        "rds-app-",
-        &json!({"username": "app", "password": "first-password"}),
+        "rds-inventory-",
+        &json!({"username": "inventory", "password": "first-password"}),
     )
     .await;
     let config = InventoryConfig {
         database: DatabaseSettings::Rds {
-            host: "127.0.0.1".to_owned(),
+            host: "localhost".to_owned(),
             port: cluster.port(),
             name: "orders".to_owned(),
             secret_arn: secret.clone(),
+            root_cert: Some(cluster.ca_path()),
         },
         kafka: {
             let mut kafka = KafkaSettings::plaintext(testkit::kafka::bootstrap());
@@ -61,8 +68,8 @@ async fn after_the_database_password_is_rotated_the_retry_logs_in_with_the_new_s
     // The rotation: a new password in the database and in the secret, and every session of
     // the old one gone, as when RDS rotates the master password and connections recycle.
     sqlx::raw_sql(
-        "ALTER ROLE app PASSWORD 'second-password';
-         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'app';",
+        "ALTER ROLE inventory PASSWORD 'second-password';
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'inventory';",
     )
     .execute(&admin)
     .await
@@ -70,12 +77,9 @@ async fn after_the_database_password_is_rotated_the_retry_logs_in_with_the_new_s
     testkit::secrets::rotate(
         &client,
         &secret,
-        &json!({"username": "app", "password": "second-password"}),
+        &json!({"username": "inventory", "password": "second-password"}),
     )
     .await;
-    let direct = PgPool::connect(&cluster.url("app", "second-password", "orders"))
-        .await
-        .unwrap();
     let after = place_order(&direct, "Desk Lamp", 2).await;
     let event = batch(std::slice::from_ref(&after), 0, 1);
 

@@ -9,6 +9,8 @@ use order_api::{AppState, OrderApiConfig, app};
 use shared::config::Secrets;
 use sqlx::PgPool;
 
+use testkit::postgres::{Cluster, ClusterOptions, SUPERUSER_PASSWORD};
+
 use crate::support::{call, get};
 
 /// The Lambda binary: it reads its settings before it talks to any Runtime API.
@@ -43,34 +45,47 @@ fn start_up_without_kafka_bootstrap_servers_fails_naming_it() {
     assert!(stderr.contains("KAFKA_BOOTSTRAP_SERVERS"), "{stderr}");
 }
 
-#[sqlx::test(migrator = "testkit::MIGRATOR")]
-async fn database_credentials_are_read_from_secrets_manager(pool: PgPool) {
+/// In AWS the function logs in as its own role, with the password from that role's secret,
+/// over TLS verified for the host: here a private server with password authentication and a
+/// certificate from a CA of its own (`DB_SSL_ROOT_CERT`).
+#[tokio::test]
+async fn database_credentials_are_read_from_secrets_manager() {
     testkit::init_tracing();
-    // A role only the secret names; the local server trusts loopback, so any password works.
-    let role = "order_api_secret_user";
-    sqlx::query(&format!(
-        "DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
-    ))
-    .execute(&pool)
-    .await
-    .unwrap();
+    let cluster = Cluster::start_with(ClusterOptions {
+        trust_function_roles: false,
+        ..ClusterOptions::default()
+    })
+    .await;
+    let admin = PgPool::connect(&cluster.superuser_url()).await.unwrap();
+    sqlx::raw_sql("CREATE DATABASE orders")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let owner = PgPool::connect(&cluster.url("postgres", SUPERUSER_PASSWORD, "orders"))
+        .await
+        .unwrap();
+    testkit::MIGRATOR.run(&owner).await.unwrap();
+    sqlx::raw_sql("ALTER ROLE order_api PASSWORD 'from-the-secret'")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let role = "order_api";
     let client = testkit::secrets::emulator_client().await;
     let arn = testkit::secrets::create(
         &client,
         "order-api-test/db-",
-        &serde_json::json!({"username": role, "password": "unused-locally"}),
+        &serde_json::json!({"username": role, "password": "from-the-secret"}),
     )
     .await;
-    let database: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let database = "orders".to_owned();
+    let root_cert = cluster.ca_path().display().to_string();
 
     let variables: HashMap<String, String> = [
-        ("DB_HOST", "127.0.0.1".to_owned()),
-        ("DB_PORT", "5432".to_owned()),
+        ("DB_HOST", "localhost".to_owned()),
+        ("DB_PORT", cluster.port().to_string()),
         ("DB_NAME", database),
         ("DB_SECRET_ARN", arn.clone()),
+        ("DB_SSL_ROOT_CERT", root_cert),
         ("KAFKA_BOOTSTRAP_SERVERS", testkit::kafka::bootstrap()),
     ]
     .into_iter()
