@@ -265,6 +265,32 @@ impl Cluster {
         self.url("postgres", SUPERUSER_PASSWORD, "postgres")
     }
 
+    /// A new database `name` with the migrations applied by the superuser, as db-migrate
+    /// applies them (which creates the functions' roles); the superuser's pool on it.
+    pub async fn migrated_database(&self, name: &str) -> sqlx::PgPool {
+        let admin = sqlx::PgPool::connect(&self.superuser_url()).await.unwrap();
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let owner = sqlx::PgPool::connect(&self.url("postgres", SUPERUSER_PASSWORD, name))
+            .await
+            .unwrap();
+        crate::MIGRATOR.run(&owner).await.unwrap();
+        owner
+    }
+
+    /// Gives `role` (a function's role, say) the password `password`.
+    pub async fn set_password(&self, role: &str, password: &str) {
+        let admin = sqlx::PgPool::connect(&self.superuser_url()).await.unwrap();
+        sqlx::raw_sql(&format!("ALTER ROLE {role} PASSWORD '{password}'"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+    }
+
     /// The CA that signed the server's certificate (PEM).
     pub fn ca_path(&self) -> PathBuf {
         self.dir.join("ca.crt")

@@ -8,8 +8,7 @@ use std::time::Duration;
 use inventory::InventoryConfig;
 use serde_json::json;
 use shared::config::{DatabaseSettings, KafkaSettings, Secrets};
-use sqlx::PgPool;
-use testkit::postgres::{Cluster, ClusterOptions, SUPERUSER_PASSWORD};
+use testkit::postgres::{Cluster, ClusterOptions};
 
 use crate::helpers::*;
 
@@ -21,19 +20,8 @@ async fn after_the_database_password_is_rotated_the_retry_logs_in_with_the_new_s
         ..ClusterOptions::default()
     })
     .await;
-    let admin = PgPool::connect(&cluster.superuser_url()).await.unwrap();
-    sqlx::raw_sql("CREATE DATABASE orders")
-        .execute(&admin)
-        .await
-        .unwrap();
-    let direct = PgPool::connect(&cluster.url("postgres", SUPERUSER_PASSWORD, "orders"))
-        .await
-        .unwrap();
-    testkit::MIGRATOR.run(&direct).await.unwrap();
-    sqlx::raw_sql("ALTER ROLE inventory PASSWORD 'first-password'")
-        .execute(&admin)
-        .await
-        .unwrap();
+    let direct = cluster.migrated_database("orders").await;
+    cluster.set_password("inventory", "first-password").await;
     set_stock(&direct, &[("Desk Lamp", 10)]).await;
 
     let client = testkit::secrets::emulator_client().await;
@@ -66,12 +54,12 @@ async fn after_the_database_password_is_rotated_the_retry_logs_in_with_the_new_s
     assert_eq!(first.confirmed, 1);
 
     // The rotation: a new password in the database and in the secret, and every session of
-    // the old one gone, as when RDS rotates the master password and connections recycle.
+    // the old one gone, as when a rotated password takes effect and connections recycle.
+    cluster.set_password("inventory", "second-password").await;
     sqlx::raw_sql(
-        "ALTER ROLE inventory PASSWORD 'second-password';
-         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'inventory';",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'inventory'",
     )
-    .execute(&admin)
+    .execute(&direct)
     .await
     .unwrap();
     testkit::secrets::rotate(

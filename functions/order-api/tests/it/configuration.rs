@@ -7,9 +7,8 @@ use std::process::{Command, Stdio};
 use axum::http::StatusCode;
 use order_api::{AppState, OrderApiConfig, app};
 use shared::config::Secrets;
-use sqlx::PgPool;
 
-use testkit::postgres::{Cluster, ClusterOptions, SUPERUSER_PASSWORD};
+use testkit::postgres::{Cluster, ClusterOptions};
 
 use crate::support::{call, get};
 
@@ -56,19 +55,8 @@ async fn database_credentials_are_read_from_secrets_manager() {
         ..ClusterOptions::default()
     })
     .await;
-    let admin = PgPool::connect(&cluster.superuser_url()).await.unwrap();
-    sqlx::raw_sql("CREATE DATABASE orders")
-        .execute(&admin)
-        .await
-        .unwrap();
-    let owner = PgPool::connect(&cluster.url("postgres", SUPERUSER_PASSWORD, "orders"))
-        .await
-        .unwrap();
-    testkit::MIGRATOR.run(&owner).await.unwrap();
-    sqlx::raw_sql("ALTER ROLE order_api PASSWORD 'from-the-secret'")
-        .execute(&admin)
-        .await
-        .unwrap();
+    cluster.migrated_database("orders").await;
+    cluster.set_password("order_api", "from-the-secret").await;
     let role = "order_api";
     let client = testkit::secrets::emulator_client().await;
     let arn = testkit::secrets::create(
