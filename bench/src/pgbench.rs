@@ -39,6 +39,8 @@ pub struct PgBench {
     pub protocol: Protocol,
     /// The custom script's text (pgbench's script language).
     pub script: String,
+    /// Transactions per second to hold to (`-R`), or as fast as it goes.
+    pub rate: Option<f64>,
     /// The program to run; `PGBENCH` or `pgbench` on `PATH` by default.
     pub program: PathBuf,
 }
@@ -52,6 +54,7 @@ impl PgBench {
             duration: Duration::from_secs(20),
             protocol: Protocol::Prepared,
             script: script.into(),
+            rate: None,
             program: std::env::var_os("PGBENCH")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("pgbench")),
@@ -61,11 +64,14 @@ impl PgBench {
     /// The command line, for the report.
     pub fn describe(&self) -> String {
         format!(
-            "pgbench -n -c {} -j {} -T {} -M {} -f <script>",
+            "pgbench -n -c {} -j {} -T {} -M {}{} -f <script>",
             self.clients,
             self.threads,
             self.duration.as_secs(),
-            self.protocol.flag()
+            self.protocol.flag(),
+            self.rate
+                .map(|rate| format!(" -R {rate:.0}"))
+                .unwrap_or_default()
         )
     }
 
@@ -81,7 +87,11 @@ impl PgBench {
     fn run_in(&self, dir: &Path) -> anyhow::Result<PgBenchReport> {
         let script = dir.join("script.sql");
         std::fs::write(&script, &self.script).context("could not write the pgbench script")?;
-        let output = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        if let Some(rate) = self.rate {
+            command.args(["-R", &format!("{rate:.0}")]);
+        }
+        let output = command
             .current_dir(dir)
             .arg("-n")
             .args(["-c", &self.clients.to_string()])
