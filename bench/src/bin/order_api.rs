@@ -281,17 +281,20 @@ async fn run_pgbench(
     Ok((report, cpu))
 }
 
+/// PostgreSQL's CPU per order or transaction, in µs.
+fn postgres_micros(cpu: &CpuTimes, count: usize) -> Option<f64> {
+    cpu.micros_per(count)
+        .into_iter()
+        .find_map(|(program, micros)| (program == "postgres").then_some(micros))
+}
+
 /// What PostgreSQL does per order beyond the statement itself (chiefly the outbox delete),
 /// as its CPU per baseline order over its CPU per pgbench transaction at the same rate.
 fn print_outbox_overhead(api: &CpuTimes, orders: usize, paced: &CpuTimes, transactions: usize) {
-    let postgres = |cpu: &CpuTimes, count: usize| {
-        cpu.micros_per(count)
-            .into_iter()
-            .find_map(|(program, micros)| (program == "postgres").then_some(micros))
-    };
-    if let (Some(per_order), Some(per_transaction)) =
-        (postgres(api, orders), postgres(paced, transactions))
-        && per_transaction > 0.0
+    if let (Some(per_order), Some(per_transaction)) = (
+        postgres_micros(api, orders),
+        postgres_micros(paced, transactions),
+    ) && per_transaction > 0.0
     {
         let ratio = per_order / per_transaction;
         println!(
@@ -388,14 +391,10 @@ fn print_audience_ratios(measured: &[Measured]) {
 /// HTTP clients, which pgbench does not; on AWS the functions and the brokers run on
 /// machines of their own and the database instance is what the API's rate is bound by.
 fn print_database_ratio(api: &CpuTimes, orders: usize, baseline: &CpuTimes, transactions: usize) {
-    let postgres = |cpu: &CpuTimes, count: usize| {
-        cpu.micros_per(count)
-            .into_iter()
-            .find_map(|(program, micros)| (program == "postgres").then_some(micros))
-    };
-    if let (Some(per_order), Some(per_transaction)) =
-        (postgres(api, orders), postgres(baseline, transactions))
-        && per_order > 0.0
+    if let (Some(per_order), Some(per_transaction)) = (
+        postgres_micros(api, orders),
+        postgres_micros(baseline, transactions),
+    ) && per_order > 0.0
     {
         println!(
             "database-bound ratio: PostgreSQL CPU per pgbench transaction / per baseline API order = {per_transaction:.0} / {per_order:.0} µs = {:.2}x (the throughput ratio when only the database's CPU is shared)",
