@@ -53,7 +53,7 @@ pub async fn consumer_from_config(
     secrets: &Secrets,
 ) -> anyhow::Result<Consumer<Notifier>> {
     // The SMTP connection first: it is the slowest peer, and opening it in the background
-    // now takes it off the first invocation's path (docs/scale.md, "Cold starts").
+    // keeps it off the first invocation's path (docs/scale.md, "Cold starts").
     let mailer =
         Arc::new(Mailer::new(config.smtp.clone(), config.concurrency, secrets.clone()).await?);
     mailer.open_early().await;

@@ -5,8 +5,8 @@
 //! lettre speaks SMTP over connections this module opens itself, because lettre 0.11's own
 //! transport leaves Nagle's algorithm on: it writes a mail's body and its closing `.` in two
 //! writes, and the second then waits for the server's delayed acknowledgement of the first,
-//! about 40 ms on every mail (docs/scale.md, "Notification: the mail sink, and lettre's two
-//! writes"). Here every socket has `TCP_NODELAY`.
+//! about 40 ms on every mail (docs/scale.md, "Notification: the mail sink, and the mail's last
+//! write"). Here every socket has `TCP_NODELAY`.
 //!
 //! The first connection is opened at start-up, in the background ([`Mailer::open_early`]):
 //! connecting, the server's greeting, EHLO, STARTTLS and AUTH are then off the first

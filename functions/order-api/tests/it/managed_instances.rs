@@ -83,7 +83,7 @@ pub(crate) async fn wait_for_answers(
         .collect()
 }
 
-/// Waits until every order's outbox row is marked published and its event is on the broker.
+/// Waits until every order's outbox row is deleted as published and its event is on the broker.
 async fn assert_published(pool: &PgPool, orders: &HashSet<Uuid>) {
     let subjects: Vec<String> = orders.iter().map(Uuid::to_string).collect();
     testkit::eventually("every published outbox row is deleted", WAIT, || async {
