@@ -44,6 +44,12 @@ if [[ -z "${MAILDEV_BIN:-}" ]]; then
     [[ -x "${MAILDEV_BIN}" ]] || MAILDEV_BIN="$(command -v maildev || echo "${MAILDEV_BIN}")"
 fi
 
+# Whether the system packages the workspace's build needs (cmake, OpenSSL's headers for
+# librdkafka on x86_64) are installed; scripts/services installs them when they are not.
+build_packages_present() {
+    command -v cmake >/dev/null && pkg-config --exists openssl 2>/dev/null
+}
+
 export REPO_ROOT TOOLS_DIR STATE_DIR \
     DATABASE_URL KAFKA_BOOTSTRAP_SERVERS KAFKA_SECURITY \
     SMTP_HOST SMTP_PORT SMTP_TLS MAIL_FROM NOTIFY_FALLBACK_TO MAILDEV_API_URL \
