@@ -366,24 +366,21 @@ impl<H: BatchHandler> MskFunction for Consumer<H> {
     }
 }
 
-/// Serves `consumer` to the Lambda Runtime API: the whole `main` of a consumer function
-/// after its configuration is read. Batches of different partitions may be handled at once
-/// on Lambda Managed Instances ([`crate::lambda::serve`]); every effect is keyed by event id
-/// and stock rows are locked, so that is as safe as two instances. Spans go to X-Ray when
-/// the collector is configured ([`export`]).
-pub async fn serve<H: BatchHandler>(consumer: Consumer<H>) -> Result<(), lambda_runtime::Error> {
-    export::install_from_env(H::NAME)?;
-    let consumer = std::sync::Arc::new(consumer);
-    crate::lambda::serve(move |event: LambdaEvent<KafkaEvent>| {
-        let consumer = consumer.clone();
-        async move {
-            let invocation = Invocation::with_lambda_deadline(event.context.deadline());
-            let response = consumer.invoke(event.payload, invocation).await;
-            export::flush().await;
-            response
-        }
-    })
-    .await
+/// A consumer is served to the Lambda Runtime API one batch per invocation. Batches of
+/// different partitions may be handled at once on Lambda Managed Instances
+/// ([`crate::lambda::serve`]); every effect is keyed by event id and stock rows are locked, so
+/// that is as safe as two instances.
+impl<H: BatchHandler> crate::lambda::Serve for Consumer<H> {
+    fn serve(self) -> impl Future<Output = Result<(), lambda_runtime::Error>> {
+        let consumer = std::sync::Arc::new(self);
+        crate::lambda::serve(move |event: LambdaEvent<KafkaEvent>| {
+            let consumer = consumer.clone();
+            async move {
+                let invocation = Invocation::with_lambda_deadline(event.context.deadline());
+                consumer.invoke(event.payload, invocation).await
+            }
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,8 @@
-//! Serving a function to the Lambda Runtime API in both execution models (docs/scale.md,
-//! "Lambda Managed Instances"):
+//! Serving a function to the Lambda Runtime API: [`run`] is the whole `main` of every function
+//! (the HTTP API, the MSK consumers, the scheduled relay, the custom resource), so that logs,
+//! metrics, trace export and shutdown are set up the same way in each.
+//!
+//! Both execution models are served (docs/scale.md, "Lambda Managed Instances"):
 //!
 //! - classic Lambda: one invocation at a time per instance, `AWS_LAMBDA_MAX_CONCURRENCY`
 //!   unset;
@@ -13,6 +16,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
+use std::marker::PhantomData;
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
@@ -20,6 +24,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::from_source;
 use crate::metrics;
+use crate::trace::export;
 
 /// The variable Lambda Managed Instances set to the invocations one instance serves at once.
 pub const MAX_CONCURRENCY_VARIABLE: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
@@ -48,10 +53,72 @@ pub fn default_pool_size(classic_default: u32, concurrency: u32, off_request: u3
     classic_default.max(concurrency.saturating_add(off_request))
 }
 
+/// What a function serves once [`run`] has built it: an MSK consumer, the HTTP API, or any
+/// per-invocation handler ([`each_invocation`]).
+pub trait Serve {
+    /// Serves invocations until the instance is shut down.
+    fn serve(self) -> impl Future<Output = Result<(), lambda_runtime::Error>>;
+}
+
+/// The whole `main` of a function named `name` (as X-Ray shows it when
+/// `AWS_LAMBDA_FUNCTION_NAME` is unset): installs the log subscriber, the EMF metrics
+/// recorder and, when the collector is configured, trace export; builds what it serves with
+/// `start` (an error there fails the instance's init, which Lambda reports); serves it until
+/// the instance shuts down. On SIGTERM (which Lambda sends before it shuts down an instance
+/// with extensions, such as the trace collector's) it writes the metrics and sends the spans
+/// still queued, then ends.
+pub async fn run<S, Start>(name: &'static str, start: Start) -> Result<(), lambda_runtime::Error>
+where
+    S: Serve,
+    Start: Future<Output = anyhow::Result<S>>,
+{
+    lambda_runtime::tracing::init_default_subscriber();
+    metrics::emf::install()?;
+    export::install_from_env(name)?;
+    let served = start.await?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        served = served.serve() => served,
+        _ = terminate.recv() => {
+            tracing::info!("shutting down");
+            metrics::flush();
+            export::flush_now().await;
+            Ok(())
+        }
+    }
+}
+
+/// A function that runs `handler` for each invocation: the scheduled relay, the custom
+/// resource, the MSK consumers.
+pub fn each_invocation<E, F>(handler: F) -> EachInvocation<E, F> {
+    EachInvocation {
+        handler,
+        event: PhantomData,
+    }
+}
+
+/// See [`each_invocation`].
+pub struct EachInvocation<E, F> {
+    handler: F,
+    event: PhantomData<fn(E)>,
+}
+
+impl<E, R, Err, F, Fut> Serve for EachInvocation<E, F>
+where
+    E: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+    Err: Into<Diagnostic> + Debug + Send + 'static,
+    F: Fn(LambdaEvent<E>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<R, Err>> + Send + 'static,
+{
+    fn serve(self) -> impl Future<Output = Result<(), lambda_runtime::Error>> {
+        serve(self.handler)
+    }
+}
+
 /// Serves `handler` to the Lambda Runtime API until the instance is shut down, as many
 /// invocations at once as `AWS_LAMBDA_MAX_CONCURRENCY` says (one when it is unset), and
-/// writes the invocation's metrics after each one. The whole `main` of an event-driven
-/// function after its dependencies are built.
+/// after each one writes its metrics and sends its spans.
 pub async fn serve<E, R, Err, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     E: DeserializeOwned + Send + 'static,
@@ -67,6 +134,7 @@ where
         async move {
             let response = response.await;
             metrics::flush();
+            export::flush().await;
             response
         }
     }))

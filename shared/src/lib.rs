@@ -19,6 +19,7 @@
 //! `store` module.
 
 pub mod config;
+pub mod connections;
 pub mod consumer;
 pub mod db;
 pub mod domain;

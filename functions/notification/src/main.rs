@@ -3,9 +3,9 @@ use shared::config::Secrets;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    shared::metrics::emf::install()?;
-    let config = NotificationConfig::from_env()?;
-    let consumer = notification::consumer_from_config(&config, &Secrets::new()).await?;
-    shared::consumer::serve(consumer).await
+    shared::lambda::run("notification", async {
+        let config = NotificationConfig::from_env()?;
+        notification::consumer_from_config(&config, &Secrets::new()).await
+    })
+    .await
 }

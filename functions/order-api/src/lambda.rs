@@ -29,10 +29,17 @@ use crate::{AppState, app};
 /// The extension's name, as the Extensions API lists it.
 const EXTENSION_NAME: &str = "order-api-outbox-flush";
 
+/// The API as a Lambda function: `shared::lambda::run` serves it.
+pub struct HttpApi(pub AppState);
+
+impl shared::lambda::Serve for HttpApi {
+    fn serve(self) -> impl std::future::Future<Output = Result<(), lambda_http::Error>> {
+        serve(self.0)
+    }
+}
+
 /// Serves `app(state)` to the Lambda Runtime API until the instance is shut down.
-/// Spans go to X-Ray when the collector is configured (`shared::trace::export`).
-pub async fn run(state: AppState) -> Result<(), lambda_http::Error> {
-    shared::trace::export::install_from_env("order-api")?;
+async fn serve(state: AppState) -> Result<(), lambda_http::Error> {
     let router = Routed {
         router: app(state.clone()),
         publisher: state.publisher().clone(),

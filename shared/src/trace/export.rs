@@ -153,6 +153,14 @@ pub async fn flush() {
         }
         *last = Some(Instant::now());
     }
+    flush_now().await;
+}
+
+/// Sends the queued spans now, on a blocking thread (when the instance shuts down).
+pub async fn flush_now() {
+    if !is_on() {
+        return;
+    }
     let flushed = tokio::task::spawn_blocking(|| {
         EXPORTER
             .get()
