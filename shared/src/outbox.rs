@@ -3,6 +3,10 @@
 //! once the broker acknowledged them, so the table holds only what is still to be sent.
 //! Rows a function could not publish are picked up later by the relay (the outbox-relay
 //! function, which claims them with `FOR UPDATE SKIP LOCKED`).
+//!
+//! [`publish`] is the one way a function publishes what it just committed: order-api's
+//! background publisher and the consumers call it; the relay sends what it claimed with the
+//! same [`send`] and [`forget_published`], inside its claiming transaction.
 
 use sqlx::{PgConnection, PgPool};
 
@@ -112,15 +116,29 @@ pub async fn enqueue(
 
 /// Publishes rows that were just committed and deletes the delivered ones, in one DELETE.
 /// Undelivered rows stay pending for the relay; only a database failure is an error.
+///
+/// The delete commits asynchronously (`SET LOCAL synchronous_commit = off`, which lasts
+/// until its transaction ends and so does not pin an RDS Proxy connection; docs/scale.md): a
+/// delete lost in a database crash only makes the relay send that event again, which
+/// consumers drop by event id. The state change and its rows were committed synchronously,
+/// before any of this.
 pub async fn publish(
     pool: &PgPool,
     publisher: &KafkaPublisher,
     rows: &[OutboxRow],
 ) -> sqlx::Result<PublishReport> {
     let report = send(publisher, rows).await;
-    forget_published(pool, &report.delivered).await?;
+    if !report.delivered.is_empty() {
+        let mut tx = pool.begin_with(BEGIN_ASYNCHRONOUS_COMMIT).await?;
+        forget_published(&mut *tx, &report.delivered).await?;
+        tx.commit().await?;
+    }
     Ok(report)
 }
+
+/// The statement that opens a deleting transaction: its commit does not wait for the WAL
+/// flush. `SET LOCAL` ends with the transaction, so the session keeps no state.
+const BEGIN_ASYNCHRONOUS_COMMIT: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 
 /// Sends rows to the broker in the given order, each with its `traceparent` header, and
 /// waits for every acknowledgement; deletes nothing. Unacknowledged rows are logged with their

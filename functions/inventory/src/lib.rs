@@ -18,8 +18,9 @@ pub use config::InventoryConfig;
 pub use handler::{BatchSummary, Inventory, InventoryError};
 
 use shared::config::Secrets;
+use shared::connections::Connections;
 use shared::consumer::Consumer;
-use shared::db::{Database, Login, Role};
+use shared::db::{Database, Role};
 use shared::kafka::KafkaPublisher;
 use sqlx::PgPool;
 
@@ -38,14 +39,17 @@ pub async fn consumer_from_config(
     config: &InventoryConfig,
     secrets: &Secrets,
 ) -> anyhow::Result<Consumer<Inventory>> {
-    let database = Database::connect(
+    let Connections {
+        database,
+        publisher,
+    } = Connections::open(
         &config.database,
+        &config.kafka,
         secrets,
-        Login::Role(Role::Inventory),
+        Role::Inventory,
         shared::db::pool_options(config.max_connections),
     )
     .await?;
-    let publisher = KafkaPublisher::new(&config.kafka, secrets).await?;
     Ok(Consumer::new(
         Inventory::new(database.pool().clone(), publisher),
         database,

@@ -14,11 +14,8 @@
 //! on Lambda Managed Instances an instance is never frozen and the task simply keeps running;
 //! the local runtime flushes before it exits.
 //!
-//! Deletes run on the request pool, in a transaction that commits asynchronously
-//! (`SET LOCAL synchronous_commit = off`, which lasts until that transaction ends and so does
-//! not pin an RDS Proxy connection; docs/scale.md): a delete lost in a database crash only
-//! makes the relay send that event again, which consumers drop by event id. The orders
-//! themselves are committed synchronously, before any of this.
+//! Each batch goes out through `shared::outbox::publish`, as the consumers' events do, with
+//! the deletes on the request pool.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -153,26 +150,8 @@ fn order_ids(rows: &[OutboxRow]) -> String {
     ids.join(",")
 }
 
-/// The statement that opens a deleting transaction: its commit does not wait for the WAL
-/// flush. `SET LOCAL` ends with the transaction, so the session keeps no state.
-const BEGIN_ASYNCHRONOUS_COMMIT: &str = "BEGIN; SET LOCAL synchronous_commit = off";
-
-/// Deletes the published rows `ids` in one transaction that commits asynchronously.
-async fn forget_published(pool: &PgPool, ids: &[i64]) -> sqlx::Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let mut tx = pool.begin_with(BEGIN_ASYNCHRONOUS_COMMIT).await?;
-    outbox::forget_published(&mut *tx, ids).await?;
-    tx.commit().await
-}
-
 async fn publish_batch(pool: &PgPool, publisher: &KafkaPublisher, rows: &[OutboxRow]) {
-    let report = outbox::send(publisher, rows).await;
-    match forget_published(pool, &report.delivered)
-        .await
-        .map(|()| report)
-    {
+    match outbox::publish(pool, publisher, rows).await {
         Ok(report) if report.all_published() => {
             tracing::debug!(rows = rows.len(), "events published")
         }

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use shared::config::Secrets;
-use shared::db::{Database, Login, Role};
+use shared::connections::Connections;
+use shared::db::{Database, Role};
 use shared::kafka::KafkaPublisher;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -40,17 +40,17 @@ impl AppState {
     /// As [`Self::from_config`], reading secrets through the given client (tests point it
     /// at the local emulator explicitly).
     pub async fn with_secrets(config: &OrderApiConfig, secrets: Secrets) -> anyhow::Result<Self> {
-        let database = Database::connect(
+        let Connections {
+            database,
+            publisher,
+        } = Connections::open(
             &config.database,
+            &config.kafka,
             &secrets,
-            Login::Role(Role::OrderApi),
+            Role::OrderApi,
             request_pool(config.max_connections),
         )
-        .await
-        .context("could not configure the database connection")?;
-        let publisher = KafkaPublisher::new(&config.kafka, &secrets)
-            .await
-            .context("could not create the Kafka producer")?;
+        .await?;
         Ok(Self::build(database, publisher, config.limits.clone()))
     }
 

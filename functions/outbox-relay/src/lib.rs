@@ -16,20 +16,23 @@ pub use config::RelayConfig;
 pub use handler::{Relay, RelayError, RelayLimits, RelayReport, run_once};
 
 use shared::config::Secrets;
-use shared::db::{Database, Login, Role};
-use shared::kafka::KafkaPublisher;
+use shared::connections::Connections;
+use shared::db::Role;
 
 impl Relay {
     /// The pool (see [`RelayConfig::max_connections`]) and the producer, once per cold start.
     pub async fn from_config(config: &RelayConfig, secrets: &Secrets) -> anyhow::Result<Self> {
-        let database = Database::connect(
+        let Connections {
+            database,
+            publisher,
+        } = Connections::open(
             &config.database,
+            &config.kafka,
             secrets,
-            Login::Role(Role::OutboxRelay),
+            Role::OutboxRelay,
             shared::db::pool_options(config.max_connections),
         )
         .await?;
-        let publisher = KafkaPublisher::new(&config.kafka, secrets).await?;
         Ok(Self::new(database, publisher, config.limits).with_retention(config.retention))
     }
 }

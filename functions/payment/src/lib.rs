@@ -21,8 +21,9 @@ pub use handler::{BatchSummary, PaymentError, Payments};
 pub use stripe::Stripe;
 
 use shared::config::Secrets;
+use shared::connections::Connections;
 use shared::consumer::Consumer;
-use shared::db::{Database, Login, Role};
+use shared::db::{Database, Role};
 use shared::kafka::KafkaPublisher;
 use sqlx::PgPool;
 
@@ -50,14 +51,17 @@ pub async fn consumer_from_config(
     config: &PaymentConfig,
     secrets: &Secrets,
 ) -> anyhow::Result<Consumer<Payments>> {
-    let database = Database::connect(
+    let Connections {
+        database,
+        publisher,
+    } = Connections::open(
         &config.database,
+        &config.kafka,
         secrets,
-        Login::Role(Role::Payment),
+        Role::Payment,
         shared::db::pool_options(config.max_connections),
     )
     .await?;
-    let publisher = KafkaPublisher::new(&config.kafka, secrets).await?;
     let key = config.stripe.key.resolve(secrets).await?;
     let stripe = Stripe::new(&config.stripe.api_base, key);
     Ok(Consumer::new(
