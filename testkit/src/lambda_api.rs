@@ -12,8 +12,7 @@
 //! [`FunctionProcess`] starts a binary against it with the variables Lambda sets.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,8 +25,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::process::Service;
 
 /// The path prefix of the Runtime API.
 const RUNTIME: &str = "/2018-06-01/runtime";
@@ -505,10 +505,9 @@ pub fn http_api_event(method: &str, path: &str, body: Option<&str>) -> Value {
 
 /// A function's binary running against a [`RuntimeApi`]; killed on drop.
 pub struct FunctionProcess {
-    child: Child,
+    service: Service,
     /// Just before the binary was started.
     pub started: Instant,
-    log: PathBuf,
 }
 
 impl FunctionProcess {
@@ -523,33 +522,26 @@ impl FunctionProcess {
         let log_dir = std::env::temp_dir().join("lambda-function-logs");
         std::fs::create_dir_all(&log_dir)?;
         let log = log_dir.join(format!("{name}-{}.log", uuid::Uuid::now_v7()));
-        let file = std::fs::File::create(&log)?;
-        let mut command = Command::new(binary);
-        command
-            .envs(api.lambda_env(name))
-            .envs(env.iter().map(|(key, value)| (key, value)))
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .kill_on_drop(true);
+        let mut service = api
+            .lambda_env(name)
+            .iter()
+            .chain(env)
+            .fold(Service::new(name, binary, log), |service, (key, value)| {
+                service.env(key, value)
+            })
+            .hint("build it first");
         let started = Instant::now();
-        let child = command
-            .spawn()
-            .map_err(|err| anyhow::anyhow!("cannot start {}: {err}", binary.display()))?;
-        Ok(Self {
-            child,
-            started,
-            log,
-        })
+        service.spawn()?;
+        Ok(Self { service, started })
     }
 
     /// Its output so far.
     pub fn log_path(&self) -> &Path {
-        &self.log
+        self.service.log_path()
     }
 
     /// Stops it (SIGKILL) and waits for the exit.
     pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+        self.service.stop().await;
     }
 }

@@ -12,6 +12,7 @@
 //! - [`prometheus`]: a private Prometheus with the repository's rules, and its query API.
 //! - [`secrets`]: the Secrets Manager emulator.
 //! - [`stripe`]: localstripe, the local stand-in for Stripe's API, and private instances.
+//! - [`process`]: the one child-process type every service above runs as.
 //! - [`runtime`]: the `local-runtime` binary as a child process, as a user runs it.
 //! - [`lambda_api`]: a stand-in for the Lambda Runtime and Extensions APIs, to run a
 //!   function's real binary as Lambda does, one invocation at a time or many at once.
@@ -28,6 +29,7 @@ pub mod kafka;
 pub mod lambda_api;
 pub mod maildev;
 pub mod postgres;
+pub mod process;
 pub mod prometheus;
 pub mod proxy;
 pub mod runtime;

@@ -1,11 +1,11 @@
 //! The maildev mail sink: its REST API (`/api/email`), and private instances a test may stop.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::process::{Child, Command};
+
+use crate::process::Service;
 
 /// A maildev instance: the shared one, or a private one this handle started.
 pub struct Maildev {
@@ -17,7 +17,7 @@ pub struct Maildev {
 
 struct Private {
     dir: PathBuf,
-    child: Option<Child>,
+    service: Service,
 }
 
 /// The maildev binary: `MAILDEV_BIN`, or the copy `scripts/services` installs.
@@ -53,13 +53,23 @@ impl Maildev {
     /// A private sink on free ports, with its own mail folder.
     pub async fn spawn() -> Self {
         let dir = std::env::temp_dir().join(format!("testkit-maildev-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).expect("a temporary folder can be created");
-        let web_port = crate::free_port();
+        std::fs::create_dir_all(dir.join("mail")).expect("a temporary folder can be created");
+        let (smtp_port, web_port) = (crate::free_port(), crate::free_port());
+        let service = Service::new("private maildev", binary(), dir.join("maildev.log"))
+            .args(["--ip", "127.0.0.1", "--web-ip", "127.0.0.1", "--silent"])
+            .args([
+                "--smtp",
+                &smtp_port.to_string(),
+                "--web",
+                &web_port.to_string(),
+            ])
+            .arg("--mail-directory")
+            .arg(dir.join("mail"));
         let mut sink = Self {
             api: format!("http://127.0.0.1:{web_port}"),
-            smtp_port: crate::free_port(),
+            smtp_port,
             web_port,
-            private: Some(Private { dir, child: None }),
+            private: Some(Private { dir, service }),
         };
         sink.start().await;
         sink
@@ -76,47 +86,28 @@ impl Maildev {
     /// Starts a private sink (again). Its mails survive a restart.
     pub async fn start(&mut self) {
         let (smtp_port, web_port) = (self.smtp_port, self.web_port);
-        let private = self
+        let service = &mut self
             .private
             .as_mut()
-            .expect("only a private sink can be started");
-        if private.child.is_some() {
+            .expect("only a private sink can be started")
+            .service;
+        if service.is_running() {
             return;
         }
-        let child = Command::new(binary())
-            .args(["--ip", "127.0.0.1", "--web-ip", "127.0.0.1", "--silent"])
-            .arg("--smtp")
-            .arg(smtp_port.to_string())
-            .arg("--web")
-            .arg(web_port.to_string())
-            .arg("--mail-directory")
-            .arg(&private.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!(
-                    "cannot start {} ({err}); run scripts/services up first",
-                    binary().display()
-                )
-            });
-        private.child = Some(child);
-        crate::wait_for_port(smtp_port, "private maildev SMTP", Duration::from_secs(30)).await;
+        service.start(&[smtp_port], Duration::from_secs(30)).await;
         // It reads every mail in its folder back before its API answers: after a soak's
         // thousands of mails on a busy machine, that alone can take half a minute.
-        crate::wait_for_port(web_port, "private maildev API", Duration::from_secs(120)).await;
+        service.start(&[web_port], Duration::from_secs(120)).await;
     }
 
     /// Stops a private sink, as an SMTP outage would.
     pub async fn stop(&mut self) {
-        let private = self
-            .private
+        self.private
             .as_mut()
-            .expect("only a private sink can be stopped");
-        if let Some(mut child) = private.child.take() {
-            let _ = child.kill().await;
-        }
+            .expect("only a private sink can be stopped")
+            .service
+            .stop()
+            .await;
     }
 
     /// Every mail in the sink, as maildev's API returns them (`to`, `subject`, `text`, `html`, `headers`).
@@ -180,10 +171,10 @@ fn is_addressed_to(mail: &Value, address: &str) -> bool {
 impl Drop for Maildev {
     fn drop(&mut self) {
         if let Some(private) = self.private.as_mut() {
-            if let Some(child) = private.child.as_mut() {
-                let _ = child.start_kill();
+            private.service.kill_now();
+            if !std::thread::panicking() {
+                let _ = std::fs::remove_dir_all(&private.dir);
             }
-            let _ = std::fs::remove_dir_all(&private.dir);
         }
     }
 }

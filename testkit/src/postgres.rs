@@ -5,10 +5,11 @@
 //! ([`Cluster::ca_path`]). Stopped and deleted on drop.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+
+use crate::process::Service;
 
 /// The superuser's password in every private cluster.
 pub const SUPERUSER_PASSWORD: &str = "testkit-superuser";
@@ -49,7 +50,7 @@ impl Default for ClusterOptions<'_> {
 pub struct Cluster {
     port: u16,
     dir: PathBuf,
-    server: Option<Child>,
+    server: Service,
 }
 
 /// The newest installed server's binaries (Debian keeps them out of PATH).
@@ -83,6 +84,22 @@ fn as_server_user(program: &Path) -> Command {
     } else {
         Command::new(program)
     }
+}
+
+/// The server, run as [`as_server_user`] does.
+fn server_service(data: &Path, log: PathBuf) -> Service {
+    let program = bin("postgres");
+    let service = if run_as_postgres() {
+        Service::new("the private PostgreSQL", "runuser", log)
+            .args(["-u", "postgres", "--"])
+            .arg(program)
+    } else {
+        Service::new("the private PostgreSQL", program, log)
+    };
+    service
+        .hint("install PostgreSQL's server package")
+        .arg("-D")
+        .arg(data)
 }
 
 fn openssl(args: &[&str], dir: &Path) {
@@ -212,10 +229,7 @@ impl Cluster {
             String::from_utf8_lossy(&output.stderr)
         );
         let port = crate::free_port();
-        let mut server = as_server_user(&bin("postgres"));
-        server
-            .arg("-D")
-            .arg(&data)
+        let mut server = server_service(&data, dir.join("server.log"))
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
             .arg("-c")
             .arg(format!("unix_socket_directories={}", dir.display()))
@@ -230,22 +244,11 @@ impl Cluster {
             .arg("-c")
             .arg(format!("hba_file={}", dir.join("pg_hba.conf").display()));
         for (name, value) in options.settings {
-            server.arg("-c").arg(format!("{name}={value}"));
+            server.push_arg("-c");
+            server.push_arg(format!("{name}={value}"));
         }
-        let log = std::fs::File::create(dir.join("server.log")).unwrap();
-        let child = server
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the PostgreSQL server starts");
-        let cluster = Self {
-            port,
-            dir,
-            server: Some(child),
-        };
-        crate::wait_for_port(port, "the private PostgreSQL", Duration::from_secs(30)).await;
-        cluster
+        server.start(&[port], Duration::from_secs(30)).await;
+        Self { port, dir, server }
     }
 
     pub fn port(&self) -> u16 {
@@ -304,9 +307,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if let Some(server) = self.server.as_mut() {
-            let _ = server.start_kill();
-        }
+        self.server.kill_now();
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

@@ -3,11 +3,11 @@
 //! test's choosing every second, and a client for its HTTP query API.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::process::{Child, Command};
+
+use crate::process::Service;
 
 /// The address the repository's configuration scrapes, replaced by the test's target.
 const CONFIGURED_TARGET: &str = "127.0.0.1:9464";
@@ -17,7 +17,7 @@ pub struct Prometheus {
     port: u16,
     dir: PathBuf,
     client: reqwest::Client,
-    _child: Child,
+    service: Service,
 }
 
 impl Prometheus {
@@ -51,8 +51,7 @@ impl Prometheus {
             std::fs::copy(&rules, dir.join("rules").join(rules.file_name().unwrap()))?;
         }
         let binary = crate::env("PROMETHEUS_BIN", "prometheus");
-        let log = std::fs::File::create(dir.join("prometheus.log"))?;
-        let child = Command::new(&binary)
+        let service = Service::new("Prometheus", &binary, dir.join("prometheus.log"))
             .arg(format!(
                 "--config.file={}",
                 dir.join("prometheus.yml").display()
@@ -62,33 +61,31 @@ impl Prometheus {
                 dir.join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {binary} (scripts/services up installs it)"))?;
-        let prometheus = Self {
+            .hint("scripts/services up installs it");
+        let mut prometheus = Self {
             port,
             dir,
             client: reqwest::Client::new(),
-            _child: child,
+            service,
         };
-        let ready = format!("{}/-/ready", prometheus.base_url());
-        let what = format!(
-            "Prometheus ready (log: {})",
-            prometheus.log_path().display()
+        prometheus.service.spawn()?;
+        let (client, ready) = (
+            prometheus.client.clone(),
+            format!("{}/-/ready", prometheus.base_url()),
         );
-        crate::eventually(&what, Duration::from_secs(30), || {
-            let request = prometheus.client.get(&ready).send();
-            async move {
-                match request.await {
-                    Ok(response) if response.status().is_success() => Ok(()),
-                    Ok(response) => Err(format!("ready answered {}", response.status())),
-                    Err(err) => Err(err.to_string()),
+        prometheus
+            .service
+            .try_wait_for("ready", Duration::from_secs(30), || {
+                let request = client.get(&ready).send();
+                async move {
+                    match request.await {
+                        Ok(response) if response.status().is_success() => Ok(()),
+                        Ok(response) => Err(format!("ready answered {}", response.status())),
+                        Err(err) => Err(err.to_string()),
+                    }
                 }
-            }
-        })
-        .await;
+            })
+            .await?;
         Ok(prometheus)
     }
 
@@ -99,7 +96,7 @@ impl Prometheus {
 
     /// Its log, for failure messages.
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join("prometheus.log")
+        self.service.log_path().to_owned()
     }
 
     /// An instant query through `/api/v1/query`: every series of the result as its labels
@@ -139,6 +136,7 @@ impl Prometheus {
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
+        self.service.kill_now();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use tokio::process::{Child, Command};
+use crate::process::Service;
 
 /// Where mails for orders without `customerEmail` go (`NOTIFY_FALLBACK_TO`).
 pub const FALLBACK_RECIPIENT: &str = "order-desk@example.com";
@@ -66,11 +64,10 @@ impl RuntimeSpec {
 
 /// A running (or deliberately stopped) runtime; killed on drop.
 pub struct LocalRuntime {
-    spec: RuntimeSpec,
+    start_timeout: Duration,
     port: u16,
     metrics_port: u16,
-    log: PathBuf,
-    child: Option<Child>,
+    service: Service,
 }
 
 /// The workspace root, where `template.yaml` is (the runtime reads it from its working folder).
@@ -90,15 +87,26 @@ impl LocalRuntime {
 
     /// As [`Self::start`], with the failure as an error (for commands that must clean up).
     pub async fn try_start(spec: RuntimeSpec) -> anyhow::Result<Self> {
-        let port = crate::free_port();
+        let (port, metrics_port) = (crate::free_port(), crate::free_port());
         let log_dir = std::env::temp_dir().join("local-runtime-logs");
         std::fs::create_dir_all(&log_dir).expect("a log folder can be created");
+        let service = Service::new(
+            "the local runtime",
+            &spec.binary,
+            log_dir.join(format!("runtime-{port}.log")),
+        )
+        .current_dir(workspace_root())
+        .env("ORDER_API_ADDR", format!("127.0.0.1:{port}"))
+        .env("LOCAL_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"));
+        let service = spec
+            .env
+            .iter()
+            .fold(service, |service, (name, value)| service.env(name, value));
         let mut runtime = Self {
-            spec,
+            start_timeout: spec.start_timeout,
             port,
-            metrics_port: crate::free_port(),
-            log: log_dir.join(format!("runtime-{port}.log")),
-            child: None,
+            metrics_port,
+            service,
         };
         runtime.try_restart().await?;
         Ok(runtime)
@@ -120,7 +128,7 @@ impl LocalRuntime {
 
     /// Its output (stdout and stderr, appended across restarts).
     pub fn log_path(&self) -> &Path {
-        &self.log
+        self.service.log_path()
     }
 
     /// Starts the runtime again (after [`Self::kill`] or [`Self::terminate`]) on the same
@@ -133,66 +141,28 @@ impl LocalRuntime {
 
     /// As [`Self::restart`], with the failure as an error.
     pub async fn try_restart(&mut self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.child.is_none(), "the runtime is already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("the runtime log can be opened");
-        let mut command = Command::new(&self.spec.binary);
-        command
-            .current_dir(workspace_root())
-            .env("ORDER_API_ADDR", format!("127.0.0.1:{}", self.port))
-            .env("LOCAL_METRICS_ADDR", self.metrics_addr());
-        for (name, value) in &self.spec.env {
-            command.env(name, value);
-        }
-        let child = command
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|err| anyhow::anyhow!("cannot start {}: {err}", self.spec.binary.display()))?;
-        self.child = Some(child);
+        anyhow::ensure!(!self.service.is_running(), "the runtime is already running");
+        self.service.spawn()?;
         let health = format!("{}/api/health", self.base_url());
         let client = reqwest::Client::new();
-        let child = self.child.as_mut().expect("just started");
-        let answered = crate::poll_until(self.spec.start_timeout, || {
-            let exited = child.try_wait().ok().flatten();
-            let request = client.get(&health).send();
-            let health = &health;
-            async move {
-                if let Some(status) = exited {
-                    return Ok(Err(format!("it exited during start-up ({status})")));
+        self.service
+            .try_wait_for("answering /api/health", self.start_timeout, || {
+                let request = client.get(&health).send();
+                async move {
+                    match request.await {
+                        Ok(response) if response.status().is_success() => Ok(()),
+                        Ok(response) => Err(response.status().to_string()),
+                        Err(err) => Err(err.to_string()),
+                    }
                 }
-                match request.await {
-                    Ok(response) if response.status().is_success() => Ok(Ok(())),
-                    Ok(response) => Err(format!("{health}: {}", response.status())),
-                    Err(err) => Err(format!("{health}: {err}")),
-                }
-            }
-        })
-        .await;
-        let failure = match answered {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(exited)) => exited,
-            Err(last) => format!(
-                "its API did not answer within {:?} (last: {last})",
-                self.spec.start_timeout
-            ),
-        };
-        self.child = None;
-        anyhow::bail!(
-            "the local runtime did not start: {failure}; see its log {}",
-            self.log.display()
-        )
+            })
+            .await
+            .map_err(|err| anyhow::anyhow!("the local runtime did not start: {err:#}"))
     }
 
     /// SIGKILL: no shutdown hooks, nothing flushed or committed.
     pub async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.expect("the runtime can be killed");
-        }
+        self.service.stop().await;
     }
 
     /// SIGTERM, as Ctrl-C would; waits up to 30 s for the exit and returns its status
@@ -205,21 +175,6 @@ impl LocalRuntime {
 
     /// As [`Self::terminate`], with the failure as an error.
     pub async fn try_terminate(&mut self) -> anyhow::Result<Option<ExitStatus>> {
-        let Some(mut child) = self.child.take() else {
-            return Ok(None);
-        };
-        if let Some(pid) = child.id() {
-            kill(Pid::from_raw(pid as i32), Signal::SIGTERM)?;
-        }
-        match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
-            Ok(status) => Ok(Some(status?)),
-            Err(_) => {
-                let _ = child.kill().await;
-                anyhow::bail!(
-                    "the local runtime did not exit within 30 s of SIGTERM; see {}",
-                    self.log.display()
-                )
-            }
-        }
+        self.service.terminate(Duration::from_secs(30)).await
     }
 }

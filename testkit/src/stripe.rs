@@ -2,13 +2,12 @@
 //! and private ones a test may stop and restart, with what a test reads back from it.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use serde_json::Value;
-use tokio::process::{Child, Command};
+
+use crate::process::Service;
 
 /// The key every local run and test uses; localstripe accepts any `sk_test_` key.
 pub const API_KEY: &str = "sk_test_local";
@@ -21,10 +20,9 @@ pub struct LocalStripe {
 }
 
 struct Private {
-    port: u16,
-    /// The file its state is kept in across restarts; `None` keeps it in memory only.
-    state: Option<PathBuf>,
-    child: Option<Child>,
+    /// Its log, and the file its state is kept in across restarts (when it keeps one).
+    dir: PathBuf,
+    service: Service,
 }
 
 /// The Python that runs localstripe: `LOCALSTRIPE_PYTHON`, or the venv `scripts/services`
@@ -51,11 +49,7 @@ impl LocalStripe {
 
     /// A private instance on a free port, with a state file of its own.
     pub async fn spawn() -> Self {
-        Self::spawn_keeping(Some(std::env::temp_dir().join(format!(
-            "testkit-localstripe-{}.pickle",
-            uuid::Uuid::now_v7()
-        ))))
-        .await
+        Self::spawn_keeping(true).await
     }
 
     /// A private instance on a free port that keeps its state in memory only: a restart
@@ -63,19 +57,25 @@ impl LocalStripe {
     /// [`Self::stop`]. localstripe rewrites its whole state file on every change, so one that
     /// must hold thousands of objects (a soak) is far faster without it.
     pub async fn spawn_in_memory() -> Self {
-        Self::spawn_keeping(None).await
+        Self::spawn_keeping(false).await
     }
 
-    async fn spawn_keeping(state: Option<PathBuf>) -> Self {
+    async fn spawn_keeping(state: bool) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("testkit-localstripe-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("a temporary folder can be created");
         let port = crate::free_port();
+        let mut service =
+            Service::new("private localstripe", python(), dir.join("localstripe.log"))
+                .arg(repo_root().join("scripts/localstripe-serve.py"))
+                .args(["--port", &port.to_string()]);
+        if state {
+            service = service.arg("--state").arg(dir.join("state.pickle"));
+        }
         let mut stripe = Self {
             base: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::new(),
-            private: Some(Private {
-                port,
-                state,
-                child: None,
-            }),
+            private: Some(Private { dir, service }),
         };
         stripe.start().await;
         stripe
@@ -89,50 +89,31 @@ impl LocalStripe {
     /// Starts a private instance (again). What it held survives a restart only when it keeps
     /// a state file ([`Self::spawn`]).
     pub async fn start(&mut self) {
-        let private = self
+        let service = &mut self
             .private
             .as_mut()
-            .expect("only a private localstripe can be started");
-        if private.child.is_some() {
+            .expect("only a private localstripe can be started")
+            .service;
+        if service.is_running() {
             return;
         }
-        let mut command = Command::new(python());
-        command
-            .arg(repo_root().join("scripts/localstripe-serve.py"))
-            .arg("--port")
-            .arg(private.port.to_string());
-        if let Some(state) = &private.state {
-            command.arg("--state").arg(state);
-        }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!(
-                    "cannot start localstripe with {} ({err}); run scripts/services up first",
-                    python().display()
-                )
-            });
-        private.child = Some(child);
-        crate::eventually(
-            "private localstripe answering",
-            Duration::from_secs(30),
-            || self.list("payment_intents"),
-        )
-        .await;
+        service.spawn().unwrap_or_else(|err| panic!("{err:#}"));
+        let (client, base) = (self.client.clone(), self.base.clone());
+        service
+            .wait_for("answering", Duration::from_secs(30), || {
+                list(&client, &base, "payment_intents")
+            })
+            .await;
     }
 
     /// Stops a private instance, as a Stripe outage would.
     pub async fn stop(&mut self) {
-        let private = self
-            .private
+        self.private
             .as_mut()
-            .expect("only a private localstripe can be stopped");
-        if let Some(mut child) = private.child.take() {
-            let _ = child.kill().await;
-        }
+            .expect("only a private localstripe can be stopped")
+            .service
+            .stop()
+            .await;
     }
 
     /// Freezes a private instance (SIGSTOP): it keeps its state, and its port still accepts
@@ -147,14 +128,11 @@ impl LocalStripe {
     }
 
     fn signal(&self, signal: Signal) {
-        let pid = self
-            .private
+        self.private
             .as_ref()
-            .and_then(|private| private.child.as_ref())
-            .and_then(Child::id)
-            .expect("only a running private localstripe can be signalled");
-        kill(Pid::from_raw(pid as i32), signal)
-            .unwrap_or_else(|err| panic!("cannot send {signal} to localstripe: {err}"));
+            .expect("only a private localstripe can be signalled")
+            .service
+            .signal(signal);
     }
 
     /// Every PaymentIntent, as Stripe's API shows them (localstripe lists the oldest first).
@@ -171,39 +149,42 @@ impl LocalStripe {
             .expect("localstripe lists Refunds")
     }
 
-    /// Every object of `resource`, page by page (100 a page, each after the last id of the
-    /// one before, while Stripe says `has_more`).
     async fn list(&self, resource: &str) -> Result<Vec<Value>, String> {
-        let mut objects: Vec<Value> = Vec::new();
-        loop {
-            let mut query = vec![("limit", "100".to_owned())];
-            if let Some(last) = objects.last() {
-                let id = last["id"]
-                    .as_str()
-                    .ok_or_else(|| format!("a listed {resource} object has no id"))?;
-                query.push(("starting_after", id.to_owned()));
-            }
-            let page: Value = self
-                .client
-                .get(format!("{}/v1/{resource}", self.base))
-                .query(&query)
-                .basic_auth(API_KEY, Some(""))
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(|err| err.to_string())?
-                .json()
-                .await
-                .map_err(|err| err.to_string())?;
-            let data = page["data"].as_array().cloned().unwrap_or_default();
-            let more = page["has_more"] == true;
-            if more && data.is_empty() {
-                return Err(format!("{resource}: has_more on an empty page"));
-            }
-            objects.extend(data);
-            if !more {
-                return Ok(objects);
-            }
+        list(&self.client, &self.base, resource).await
+    }
+}
+
+/// Every object of `resource` on the localstripe at `base`, page by page (100 a page, each
+/// after the last id of the one before, while Stripe says `has_more`).
+async fn list(client: &reqwest::Client, base: &str, resource: &str) -> Result<Vec<Value>, String> {
+    let mut objects: Vec<Value> = Vec::new();
+    loop {
+        let mut query = vec![("limit", "100".to_owned())];
+        if let Some(last) = objects.last() {
+            let id = last["id"]
+                .as_str()
+                .ok_or_else(|| format!("a listed {resource} object has no id"))?;
+            query.push(("starting_after", id.to_owned()));
+        }
+        let page: Value = client
+            .get(format!("{base}/v1/{resource}"))
+            .query(&query)
+            .basic_auth(API_KEY, Some(""))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|err| err.to_string())?
+            .json()
+            .await
+            .map_err(|err| err.to_string())?;
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        let more = page["has_more"] == true;
+        if more && data.is_empty() {
+            return Err(format!("{resource}: has_more on an empty page"));
+        }
+        objects.extend(data);
+        if !more {
+            return Ok(objects);
         }
     }
 }
@@ -211,11 +192,9 @@ impl LocalStripe {
 impl Drop for LocalStripe {
     fn drop(&mut self) {
         if let Some(private) = self.private.as_mut() {
-            if let Some(child) = private.child.as_mut() {
-                let _ = child.start_kill();
-            }
-            if let Some(state) = &private.state {
-                let _ = std::fs::remove_file(state);
+            private.service.kill_now();
+            if !std::thread::panicking() {
+                let _ = std::fs::remove_dir_all(&private.dir);
             }
         }
     }

@@ -2,25 +2,23 @@
 //! sqlite storage in its own folder, so a test can stop it and start it again with its data.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use shared::config::{KafkaSettings, Secrets};
 use shared::events::topics;
+
+use crate::process::Service;
 
 /// A running (or deliberately stopped) private broker. Killed and deleted on drop.
 pub struct Tansu {
     /// Where the broker listens; clients use [`Tansu::port`], which may be a proxy's.
     listen_port: u16,
     dir: PathBuf,
-    child: Option<Child>,
+    service: Service,
     /// With [`Tansu::start_behind_proxy`], every client connection goes through this.
     network: Option<crate::proxy::TcpProxy>,
-    storage: &'static str,
-    /// Whether clients must authenticate with SASL/SCRAM.
-    authentication: bool,
 }
 
 /// Survives restarts; tansu resolves the path against its working directory.
@@ -38,6 +36,14 @@ impl Tansu {
     /// Starts a broker and creates the system's topics with three partitions each.
     pub async fn start() -> Self {
         let broker = Self::start_empty(crate::free_port(), None, SQLITE).await;
+        broker.create_system_topics().await;
+        broker
+    }
+
+    /// Starts a broker with the system's topics that keeps its data in memory only: quicker
+    /// to write, and gone when it stops (the broker a whole test run shares).
+    pub async fn start_in_memory() -> Self {
+        let broker = Self::start_empty(crate::free_port(), None, MEMORY).await;
         broker.create_system_topics().await;
         broker
     }
@@ -68,13 +74,23 @@ impl Tansu {
     ) -> Self {
         let dir = std::env::temp_dir().join(format!("testkit-tansu-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).expect("a temporary folder can be created");
+        let listener = format!("tcp://127.0.0.1:{listen_port}");
+        let advertised = format!(
+            "tcp://127.0.0.1:{}",
+            network
+                .as_ref()
+                .map_or(listen_port, crate::proxy::TcpProxy::port)
+        );
+        let service = Service::new("the private tansu broker", binary(), dir.join("broker.log"))
+            .current_dir(&dir)
+            .args(["broker", "--listener-url", &listener])
+            .args(["--advertised-listener-url", &advertised])
+            .args(["--storage-engine", storage]);
         let mut broker = Self {
             listen_port,
             dir,
-            child: None,
+            service,
             network,
-            storage,
-            authentication: false,
         };
         broker.launch().await;
         broker
@@ -103,7 +119,7 @@ impl Tansu {
         let mut broker = Self::start().await;
         broker.cli(&["user", "create", user, password]).await;
         broker.stop().await;
-        broker.authentication = true;
+        broker.service.push_arg("--authentication");
         broker.launch().await;
         broker
     }
@@ -114,7 +130,7 @@ impl Tansu {
 
     /// The broker's own log, for a failing test's message.
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join("broker.log")
+        self.service.log_path().to_owned()
     }
 
     /// The port clients connect to.
@@ -142,9 +158,7 @@ impl Tansu {
 
     /// Kills the broker, as an outage would.
     pub async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
-        }
+        self.service.stop().await;
     }
 
     /// Starts the broker again on the same port and storage, so its data is still there.
@@ -181,48 +195,15 @@ impl Tansu {
     }
 
     async fn launch(&mut self) {
-        let listener = format!("tcp://127.0.0.1:{}", self.listen_port);
-        let advertised = format!("tcp://{}", self.bootstrap());
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("broker.log"))
-            .expect("the broker log can be opened");
-        let mut command = Command::new(binary());
-        command
-            .current_dir(&self.dir)
-            .args(["broker", "--listener-url", &listener])
-            .args(["--advertised-listener-url", &advertised])
-            .args(["--storage-engine", self.storage]);
-        if self.authentication {
-            command.arg("--authentication");
-        }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!(
-                    "cannot start {} ({err}); run scripts/services up first",
-                    binary().display()
-                )
-            });
-        self.child = Some(child);
-        crate::wait_for_port(
-            self.listen_port,
-            "the private tansu broker",
-            Duration::from_secs(20),
-        )
-        .await;
+        self.service
+            .start(&[self.listen_port], Duration::from_secs(20))
+            .await;
     }
 }
 
 impl Drop for Tansu {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.start_kill();
-        }
+        self.service.kill_now();
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
