@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use local_runtime::gateway::{DeclaredApi, Gateway, JwtSettings};
-use shared::config::{KafkaSettings, Secrets};
 use shared::events::{OrderEvent, OrderEventData};
 use shared::kafka::KafkaPublisher;
 use shared::msk::{BrokerRecord, kafka_event};
@@ -69,9 +68,7 @@ impl Broker {
 
 /// A producer as the functions build it, with a delivery timeout no benchmark reaches.
 pub async fn publisher(bootstrap: &str) -> anyhow::Result<KafkaPublisher> {
-    let mut settings = KafkaSettings::plaintext(bootstrap);
-    settings.delivery_timeout = Duration::from_secs(30);
-    KafkaPublisher::new(&settings, &Secrets::new()).await
+    testkit::kafka::try_publisher(bootstrap, Duration::from_secs(30)).await
 }
 
 /// Inserts `size` PLACED orders spread over the products and returns their `order.placed`

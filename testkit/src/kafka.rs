@@ -8,11 +8,36 @@ use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use shared::config::{KafkaSettings, Secrets};
+use shared::kafka::KafkaPublisher;
 use shared::msk::BrokerRecord;
 
 /// The shared local broker (`KAFKA_BOOTSTRAP_SERVERS`).
 pub fn bootstrap() -> String {
     crate::env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+}
+
+/// A producer as the functions build one, on the plaintext broker at `bootstrap`, that gives
+/// a message up after `delivery_timeout` (the functions' default is 5 s).
+pub async fn publisher(bootstrap: &str, delivery_timeout: Duration) -> KafkaPublisher {
+    try_publisher(bootstrap, delivery_timeout)
+        .await
+        .expect("a producer can be configured")
+}
+
+/// As [`publisher`], with the failure as an error (for commands that report it).
+pub async fn try_publisher(
+    bootstrap: &str,
+    delivery_timeout: Duration,
+) -> anyhow::Result<KafkaPublisher> {
+    let mut settings = KafkaSettings::plaintext(bootstrap);
+    settings.delivery_timeout = delivery_timeout;
+    KafkaPublisher::new(&settings, &Secrets::new()).await
+}
+
+/// A producer on the shared local broker, patient enough for a busy machine (20 s).
+pub async fn shared_publisher() -> KafkaPublisher {
+    publisher(&bootstrap(), Duration::from_secs(20)).await
 }
 
 /// A record as a consumer sees it.

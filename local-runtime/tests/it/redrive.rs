@@ -7,7 +7,6 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use local_runtime::redrive;
 use shared::config::{KafkaSettings, Secrets};
 use shared::events::{OrderEvent, OrderEventData, topics};
-use shared::kafka::KafkaPublisher;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use testkit::proxy::TcpProxy;
@@ -135,7 +134,7 @@ async fn place_four_orders(pool: &PgPool) -> Placed {
         .iter()
         .map(|e| serde_json::to_vec(e).unwrap())
         .collect();
-    let results = publisher(&broker)
+    let results = testkit::kafka::publisher(&broker.bootstrap(), Duration::from_secs(5))
         .await
         .publish_all(
             payloads
@@ -159,15 +158,6 @@ async fn place_four_orders(pool: &PgPool) -> Placed {
         orders: events.iter().map(|e| e.data.order_id).collect(),
         broker,
     }
-}
-
-async fn publisher(broker: &Tansu) -> KafkaPublisher {
-    KafkaPublisher::new(
-        &KafkaSettings::plaintext(broker.bootstrap()),
-        &Secrets::new(),
-    )
-    .await
-    .unwrap()
 }
 
 async fn statuses(pool: &PgPool, orders: &[Uuid]) -> Vec<String> {
@@ -199,7 +189,10 @@ async fn a_discarded_batch_is_read_back_from_kafka_handed_to_the_consumer_and_th
         on_failure_message(&bootstrap, placed.partition, first, last),
     )
     .await;
-    let inventory = inventory::consumer(pool.clone(), publisher(&placed.broker).await);
+    let inventory = inventory::consumer(
+        pool.clone(),
+        testkit::kafka::publisher(&placed.broker.bootstrap(), Duration::from_secs(5)).await,
+    );
 
     let report = redrive::run(
         &sqs,
@@ -251,7 +244,10 @@ async fn a_message_whose_batch_fails_again_or_that_describes_no_batch_stays_in_t
         .acquire_timeout(Duration::from_secs(2))
         .connect_lazy_with(connect.clone().host("127.0.0.1").port(proxy.port()));
     proxy.cut().await;
-    let inventory = inventory::consumer(cut_off, publisher(&placed.broker).await);
+    let inventory = inventory::consumer(
+        cut_off,
+        testkit::kafka::publisher(&placed.broker.bootstrap(), Duration::from_secs(5)).await,
+    );
     let kafka = KafkaSettings::plaintext(&bootstrap);
 
     let report = redrive::run(&sqs, &queue_url, &kafka, &Secrets::new(), &inventory)

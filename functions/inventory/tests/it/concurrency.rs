@@ -9,6 +9,7 @@ use shared::msk::kafka_event;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::helpers::*;
+use testkit::kafka::shared_publisher;
 
 const INVOCATIONS: usize = 8;
 

@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::helpers::*;
+use testkit::kafka::publisher;
 
 /// The levels seed/stock.sql sets for local runs; the samples are written against them.
 const SEEDED: [(&str, i32); 5] = [

@@ -9,6 +9,7 @@ use shared::msk::{BrokerRecord, kafka_event};
 use sqlx::PgPool;
 
 use crate::helpers::*;
+use testkit::kafka::shared_publisher;
 
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn the_same_batch_delivered_twice_takes_stock_once(pool: PgPool) {

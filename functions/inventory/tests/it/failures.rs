@@ -10,6 +10,7 @@ use testkit::proxy::TcpProxy;
 use testkit::tansu::Tansu;
 
 use crate::helpers::*;
+use testkit::kafka::{publisher, shared_publisher};
 
 /// Waits until some session of this test's database waits for a row lock.
 async fn wait_for_a_lock_wait(pool: &PgPool) {
@@ -154,7 +155,7 @@ async fn a_broker_outage_after_the_commit_fails_the_invocation_and_the_retry_is_
     broker.restart().await;
     let relayed = run_once(
         &pool,
-        &crate::helpers::publisher(&broker.bootstrap(), Duration::from_secs(10)).await,
+        &testkit::kafka::publisher(&broker.bootstrap(), Duration::from_secs(10)).await,
         RelayLimits {
             min_age: Duration::ZERO,
             ..RelayLimits::default()

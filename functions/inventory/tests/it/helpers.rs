@@ -1,14 +1,11 @@
 //! Building batches, seeding the database and reading it back.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use inventory::Inventory;
-use shared::config::{KafkaSettings, Secrets};
 use shared::consumer::Consumer;
 use shared::events::{OrderEvent, OrderEventData, topics};
-use shared::kafka::KafkaPublisher;
 use shared::msk::{BrokerRecord, kafka_event};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -36,22 +33,9 @@ pub async fn seed_sample_orders(pool: &PgPool) {
         .expect("the sample orders insert");
 }
 
-/// A producer on the shared local broker, patient enough for a busy machine.
-pub async fn shared_publisher() -> KafkaPublisher {
-    publisher(&testkit::kafka::bootstrap(), Duration::from_secs(20)).await
-}
-
-pub async fn publisher(bootstrap: &str, delivery_timeout: Duration) -> KafkaPublisher {
-    let mut settings = KafkaSettings::plaintext(bootstrap);
-    settings.delivery_timeout = delivery_timeout;
-    KafkaPublisher::new(&settings, &Secrets::new())
-        .await
-        .expect("a producer can be configured")
-}
-
 pub async fn inventory(pool: &PgPool) -> Consumer<Inventory> {
     testkit::init_tracing();
-    inventory::consumer(pool.clone(), shared_publisher().await)
+    inventory::consumer(pool.clone(), testkit::kafka::shared_publisher().await)
 }
 
 pub async fn set_stock(pool: &PgPool, levels: &[(&str, i32)]) {

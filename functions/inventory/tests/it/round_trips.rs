@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::helpers::*;
+use testkit::kafka::shared_publisher;
 
 /// Forwards to PostgreSQL and counts the frontend's `Sync` and `Query` messages.
 struct CountingProxy {

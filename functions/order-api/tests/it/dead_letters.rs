@@ -16,7 +16,8 @@ use sqlx::PgPool;
 use testkit::kafka::ReceivedRecord;
 use testkit::tansu::Tansu;
 
-use crate::support::{Reply, call, get, no_limits, publisher, test_app};
+use crate::support::{Reply, call, get, no_limits, test_app};
+use testkit::kafka::publisher;
 
 const TOPIC: &str = "order-placed";
 

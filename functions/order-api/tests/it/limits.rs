@@ -13,9 +13,8 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::managed_instances::{start_function_with, wait_for_answers};
-use crate::support::{
-    Reply, as_customer, as_guest, call, counts, order_body, post_json, publisher,
-};
+use crate::support::{Reply, as_customer, as_guest, call, counts, order_body, post_json};
+use testkit::kafka::publisher;
 
 fn guest_limits(unpaid_per_ip: u32, per_email: u32, cards_per_ip: u32) -> Limits {
     Limits {

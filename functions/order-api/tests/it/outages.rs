@@ -13,9 +13,8 @@ use testkit::proxy::TcpProxy;
 use testkit::tansu::Tansu;
 use uuid::Uuid;
 
-use crate::support::{
-    call, get, no_limits, order_body, place, placed_records, post_json, publisher,
-};
+use crate::support::{call, get, no_limits, order_body, place, placed_records, post_json};
+use testkit::kafka::publisher;
 
 async fn unpublished(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM outbox")

@@ -11,9 +11,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::support::{
-    SEED_BODY, call, get, no_limits, order_body, placed_records, post_json, publisher, spawn_app,
-    test_app,
+    SEED_BODY, call, get, no_limits, order_body, placed_records, post_json, spawn_app, test_app,
 };
+use testkit::kafka::publisher;
 
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn the_seed_request_places_an_order_and_publishes_one_cloudevent(pool: PgPool) {

@@ -14,10 +14,8 @@ use order_api::limits::Limits;
 use order_api::problem::{PROBLEM_JSON, Problem};
 use order_api::{AppState, app};
 use serde_json::Value;
-use shared::config::{KafkaSettings, Secrets};
 use shared::domain::Quantity;
 use shared::events::{OrderEvent, topics};
-use shared::kafka::KafkaPublisher;
 use sqlx::PgPool;
 use testkit::api_gateway;
 use testkit::kafka::ReceivedRecord;
@@ -27,14 +25,6 @@ use uuid::Uuid;
 /// The request body of the original system, unchanged.
 pub const SEED_BODY: &str =
     r#"{"customerName": "Jane Doe", "productName": "Laptop", "quantity": 1}"#;
-
-pub async fn publisher(bootstrap: &str, delivery_timeout: Duration) -> KafkaPublisher {
-    let mut settings = KafkaSettings::plaintext(bootstrap);
-    settings.delivery_timeout = delivery_timeout;
-    KafkaPublisher::new(&settings, &Secrets::new())
-        .await
-        .expect("a producer can be configured")
-}
 
 /// No abuse limit and no guest quantity cap: for tests about something else.
 pub fn no_limits() -> Limits {
@@ -52,7 +42,8 @@ pub async fn test_app(pool: &PgPool) -> Router {
 
 pub async fn test_app_with_limits(pool: &PgPool, limits: Limits) -> Router {
     testkit::init_tracing();
-    let publisher = publisher(&testkit::kafka::bootstrap(), Duration::from_secs(10)).await;
+    let publisher =
+        testkit::kafka::publisher(&testkit::kafka::bootstrap(), Duration::from_secs(10)).await;
     app(AppState::with_limits(pool.clone(), publisher, limits))
 }
 

@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use outbox_relay::RelayLimits;
 use outbox_relay::{RelayError, run_once};
-use shared::config::{KafkaSettings, Secrets};
+
 use shared::domain::{CustomerName, NewOrder, ProductName, Quantity, new_id};
 use shared::events::{OrderEvent, OrderEventData, topics};
-use shared::kafka::KafkaPublisher;
 use shared::outbox::{self, OutboxRow};
 use shared::trace::{TRACEPARENT, TraceContext};
 use sqlx::PgPool;
@@ -22,14 +21,6 @@ fn any_age(batch_size: i64) -> RelayLimits {
         batch_size,
         max_batches: 100,
     }
-}
-
-async fn publisher_for(broker: &Tansu) -> KafkaPublisher {
-    let mut settings = KafkaSettings::plaintext(broker.bootstrap());
-    settings.delivery_timeout = Duration::from_secs(2);
-    KafkaPublisher::new(&settings, &Secrets::new())
-        .await
-        .unwrap()
 }
 
 /// Commits `count` placed events to the outbox without publishing them, as a writer that
@@ -87,7 +78,7 @@ async fn published_ids(broker: &Tansu, rows: &[OutboxRow], expected: usize) -> V
 async fn relay_publishes_stragglers_exactly_once(pool: PgPool) {
     testkit::init_tracing();
     let broker = Tansu::start().await;
-    let publisher = publisher_for(&broker).await;
+    let publisher = testkit::kafka::publisher(&broker.bootstrap(), Duration::from_secs(2)).await;
     let rows = committed_but_unpublished(&pool, 25).await;
 
     let first = run_once(&pool, &publisher, any_age(10)).await.unwrap();
@@ -104,7 +95,7 @@ async fn relay_publishes_stragglers_exactly_once(pool: PgPool) {
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn relay_leaves_fresh_rows_to_their_writer(pool: PgPool) {
     let broker = Tansu::start().await;
-    let publisher = publisher_for(&broker).await;
+    let publisher = testkit::kafka::publisher(&broker.bootstrap(), Duration::from_secs(2)).await;
     committed_but_unpublished(&pool, 3).await;
 
     let report = run_once(&pool, &publisher, RelayLimits::default())
@@ -118,7 +109,7 @@ async fn relay_leaves_fresh_rows_to_their_writer(pool: PgPool) {
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn concurrent_relays_never_publish_a_row_twice(pool: PgPool) {
     let broker = Tansu::start().await;
-    let publisher = publisher_for(&broker).await;
+    let publisher = testkit::kafka::publisher(&broker.bootstrap(), Duration::from_secs(2)).await;
     let rows = committed_but_unpublished(&pool, 300).await;
 
     let runs =
@@ -134,7 +125,7 @@ async fn concurrent_relays_never_publish_a_row_twice(pool: PgPool) {
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn relay_keeps_rows_while_the_broker_is_down_and_sends_them_once_it_returns(pool: PgPool) {
     let mut broker = Tansu::start().await;
-    let publisher = publisher_for(&broker).await;
+    let publisher = testkit::kafka::publisher(&broker.bootstrap(), Duration::from_secs(2)).await;
     let rows = committed_but_unpublished(&pool, 5).await;
     broker.stop().await;
 
@@ -161,7 +152,7 @@ async fn relay_keeps_rows_while_the_broker_is_down_and_sends_them_once_it_return
 async fn a_publisher_that_sent_before_a_broker_restart_still_sends_after_it(pool: PgPool) {
     testkit::init_tracing();
     let mut broker = Tansu::start().await;
-    let publisher = publisher_for(&broker).await;
+    let publisher = testkit::kafka::publisher(&broker.bootstrap(), Duration::from_secs(2)).await;
     let before = committed_but_unpublished(&pool, 3).await;
     assert_eq!(
         run_once(&pool, &publisher, any_age(100))
@@ -194,7 +185,7 @@ async fn relayed_events_carry_their_traceparent_header_and_rows_without_one_stil
     pool: PgPool,
 ) {
     let broker = Tansu::start().await;
-    let publisher = publisher_for(&broker).await;
+    let publisher = testkit::kafka::publisher(&broker.bootstrap(), Duration::from_secs(2)).await;
     let trace = TraceContext::new_root();
     let order = NewOrder {
         customer_name: CustomerName::parse("Traced").unwrap(),

@@ -230,7 +230,7 @@ async fn a_refused_api_key_fails_the_batch_as_permanent_and_charges_nothing(pool
         .await;
     let wrong_key = payment::consumer(
         pool.clone(),
-        publisher().await,
+        testkit::kafka::shared_publisher().await,
         payment::Stripe::new(flow.stripe.base_url(), SecretString::from("rk_live_wrong")),
         4,
     );

@@ -1,15 +1,11 @@
 //! Seeding orders, running the functions on the events they hand each other, reading back.
 
-use std::time::Duration;
-
 use aws_lambda_events::event::kafka::KafkaEvent;
 use inventory::Inventory;
 use payment::{Payments, Stripe};
 use secrecy::SecretString;
-use shared::config::{KafkaSettings, Secrets};
 use shared::consumer::Consumer;
 use shared::events::{EventType, OrderEvent, OrderEventData};
-use shared::kafka::KafkaPublisher;
 use shared::msk::{BrokerRecord, kafka_event};
 use sqlx::PgPool;
 use testkit::stripe::{API_KEY, LocalStripe};
@@ -33,7 +29,7 @@ impl Flow {
     pub async fn new(pool: &PgPool) -> Self {
         testkit::init_tracing();
         let stripe = LocalStripe::spawn().await;
-        let publisher = publisher().await;
+        let publisher = testkit::kafka::shared_publisher().await;
         let client = Stripe::new(stripe.base_url(), SecretString::from(API_KEY));
         Self {
             pool: pool.clone(),
@@ -97,14 +93,6 @@ impl Flow {
             .filter(|intent| intent["metadata"]["order_id"] == order.as_str())
             .collect()
     }
-}
-
-pub async fn publisher() -> KafkaPublisher {
-    let mut settings = KafkaSettings::plaintext(testkit::kafka::bootstrap());
-    settings.delivery_timeout = Duration::from_secs(20);
-    KafkaPublisher::new(&settings, &Secrets::new())
-        .await
-        .expect("a producer can be configured")
 }
 
 /// Sets a product's stock and price (`unit_amount` in cents of `usd`, or no price).
