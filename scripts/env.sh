@@ -15,8 +15,18 @@ REPO_ROOT="${_env_repo_root}"
 : "${TOOLS_DIR:=${REPO_ROOT}/.tools}"
 : "${STATE_DIR:=${REPO_ROOT}/.state}"
 
-: "${DATABASE_URL:=postgres://postgres:postgres@127.0.0.1:5432/orders}"
-: "${KAFKA_BOOTSTRAP_SERVERS:=127.0.0.1:9092}"
+# The defaults cargo gives every cargo command ([env] in .cargo/config.toml), read from there
+# for what runs outside cargo (psql, the services), so that they are written once.
+_env_in_section=0
+while IFS= read -r _env_line; do
+    if [[ "${_env_line}" == '['* ]]; then
+        [[ "${_env_line}" == '[env]' ]] && _env_in_section=1 || _env_in_section=0
+    elif ((_env_in_section)) && [[ "${_env_line}" =~ ^([A-Z0-9_]+)\ =\ (\{\ value\ =\ )?\"([^\"]*)\"(,\ relative\ =\ true)? ]]; then
+        _env_value="${BASH_REMATCH[3]}"
+        [[ -z "${BASH_REMATCH[4]}" ]] || _env_value="${REPO_ROOT}/${_env_value}"
+        [[ -n "${!BASH_REMATCH[1]:-}" ]] || export "${BASH_REMATCH[1]}=${_env_value}"
+    fi
+done <"${REPO_ROOT}/.cargo/config.toml"
 : "${KAFKA_SECURITY:=plaintext}"
 : "${SMTP_HOST:=127.0.0.1}"
 : "${SMTP_PORT:=1025}"
@@ -25,24 +35,14 @@ REPO_ROOT="${_env_repo_root}"
 # Orders placed without customerEmail (the original request body) are mailed here.
 : "${NOTIFY_FALLBACK_TO:=order-desk@example.com}"
 : "${MAILDEV_API_URL:=http://127.0.0.1:1080}"
-: "${AWS_ENDPOINT_URL:=http://127.0.0.1:4566}"
-: "${AWS_REGION:=us-east-1}"
 # Python's boto3 and the aws CLI read this name; the Rust SDK reads AWS_REGION.
 : "${AWS_DEFAULT_REGION:=${AWS_REGION}}"
-: "${AWS_ACCESS_KEY_ID:=test}"
-: "${AWS_SECRET_ACCESS_KEY:=test}"
 # localstripe (scripts/services) stands in for Stripe; it accepts any sk_test_ key.
 : "${STRIPE_API_BASE:=http://127.0.0.1:8420}"
 : "${STRIPE_API_KEY:=sk_test_local}"
-# The copies installed into TOOLS_DIR, or else ones already on PATH.
-if [[ -z "${TANSU_BIN:-}" ]]; then
-    TANSU_BIN="${TOOLS_DIR}/bin/tansu"
-    [[ -x "${TANSU_BIN}" ]] || TANSU_BIN="$(command -v tansu || echo "${TANSU_BIN}")"
-fi
-if [[ -z "${MAILDEV_BIN:-}" ]]; then
-    MAILDEV_BIN="${TOOLS_DIR}/node/node_modules/.bin/maildev"
-    [[ -x "${MAILDEV_BIN}" ]] || MAILDEV_BIN="$(command -v maildev || echo "${MAILDEV_BIN}")"
-fi
+# The copies installed into .tools (above), or else ones already on PATH.
+[[ -x "${TANSU_BIN}" ]] || TANSU_BIN="$(command -v tansu || echo "${TANSU_BIN}")"
+[[ -x "${MAILDEV_BIN}" ]] || MAILDEV_BIN="$(command -v maildev || echo "${MAILDEV_BIN}")"
 
 # Whether the system packages the workspace's build needs (cmake, OpenSSL's headers for
 # librdkafka on x86_64) are installed; scripts/services installs them when they are not.
@@ -63,4 +63,4 @@ ENV_VARS=(DATABASE_URL KAFKA_BOOTSTRAP_SERVERS KAFKA_SECURITY
     AWS_ENDPOINT_URL AWS_REGION AWS_DEFAULT_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
     TANSU_BIN MAILDEV_BIN TOOLS_DIR STATE_DIR STRIPE_API_BASE STRIPE_API_KEY)
 
-unset _env_repo_root
+unset _env_repo_root _env_in_section _env_line _env_value
