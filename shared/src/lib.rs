@@ -26,6 +26,7 @@ pub mod domain;
 pub mod events;
 pub mod kafka;
 pub mod lambda;
+pub mod lifecycle;
 pub mod metrics;
 pub mod msk;
 pub mod outbox;
