@@ -7,6 +7,8 @@
 //! - [`handler`]: the router and its routes; requests are parsed into domain types at this
 //!   edge and handed to [`store`].
 //! - [`extract`]: the JSON body extractor (content type, size, syntax).
+//! - [`paging`]: the lists' `cursor` and `limit` parameters, and their pages.
+//! - [`idempotency`]: the `Idempotency-Key` header and the fingerprint of its request.
 //! - [`caller`]: who is calling (guest, customer, operator), from the API Gateway request
 //!   context, taken once before any handler runs.
 //! - [`erasure`]: erasing a customer's name and address from every table.
@@ -22,9 +24,11 @@ pub mod config;
 pub mod erasure;
 pub mod extract;
 pub mod handler;
+pub mod idempotency;
 pub mod lambda;
 pub mod limits;
 pub mod order_token;
+pub mod paging;
 pub mod problem;
 pub mod publish;
 pub mod state;

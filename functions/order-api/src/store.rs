@@ -1,4 +1,6 @@
-//! The order API's SQL: orders, stock levels and dead letters (docs/data.md).
+//! The order API's SQL: orders, stock levels and dead letters (docs/data.md). What a request
+//! says is parsed at the edge ([`crate::paging`], [`crate::idempotency`]); what a change may
+//! do is decided by the order's rules (`shared::lifecycle`); this module only reads and writes.
 //!
 //! Placing an order writes the order and its `order.placed` outbox row in one statement;
 //! an `Idempotency-Key` makes a retried request return the first order instead of a second
@@ -6,7 +8,6 @@
 //! Every query is checked against the schema at compile time (`sqlx::query!`).
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -16,11 +17,14 @@ use shared::domain::{
     ProductName, RejectionReason, StockLevel,
 };
 use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
+use shared::lifecycle::{self, CancelRefusal, PaymentState};
 use shared::outbox::{OutboxEntry, OutboxRow};
 use shared::trace::TraceContext;
 
 use crate::caller::CustomerSub;
+use crate::idempotency::{IdempotencyKey, request_fingerprint};
 use crate::limits::{Counter, Window};
+use crate::paging::{Cursor, DeadLetterCursor, Page, PageLimit};
 
 /// A failed repository call, classified so that callers can answer "retry later" or "bug".
 #[derive(Debug, thiserror::Error)]
@@ -84,32 +88,6 @@ impl Owner<'_> {
             Self::Guest { token_hash } => Some(token_hash.as_slice()),
             Self::Customer(_) => None,
         }
-    }
-}
-
-/// A client-chosen key (1–255 characters) that makes retrying a POST safe.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct IdempotencyKey(String);
-
-impl IdempotencyKey {
-    pub const MAX_CHARS: usize = 255;
-
-    pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let chars = raw.chars().count();
-        if chars == 0 {
-            return Err(Invalid("must not be empty".to_owned()));
-        }
-        if chars > Self::MAX_CHARS {
-            return Err(Invalid(format!(
-                "must be at most {} characters, got {chars}",
-                Self::MAX_CHARS
-            )));
-        }
-        Ok(Self(raw.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -225,38 +203,6 @@ impl Placement {
             Self::Created { order, .. } | Self::Replayed(order) => order,
         }
     }
-}
-
-/// SHA-256 of the canonical form of a validated request, so that a reused key with another
-/// body is detected. Field order is fixed by the struct, values are already normalised.
-///
-/// A customer's account is part of it, so that another account (or a guest) that sends the
-/// same key and body is told the key is taken rather than shown someone else's order.
-pub fn request_fingerprint(order: &NewOrder, owner_sub: Option<&str>) -> [u8; 32] {
-    #[derive(serde::Serialize)]
-    struct Canonical<'a> {
-        customer_email: Option<&'a str>,
-        customer_name: &'a str,
-        product_name: &'a str,
-        quantity: i32,
-        // Absent when not given, so that a request without it keeps the fingerprint it had
-        // before payments existed.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        payment_method: Option<&'a str>,
-        // Absent for a guest, likewise.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        customer_sub: Option<&'a str>,
-    }
-    let canonical = Canonical {
-        customer_email: order.customer_email.as_ref().map(EmailAddress::as_str),
-        customer_name: order.customer_name.as_str(),
-        product_name: order.product_name.as_str(),
-        quantity: order.quantity.get(),
-        payment_method: order.payment_method.as_ref().map(PaymentMethodId::as_str),
-        customer_sub: owner_sub,
-    };
-    let bytes = serde_json::to_vec(&canonical).expect("plain structs always serialise");
-    Sha256::digest(bytes).into()
 }
 
 /// What [`place_order`] needs besides the order.
@@ -514,21 +460,17 @@ pub async fn get_order(pool: &PgPool, id: Uuid) -> Result<Option<Order>, StoreEr
 pub enum CancelError {
     #[error("no such order")]
     NotFound,
-    /// `REJECTED` or `CANCELLED`: nothing is left to cancel.
-    #[error("the order is already {0}")]
-    Final(OrderStatus),
-    /// The payment function has sent the charge to Stripe and not recorded its outcome yet;
-    /// cancelling now could leave a charge without a refund, so the client retries shortly.
-    #[error("the order's payment is in progress")]
-    PaymentInProgress,
+    /// The order's rules refuse it.
+    #[error(transparent)]
+    Refused(#[from] CancelRefusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// Cancels order `id` (only if `owner`'s, when given: another's is [`CancelError::NotFound`])
-/// in one transaction: the order row and its payment row are locked
-/// (orders first, as every function takes them), held stock is given back, a payment not yet
-/// attempted is voided, a charged one is marked `REFUNDING` for the payment function, and
+/// in one transaction: the order row and its payment row are locked (orders first, as every
+/// function takes them), then what `shared::lifecycle::cancel` decides is written (held stock
+/// given back, the payment voided or marked `REFUNDING` for the payment function) and
 /// `order.cancelled` is enqueued. Returns the outbox rows to publish. Concurrent cancels of
 /// one order queue on the row lock; all but the first find it `CANCELLED`. The event goes
 /// on in the cancel request's trace.
@@ -554,9 +496,6 @@ pub async fn cancel_order(
     let status = OrderStatus::parse(&order.status).map_err(|err| {
         StoreError::Unexpected(anyhow::anyhow!("order {id} has an invalid status: {err}"))
     })?;
-    if status.is_final() {
-        return Err(CancelError::Final(status));
-    }
     let payment = sqlx::query!(
         "SELECT status, attempts FROM payments WHERE order_id = $1 FOR UPDATE",
         id,
@@ -564,23 +503,19 @@ pub async fn cancel_order(
     .fetch_optional(&mut *tx)
     .await
     .map_err(failed("lock the payment"))?;
-    let payment_status = payment
-        .as_ref()
-        .map(|payment| PaymentStatus::parse(&payment.status))
+    let payment = payment
+        .map(|payment| {
+            PaymentStatus::parse(&payment.status).map(|status| PaymentState {
+                status,
+                attempts: payment.attempts,
+            })
+        })
         .transpose()
         .map_err(|err| {
             StoreError::Unexpected(anyhow::anyhow!("payment of {id} is invalid: {err}"))
         })?;
-    let next_payment = match (payment_status, payment.map(|p| p.attempts)) {
-        (Some(PaymentStatus::Pending), Some(0)) => Some(PaymentStatus::Voided),
-        (Some(PaymentStatus::Pending), _) => return Err(CancelError::PaymentInProgress),
-        (Some(PaymentStatus::Succeeded), _) => Some(PaymentStatus::Refunding),
-        _ => None,
-    };
-    // Stock is held from reservation on: by a RESERVED order (paid or not yet) and a
-    // CONFIRMED one. A PLACED order holds none; inventory will skip it.
-    let holds_stock = matches!(status, OrderStatus::Reserved | OrderStatus::Confirmed);
-    if holds_stock {
+    let cancellation = lifecycle::cancel(status, payment)?;
+    if cancellation.gives_stock_back {
         sqlx::query!(
             "UPDATE stock SET quantity = quantity + $2, updated_at = now()
              WHERE product_name = $1",
@@ -591,7 +526,7 @@ pub async fn cancel_order(
         .await
         .map_err(failed("give the stock back"))?;
     }
-    if let Some(next) = next_payment {
+    if let Some(next) = cancellation.payment {
         sqlx::query!(
             "UPDATE payments SET status = $2, updated_at = now() WHERE order_id = $1",
             id,
@@ -608,7 +543,7 @@ pub async fn cancel_order(
     .execute(&mut *tx)
     .await
     .map_err(failed("cancel the order"))?;
-    let refund = next_payment == Some(PaymentStatus::Refunding);
+    let refund = cancellation.refunds();
     let event = OrderEvent::of_kind(
         EventType::OrderCancelled,
         OrderEventData {
@@ -636,81 +571,6 @@ pub async fn cancel_order(
     Ok(rows)
 }
 
-/// A position in a newest-first list: the time (microseconds since 1970) and the id of the
-/// last item of a page, as `<micros>_<id as 32 hex digits>`. Orders are keyed by UUID
-/// ([`Cursor`]), dead letters by their serial id ([`DeadLetterCursor`]); both lists write
-/// and read cursors alike. Clients treat a cursor as opaque; its shape is still exact
-/// ([`CURSOR_PATTERN`]), so that the OpenAPI document can say which values are cursors and
-/// every such value is a valid position in either list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageCursor<Id> {
-    at: DateTime<Utc>,
-    id: Id,
-}
-
-/// A position in the order list.
-pub type Cursor = PageCursor<Uuid>;
-/// A position in the dead letter list.
-pub type DeadLetterCursor = PageCursor<i64>;
-
-/// Every string [`PageCursor::decode`] accepts, as a JSON Schema `pattern`. At most 16
-/// digits keep the time between 1970 and 2286, inside what PostgreSQL can compare.
-pub const CURSOR_PATTERN: &str = "^[0-9]{1,16}_[0-9a-f]{32}$";
-const CURSOR_MAX_DIGITS: usize = 16;
-
-/// An id a cursor can hold, written as 32 hex digits. Every 32-digit value must read as a
-/// position, because the documented pattern admits all of them.
-pub trait CursorId: Copy {
-    fn to_bits(self) -> u128;
-    fn from_bits(bits: u128) -> Self;
-}
-
-impl CursorId for Uuid {
-    fn to_bits(self) -> u128 {
-        self.as_u128()
-    }
-
-    fn from_bits(bits: u128) -> Self {
-        Uuid::from_u128(bits)
-    }
-}
-
-/// Dead letter ids are `bigserial`, so from 1 up. A value above `i64::MAX` lies after every
-/// id of its time, as `i64::MAX` does.
-impl CursorId for i64 {
-    fn to_bits(self) -> u128 {
-        u128::try_from(self).unwrap_or(0)
-    }
-
-    fn from_bits(bits: u128) -> Self {
-        i64::try_from(bits).unwrap_or(i64::MAX)
-    }
-}
-
-impl<Id: CursorId> PageCursor<Id> {
-    /// Items are created after 1970 and long before 2286, so every encoded cursor decodes.
-    pub fn encode(&self) -> String {
-        format!("{}_{:032x}", self.at.timestamp_micros(), self.id.to_bits())
-    }
-
-    pub fn decode(raw: &str) -> Result<Self, Invalid> {
-        let not_a_cursor = || Invalid("is not a cursor returned by this API".to_owned());
-        let (micros, id) = raw.split_once('_').ok_or_else(not_a_cursor)?;
-        let digits = (1..=CURSOR_MAX_DIGITS).contains(&micros.len())
-            && micros.bytes().all(|b| b.is_ascii_digit());
-        let hex = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !(digits && hex) {
-            return Err(not_a_cursor());
-        }
-        let micros: i64 = micros.parse().map_err(|_| not_a_cursor())?;
-        let bits = u128::from_str_radix(id, 16).map_err(|_| not_a_cursor())?;
-        Ok(Self {
-            at: DateTime::from_timestamp_micros(micros).ok_or_else(not_a_cursor)?,
-            id: Id::from_bits(bits),
-        })
-    }
-}
-
 impl Cursor {
     /// The position just after `order`.
     pub fn after(order: &Order) -> Self {
@@ -718,47 +578,6 @@ impl Cursor {
             at: order.created_at,
             id: order.id,
         }
-    }
-}
-
-/// How many items one page holds: 1 to 100, 20 by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageLimit(u8);
-
-impl PageLimit {
-    pub const MAX: i64 = 100;
-
-    pub fn new(value: i64) -> Result<Self, Invalid> {
-        if (1..=Self::MAX).contains(&value) {
-            Ok(Self(value as u8))
-        } else {
-            Err(Invalid(format!(
-                "must be between 1 and {}, got {value}",
-                Self::MAX
-            )))
-        }
-    }
-
-    /// Reads a `limit` query parameter.
-    pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        raw.parse::<i64>()
-            .map_err(|_| Invalid(format!("must be an integer, got {raw:?}")))
-            .and_then(Self::new)
-    }
-
-    pub fn get(self) -> i64 {
-        i64::from(self.0)
-    }
-
-    /// Rows to fetch for a page: one more than it holds tells whether another page follows.
-    fn rows_to_fetch(self) -> i64 {
-        self.get() + 1
-    }
-}
-
-impl Default for PageLimit {
-    fn default() -> Self {
-        Self(20)
     }
 }
 
@@ -773,33 +592,8 @@ pub struct OrderQuery {
     pub after: Option<Cursor>,
 }
 
-/// One page of a newest-first list, and the cursor of the next page if there is one.
-#[derive(Debug, Clone)]
-pub struct Page<T, Id> {
-    pub items: Vec<T>,
-    pub next: Option<PageCursor<Id>>,
-}
-
 /// One page of orders.
 pub type OrderPage = Page<Order, Uuid>;
-
-impl<T, Id> Page<T, Id> {
-    /// From the rows fetched with [`PageLimit::rows_to_fetch`]; `position` is the cursor
-    /// just after an item.
-    fn from_rows(
-        mut rows: Vec<T>,
-        limit: PageLimit,
-        position: impl Fn(&T) -> PageCursor<Id>,
-    ) -> Self {
-        let next = if rows.len() > usize::from(limit.0) {
-            rows.truncate(limit.0.into());
-            rows.last().map(position)
-        } else {
-            None
-        };
-        Self { items: rows, next }
-    }
-}
 
 /// Keyset pagination over `(created_at, id)` descending. One statement serves every
 /// combination of filters: an absent filter is a `NULL` parameter, which PostgreSQL folds
@@ -1027,131 +821,4 @@ pub async fn release_dead_letter(
     .await
     .map_err(|err| StoreError::from_sqlx(err, "release a dead letter claim"))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use shared::domain::{CustomerName, Quantity};
-
-    fn order(name: &str, quantity: i64) -> NewOrder {
-        NewOrder {
-            customer_name: CustomerName::parse(name).unwrap(),
-            customer_email: None,
-            product_name: ProductName::parse("Laptop").unwrap(),
-            quantity: Quantity::new(quantity).unwrap(),
-            payment_method: None,
-        }
-    }
-
-    #[test]
-    fn fingerprints_depend_on_every_field_and_only_on_validated_values() {
-        assert_eq!(
-            request_fingerprint(&order("Ada", 1), None),
-            request_fingerprint(&order("  Ada ", 1), None)
-        );
-        assert_ne!(
-            request_fingerprint(&order("Ada", 1), None),
-            request_fingerprint(&order("Ada", 2), None)
-        );
-        let mut with_email = order("Ada", 1);
-        with_email.customer_email = Some(EmailAddress::parse("ada@example.com").unwrap());
-        assert_ne!(
-            request_fingerprint(&order("Ada", 1), None),
-            request_fingerprint(&with_email, None)
-        );
-        // Another account's request with the same key and body is another request.
-        assert_ne!(
-            request_fingerprint(&order("Ada", 1), Some("sub-a")),
-            request_fingerprint(&order("Ada", 1), Some("sub-b"))
-        );
-        assert_ne!(
-            request_fingerprint(&order("Ada", 1), Some("sub-a")),
-            request_fingerprint(&order("Ada", 1), None)
-        );
-    }
-
-    #[test]
-    fn cursors_round_trip_and_refuse_garbage() {
-        let cursor = Cursor {
-            at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
-            id: shared::domain::new_id(),
-        };
-        assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
-        assert!(Cursor::decode("not a cursor").is_err());
-        assert!(Cursor::decode("12_not-a-uuid").is_err());
-        let letter = DeadLetterCursor {
-            at: cursor.at,
-            id: 42,
-        };
-        assert_eq!(
-            letter.encode(),
-            "1764000000123456_0000000000000000000000000000002a"
-        );
-        assert_eq!(DeadLetterCursor::decode(&letter.encode()).unwrap(), letter);
-        // Both lists read every value of the documented pattern; past the last id there is
-        // nothing, so a dead letter cursor beyond i64 is the position after the largest id.
-        let beyond = format!("1764000000123456_{}", "f".repeat(32));
-        assert_eq!(
-            DeadLetterCursor::decode(&beyond).unwrap(),
-            DeadLetterCursor {
-                at: cursor.at,
-                id: i64::MAX,
-            }
-        );
-    }
-
-    #[test]
-    fn the_cursor_pattern_accepts_exactly_the_cursors_that_decode() {
-        let pattern = regex::Regex::new(CURSOR_PATTERN).unwrap();
-        let id = "019ab5c0000170008000000000000001";
-        let encoded = Cursor {
-            at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
-            id: id.parse().unwrap(),
-        }
-        .encode();
-        for raw in [
-            encoded.as_str(),
-            &format!("0_{id}"),
-            &format!("0000000000000000_{id}"),
-            &format!("9999999999999999_{id}"),
-            &format!("10000000000000000_{id}"),
-            &format!("-1_{id}"),
-            &format!("+1_{id}"),
-            &format!("1_{}", id.to_uppercase()),
-            &format!("1_{}", &id[1..]),
-            &format!("1_{id}0"),
-            &format!("1_{id}\n"),
-            "1_019ab5c0-0001-7000-8000-000000000001",
-            &format!("_{id}"),
-            &format!("1{id}"),
-            "",
-            "garbage",
-            // The earlier, base64 form.
-            "MTc2NDAwMDAwMDEyMzQ1NnwwMTlhYjVjMC0wMDAxLTcwMDAtODAwMC0wMDAwMDAwMDAwMDE",
-        ] {
-            assert_eq!(
-                pattern.is_match(raw),
-                Cursor::decode(raw).is_ok(),
-                "{raw:?}: pattern and order cursor decoder disagree"
-            );
-            assert_eq!(
-                pattern.is_match(raw),
-                DeadLetterCursor::decode(raw).is_ok(),
-                "{raw:?}: pattern and dead letter cursor decoder disagree"
-            );
-        }
-        assert!(pattern.is_match(&encoded));
-    }
-
-    #[test]
-    fn page_limits_and_idempotency_keys_are_bounded() {
-        assert!(PageLimit::new(0).is_err());
-        assert_eq!(PageLimit::new(100).unwrap().get(), 100);
-        assert!(PageLimit::new(101).is_err());
-        assert_eq!(PageLimit::default().get(), 20);
-        assert!(IdempotencyKey::parse("").is_err());
-        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
-        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
-    }
 }

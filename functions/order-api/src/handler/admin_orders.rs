@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
+use shared::lifecycle::CancelRefusal;
 use shared::trace::TraceContext;
 use uuid::Uuid;
 
@@ -113,8 +114,12 @@ pub(crate) async fn cancelled(
         Ok(rows) => rows,
         Err(CancelError::Store(err)) => return Err(state.fail(err).await),
         Err(CancelError::NotFound) => return Err(ApiError::OrderNotFound(id)),
-        Err(CancelError::Final(status)) => return Err(ApiError::OrderFinal { id, status }),
-        Err(CancelError::PaymentInProgress) => return Err(ApiError::PaymentInProgress { id }),
+        Err(CancelError::Refused(CancelRefusal::Final(status))) => {
+            return Err(ApiError::OrderFinal { id, status });
+        }
+        Err(CancelError::Refused(CancelRefusal::PaymentInProgress)) => {
+            return Err(ApiError::PaymentInProgress { id });
+        }
     };
     tracing::info!("order cancelled");
     shared::metrics::order_cancelled();

@@ -12,11 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::caller::Operator;
 use crate::handler::orders::FieldErrors;
+use crate::paging::{DeadLetterCursor, PageLimit};
 use crate::problem::{ApiError, FieldError, Problem};
 use crate::state::AppState;
-use crate::store::{
-    self as repo, DeadLetter, DeadLetterCursor, DeadLetterQuery, PageLimit, ReplayClaim,
-};
+use crate::store::{self as repo, DeadLetter, DeadLetterQuery, ReplayClaim};
 
 /// A record a consumer refused, with its raw bytes.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -3,9 +3,10 @@
 //! the guest routes themselves: place an order, and read it back with its `Order-Token`.
 //! A customer's routes are in [`super::my_orders`], an operator's in [`super::admin_orders`].
 
+use crate::idempotency::IdempotencyKey;
+use crate::paging::{Cursor, PageLimit};
 use crate::store::{
-    self as repo, Cursor, IdempotencyKey, Order, OrderPage, OrderQuery, Owner, PageLimit,
-    PlaceOrderError, Placement, Placing,
+    self as repo, Order, OrderPage, OrderQuery, Owner, PlaceOrderError, Placement, Placing,
 };
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};

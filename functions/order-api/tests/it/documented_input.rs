@@ -181,7 +181,7 @@ async fn the_documented_cursor_pattern_admits_exactly_the_cursors_the_api_accept
         document["paths"]["/api/admin/orders"]["get"]["parameters"][3]["name"],
         "cursor"
     );
-    assert_eq!(cursor.as_str(), order_api::store::CURSOR_PATTERN);
+    assert_eq!(cursor.as_str(), order_api::paging::CURSOR_PATTERN);
 
     for n in 0..3 {
         place(&app, &order_body(&format!("C{n}"), "Laptop", 1)).await;
@@ -238,7 +238,7 @@ async fn the_dead_letter_list_documents_and_accepts_the_same_cursors(pool: PgPoo
             at("cursor")
         ),
     );
-    assert_eq!(cursor.as_str(), order_api::store::CURSOR_PATTERN);
+    assert_eq!(cursor.as_str(), order_api::paging::CURSOR_PATTERN);
     let consumer = schema(
         &document,
         &format!(
