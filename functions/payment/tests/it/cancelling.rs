@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use order_api::store::{CancelError, cancel_order};
 use shared::events::EventType;
+use shared::lifecycle::CancelRefusal;
 use shared::trace::TraceContext;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -16,7 +17,7 @@ use crate::helpers::*;
 async fn cancel(pool: &PgPool, id: Uuid) -> Result<(), CancelError> {
     loop {
         match cancel_order(pool, id, None, TraceContext::new_root()).await {
-            Err(CancelError::PaymentInProgress) => {
+            Err(CancelError::Refused(CancelRefusal::PaymentInProgress)) => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             other => return other.map(|_rows| ()),
