@@ -134,116 +134,104 @@ impl ApiError {
 
     /// The client-facing body; internal causes are deliberately left out.
     pub fn problem(&self) -> Problem {
-        let status = self.status();
-        let (problem_type, title, detail, errors) = match self {
-            Self::BadRequest { detail, errors } => (
+        let (problem_type, title) = self.kind();
+        Problem {
+            problem_type: problem_type.to_owned(),
+            title: title.to_owned(),
+            status: self.status().as_u16(),
+            detail: self.detail(),
+            errors: self.field_errors(),
+        }
+    }
+
+    /// The problem's `type` and `title`: what kind of problem it is, the same for every
+    /// occurrence.
+    fn kind(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::BadRequest { .. } => (
                 "urn:problem:order-api:malformed-request",
                 "Your request could not be read",
-                detail.clone(),
-                errors.clone(),
             ),
-            Self::UnsupportedMediaType => (
-                "about:blank",
-                "Unsupported Media Type",
-                "The request body must be sent with Content-Type: application/json".to_owned(),
-                Vec::new(),
-            ),
-            Self::NotFound(what) => ("about:blank", "Not Found", what.clone(), Vec::new()),
-            Self::OrderNotFound(id) => (
-                "about:blank",
-                "Not Found",
-                format!("No order {id} was found"),
-                Vec::new(),
-            ),
-            Self::Unauthorized => (
-                "urn:problem:order-api:unauthorized",
-                "Unauthorized",
-                "This route needs a valid identity token".to_owned(),
-                Vec::new(),
-            ),
-            Self::RateLimited {
-                retry_after_secs, ..
-            } => (
-                "urn:problem:order-api:rate-limited",
-                "Too many orders",
-                format!(
-                    "Too many orders from this client or for this address; retry in {retry_after_secs} seconds"
-                ),
-                Vec::new(),
-            ),
-            Self::Validation(errors) => (
+            Self::UnsupportedMediaType => ("about:blank", "Unsupported Media Type"),
+            Self::NotFound(_) | Self::OrderNotFound(_) => ("about:blank", "Not Found"),
+            Self::Unauthorized => ("urn:problem:order-api:unauthorized", "Unauthorized"),
+            Self::RateLimited { .. } => ("urn:problem:order-api:rate-limited", "Too many orders"),
+            Self::Validation(_) => (
                 "urn:problem:order-api:validation-failed",
                 "Your request has invalid fields",
-                match errors.len() {
-                    1 => "1 field is invalid; see errors".to_owned(),
-                    n => format!("{n} fields are invalid; see errors"),
-                },
-                errors.clone(),
             ),
             Self::IdempotencyKeyReused => (
                 "urn:problem:order-api:idempotency-key-reused",
                 "Idempotency-Key already used",
-                "This Idempotency-Key was first used with a different request; use a new key for a new order".to_owned(),
-                vec![FieldError::new(
-                    "Idempotency-Key",
-                    "was already used with a different request",
-                )],
             ),
-            Self::AlreadyReplayed { id, at } => (
+            Self::AlreadyReplayed { .. } => (
                 "urn:problem:order-api:already-replayed",
                 "Dead letter already replayed",
-                match at {
-                    Some(at) => format!(
-                        "Dead letter {id} was replayed at {}; a dead letter is replayed once",
-                        at.to_rfc3339_opts(SecondsFormat::Micros, true)
-                    ),
-                    None => format!("Another request is replaying dead letter {id}"),
-                },
-                Vec::new(),
             ),
-            Self::OrderFinal { id, status } => (
+            Self::OrderFinal { .. } => (
                 "urn:problem:order-api:order-final",
                 "Order cannot be cancelled",
-                format!("Order {id} is already {status}; only PLACED, RESERVED and CONFIRMED orders can be cancelled"),
-                Vec::new(),
             ),
-            Self::PaymentInProgress { id } => (
+            Self::PaymentInProgress { .. } => (
                 "urn:problem:order-api:payment-in-progress",
                 "Payment in progress",
-                format!("Order {id} is being charged right now; retry the cancel in {RETRY_AFTER_SECS} seconds"),
-                Vec::new(),
             ),
-            Self::Unavailable(_) => (
+            Self::Unavailable(_) | Self::BrokerUnavailable(_) => (
                 "urn:problem:order-api:service-unavailable",
                 "Service temporarily unavailable",
-                format!("The order database cannot be reached; retry in {RETRY_AFTER_SECS} seconds"),
-                Vec::new(),
             ),
-            Self::BrokerUnavailable(_) => (
-                "urn:problem:order-api:service-unavailable",
-                "Service temporarily unavailable",
-                format!("The event broker did not acknowledge the record; retry in {RETRY_AFTER_SECS} seconds"),
-                Vec::new(),
+            Self::Status(status) => ("about:blank", status.canonical_reason().unwrap_or("Error")),
+            Self::Unexpected(_) => ("about:blank", "Internal Server Error"),
+        }
+    }
+
+    /// The problem's `detail`: this occurrence, in words for the client.
+    fn detail(&self) -> String {
+        match self {
+            Self::BadRequest { detail, .. } => detail.clone(),
+            Self::UnsupportedMediaType => {
+                "The request body must be sent with Content-Type: application/json".to_owned()
+            }
+            Self::NotFound(what) => what.clone(),
+            Self::OrderNotFound(id) => format!("No order {id} was found"),
+            Self::Unauthorized => "This route needs a valid identity token".to_owned(),
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => format!(
+                "Too many orders from this client or for this address; retry in {retry_after_secs} seconds"
             ),
-            Self::Status(status) => (
-                "about:blank",
-                status.canonical_reason().unwrap_or("Error"),
-                generic_detail(*status).to_owned(),
-                Vec::new(),
-            ),
-            Self::Unexpected(_) => (
-                "about:blank",
-                "Internal Server Error",
-                "Something went wrong on our side; the request may be retried".to_owned(),
-                Vec::new(),
-            ),
-        };
-        Problem {
-            problem_type: problem_type.to_owned(),
-            title: title.to_owned(),
-            status: status.as_u16(),
-            detail,
-            errors,
+            Self::Validation(errors) => match errors.len() {
+                1 => "1 field is invalid; see errors".to_owned(),
+                n => format!("{n} fields are invalid; see errors"),
+            },
+            Self::IdempotencyKeyReused => "This Idempotency-Key was first used with a different request; use a new key for a new order".to_owned(),
+            Self::AlreadyReplayed { id, at } => match at {
+                Some(at) => format!(
+                    "Dead letter {id} was replayed at {}; a dead letter is replayed once",
+                    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+                ),
+                None => format!("Another request is replaying dead letter {id}"),
+            },
+            Self::OrderFinal { id, status } => format!("Order {id} is already {status}; only PLACED, RESERVED and CONFIRMED orders can be cancelled"),
+            Self::PaymentInProgress { id } => format!("Order {id} is being charged right now; retry the cancel in {RETRY_AFTER_SECS} seconds"),
+            Self::Unavailable(_) => format!("The order database cannot be reached; retry in {RETRY_AFTER_SECS} seconds"),
+            Self::BrokerUnavailable(_) => format!("The event broker did not acknowledge the record; retry in {RETRY_AFTER_SECS} seconds"),
+            Self::Status(status) => generic_detail(*status).to_owned(),
+            Self::Unexpected(_) => {
+                "Something went wrong on our side; the request may be retried".to_owned()
+            }
+        }
+    }
+
+    /// The problem's `errors`: one entry per field at fault, where the problem is about fields.
+    fn field_errors(&self) -> Vec<FieldError> {
+        match self {
+            Self::BadRequest { errors, .. } | Self::Validation(errors) => errors.clone(),
+            Self::IdempotencyKeyReused => vec![FieldError::new(
+                "Idempotency-Key",
+                "was already used with a different request",
+            )],
+            _ => Vec::new(),
         }
     }
 }

@@ -17,7 +17,7 @@ use shared::domain::{
     ProductName, RejectionReason, StockLevel,
 };
 use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
-use shared::lifecycle::{self, CancelRefusal, PaymentState};
+use shared::lifecycle::{self, CancelRefusal, Cancellation, PaymentState};
 use shared::outbox::{OutboxEntry, OutboxRow};
 use shared::trace::TraceContext;
 
@@ -235,6 +235,91 @@ pub async fn place_order(
     pool: &PgPool,
     placing: &Placing<'_>,
 ) -> Result<Placement, PlaceOrderError> {
+    let fingerprint = placing
+        .idempotency_key
+        .map(|_| request_fingerprint(placing.order, placing.owner.sub()));
+    let event = OutboxEntry::from_event(
+        &OrderEvent::placed(OrderEventData::from_new_order(placing.id, placing.order))
+            .in_trace(placing.trace),
+    );
+    let placed = insert_counted(pool, placing, &event, fingerprint.as_ref()).await?;
+    if let Some(refused) = placed.refused {
+        let counter = placing
+            .counters
+            .iter()
+            .find(|counter| counter.name == refused)
+            .map(|counter| counter.name)
+            .ok_or_else(|| {
+                StoreError::Unexpected(anyhow::anyhow!("an unknown counter refused: {refused}"))
+            })?;
+        return Err(PlaceOrderError::Limited(counter));
+    }
+    match placed.into_order(placing.owner) {
+        Some((order, outbox_id)) => Ok(Placement::Created {
+            order: Order::try_from(order)?,
+            outbox: vec![event.stored_as(outbox_id)],
+        }),
+        None => {
+            let key = placing
+                .idempotency_key
+                .expect("only a keyed insert can conflict");
+            replay(pool, key, fingerprint.as_ref(), placing.owner).await
+        }
+    }
+}
+
+/// What `queries/place_order.sql` answers: the counter that refused the order, or the order
+/// as inserted with its outbox row's id, or neither (an idempotency key already taken).
+struct PlacedRow {
+    refused: Option<String>,
+    id: Option<Uuid>,
+    customer_name: Option<String>,
+    customer_email: Option<String>,
+    product_name: Option<String>,
+    quantity: Option<i32>,
+    status: Option<String>,
+    rejection_reason: Option<String>,
+    amount: Option<i64>,
+    currency: Option<String>,
+    created_at: Option<DateTime<Utc>>,
+    updated_at: Option<DateTime<Utc>>,
+    outbox_id: Option<i64>,
+}
+
+impl PlacedRow {
+    /// The inserted order and its outbox row's id; `None` when nothing was inserted.
+    fn into_order(self, owner: Owner<'_>) -> Option<(OrderRow, i64)> {
+        let order = OrderRow {
+            id: self.id?,
+            customer_name: self.customer_name?,
+            customer_email: self.customer_email,
+            product_name: self.product_name?,
+            quantity: self.quantity?,
+            status: self.status?,
+            rejection_reason: self.rejection_reason,
+            amount: self.amount,
+            currency: self.currency,
+            payment_status: None,
+            decline_code: None,
+            customer_sub: owner.sub().map(str::to_owned),
+            order_token_hash: owner.token_hash().map(<[u8]>::to_vec),
+            created_at: self.created_at?,
+            updated_at: self.updated_at?,
+        };
+        Some((order, self.outbox_id?))
+    }
+}
+
+/// Runs the one statement that counts and places (`queries/place_order.sql`). With a key, a
+/// concurrent insert of the same key makes it wait for the other statement; if that
+/// committed, nothing is inserted (the outbox insert reads no row from `placed`) and the
+/// order columns come back NULL.
+async fn insert_counted(
+    pool: &PgPool,
+    placing: &Placing<'_>,
+    event: &OutboxEntry,
+    fingerprint: Option<&[u8; 32]>,
+) -> Result<PlacedRow, StoreError> {
     let Placing {
         id,
         order,
@@ -242,68 +327,24 @@ pub async fn place_order(
         idempotency_key,
         counters,
         window,
-        trace,
+        ..
     } = *placing;
-    let fingerprint = idempotency_key.map(|_| request_fingerprint(order, owner.sub()));
-    let event = OutboxEntry::from_event(
-        &OrderEvent::placed(OrderEventData::from_new_order(id, order)).in_trace(trace),
-    );
     let counter_names: Vec<&str> = counters.iter().map(|counter| counter.name).collect();
     let counter_subjects: Vec<&[u8]> = counters
         .iter()
         .map(|counter| counter.subject.as_slice())
         .collect();
     let counter_limits: Vec<i32> = counters.iter().map(|counter| counter.limit).collect();
-    // With a key, a concurrent insert of the same key makes this wait for the other
-    // statement; if it committed, nothing is inserted (the outbox insert reads no row from
-    // `placed`) and the order columns come back NULL.
-    let placed = sqlx::query!(
-        r#"WITH counted AS (
-             INSERT INTO request_counts (counter, subject, window_start, hits)
-             SELECT c.counter, c.subject, to_timestamp($16::bigint), 1
-             FROM UNNEST($13::text[], $14::bytea[]) WITH ORDINALITY AS c(counter, subject, n)
-             ORDER BY c.n
-             ON CONFLICT (counter, subject, window_start)
-             DO UPDATE SET hits = request_counts.hits + 1
-             RETURNING counter, hits
-         ), refused AS (
-             SELECT counted.counter
-             FROM counted JOIN UNNEST($13::text[], $15::int[]) AS l(counter, max_hits)
-                  ON l.counter = counted.counter
-             WHERE counted.hits > l.max_hits
-             LIMIT 1
-         ), placed AS (
-             INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status,
-                                 idempotency_key, request_fingerprint, payment_method,
-                                 customer_sub, order_token_hash)
-             SELECT $1::uuid, $2::varchar, $3::varchar, $4::varchar, $5::int, 'PLACED',
-                    $6::varchar, $7::bytea, $11::varchar, $17::varchar, $18::bytea
-             WHERE NOT EXISTS (SELECT 1 FROM refused)
-             ON CONFLICT (idempotency_key) DO NOTHING
-             RETURNING id, customer_name, customer_email, product_name, quantity, status,
-                       rejection_reason, amount, currency, created_at, updated_at
-         ), queued AS (
-             INSERT INTO outbox (topic, key, payload, traceparent)
-             SELECT $8, $9, $10, $12 FROM placed
-             RETURNING id
-         )
-         SELECT (SELECT counter FROM refused) AS refused,
-                placed.id AS "id?", placed.customer_name AS "customer_name?",
-                placed.customer_email, placed.product_name AS "product_name?",
-                placed.quantity AS "quantity?", placed.status AS "status?",
-                placed.rejection_reason, placed.amount, placed.currency,
-                placed.created_at AS "created_at?",
-                placed.updated_at AS "updated_at?", queued.id AS "outbox_id?"
-         FROM (SELECT 1) AS one
-              LEFT JOIN placed ON true
-              LEFT JOIN queued ON true"#,
+    sqlx::query_file_as!(
+        PlacedRow,
+        "queries/place_order.sql",
         id,
         order.customer_name.as_str(),
         order.customer_email.as_ref().map(EmailAddress::as_str),
         order.product_name.as_str(),
         order.quantity.get(),
         idempotency_key.map(IdempotencyKey::as_str),
-        fingerprint.as_ref().map(<[u8; 32]>::as_slice),
+        fingerprint.map(<[u8; 32]>::as_slice),
         &event.topic,
         &event.key,
         &event.payload,
@@ -318,62 +359,7 @@ pub async fn place_order(
     )
     .fetch_one(pool)
     .await
-    .map_err(|err| StoreError::from_sqlx(err, "insert order and its order.placed event"))?;
-
-    if let Some(refused) = placed.refused {
-        let counter = counters
-            .iter()
-            .find(|counter| counter.name == refused)
-            .map(|counter| counter.name)
-            .ok_or_else(|| {
-                StoreError::Unexpected(anyhow::anyhow!("an unknown counter refused: {refused}"))
-            })?;
-        return Err(PlaceOrderError::Limited(counter));
-    }
-    let (
-        Some(id),
-        Some(customer_name),
-        Some(product_name),
-        Some(quantity),
-        Some(status),
-        Some(created_at),
-        Some(updated_at),
-        Some(outbox_id),
-    ) = (
-        placed.id,
-        placed.customer_name,
-        placed.product_name,
-        placed.quantity,
-        placed.status,
-        placed.created_at,
-        placed.updated_at,
-        placed.outbox_id,
-    )
-    else {
-        let key = idempotency_key.expect("only a keyed insert can conflict");
-        return replay(pool, key, fingerprint.as_ref(), owner).await;
-    };
-    let order = OrderRow {
-        id,
-        customer_name,
-        customer_email: placed.customer_email,
-        product_name,
-        quantity,
-        status,
-        rejection_reason: placed.rejection_reason,
-        amount: placed.amount,
-        currency: placed.currency,
-        payment_status: None,
-        decline_code: None,
-        customer_sub: owner.sub().map(str::to_owned),
-        order_token_hash: owner.token_hash().map(<[u8]>::to_vec),
-        created_at,
-        updated_at,
-    };
-    Ok(Placement::Created {
-        order: Order::try_from(order)?,
-        outbox: vec![event.stored_as(outbox_id)],
-    })
+    .map_err(|err| StoreError::from_sqlx(err, "insert order and its order.placed event"))
 }
 
 /// Reads the order that won `key` (committed, since the conflicting insert waited for it).
@@ -496,53 +482,16 @@ pub async fn cancel_order(
     let status = OrderStatus::parse(&order.status).map_err(|err| {
         StoreError::Unexpected(anyhow::anyhow!("order {id} has an invalid status: {err}"))
     })?;
-    let payment = sqlx::query!(
-        "SELECT status, attempts FROM payments WHERE order_id = $1 FOR UPDATE",
-        id,
-    )
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(failed("lock the payment"))?;
-    let payment = payment
-        .map(|payment| {
-            PaymentStatus::parse(&payment.status).map(|status| PaymentState {
-                status,
-                attempts: payment.attempts,
-            })
-        })
-        .transpose()
-        .map_err(|err| {
-            StoreError::Unexpected(anyhow::anyhow!("payment of {id} is invalid: {err}"))
-        })?;
+    let payment = lock_payment(&mut tx, id).await?;
     let cancellation = lifecycle::cancel(status, payment)?;
-    if cancellation.gives_stock_back {
-        sqlx::query!(
-            "UPDATE stock SET quantity = quantity + $2, updated_at = now()
-             WHERE product_name = $1",
-            order.product_name,
-            order.quantity,
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(failed("give the stock back"))?;
-    }
-    if let Some(next) = cancellation.payment {
-        sqlx::query!(
-            "UPDATE payments SET status = $2, updated_at = now() WHERE order_id = $1",
-            id,
-            next.as_str(),
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(failed("update the payment"))?;
-    }
-    sqlx::query!(
-        "UPDATE orders SET status = 'CANCELLED', updated_at = now() WHERE id = $1",
+    write_cancellation(
+        &mut tx,
         id,
+        &order.product_name,
+        order.quantity,
+        cancellation,
     )
-    .execute(&mut *tx)
-    .await
-    .map_err(failed("cancel the order"))?;
+    .await?;
     let refund = cancellation.refunds();
     let event = OrderEvent::of_kind(
         EventType::OrderCancelled,
@@ -579,6 +528,70 @@ impl Cursor {
             id: order.id,
         }
     }
+}
+
+/// Locks the payment of order `id`, if it has one, for a cancel.
+async fn lock_payment(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+) -> Result<Option<PaymentState>, StoreError> {
+    let payment = sqlx::query!(
+        "SELECT status, attempts FROM payments WHERE order_id = $1 FOR UPDATE",
+        id,
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(|err| StoreError::from_sqlx(err, "lock the payment"))?;
+    payment
+        .map(|payment| {
+            PaymentStatus::parse(&payment.status).map(|status| PaymentState {
+                status,
+                attempts: payment.attempts,
+            })
+        })
+        .transpose()
+        .map_err(|err| StoreError::Unexpected(anyhow::anyhow!("payment of {id} is invalid: {err}")))
+}
+
+/// Writes what cancelling order `id` does (its stock given back, its payment's next status)
+/// and marks it `CANCELLED`.
+async fn write_cancellation(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    product_name: &str,
+    quantity: i32,
+    cancellation: Cancellation,
+) -> Result<(), StoreError> {
+    let failed = |context| move |err| StoreError::from_sqlx(err, context);
+    if cancellation.gives_stock_back {
+        sqlx::query!(
+            "UPDATE stock SET quantity = quantity + $2, updated_at = now()
+             WHERE product_name = $1",
+            product_name,
+            quantity,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("give the stock back"))?;
+    }
+    if let Some(next) = cancellation.payment {
+        sqlx::query!(
+            "UPDATE payments SET status = $2, updated_at = now() WHERE order_id = $1",
+            id,
+            next.as_str(),
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("update the payment"))?;
+    }
+    sqlx::query!(
+        "UPDATE orders SET status = 'CANCELLED', updated_at = now() WHERE id = $1",
+        id,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(failed("cancel the order"))?;
+    Ok(())
 }
 
 /// Which orders to list, and from where.

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::caller::{Customer, Guest};
 use crate::extract::{JsonObject, field};
 use crate::handler::record_order_id;
-use crate::limits::{Audience, OrderAttempt};
+use crate::limits::{Audience, Limits, OrderAttempt};
 use crate::order_token::{self, ORDER_TOKEN_HEADER, OrderToken};
 use crate::problem::{ApiError, FieldError, Problem};
 use crate::state::AppState;
@@ -351,42 +351,7 @@ pub(crate) async fn place(
     location: &str,
 ) -> Result<Response, ApiError> {
     let limits = state.limits();
-    let mut errors = Vec::new();
-    let order = NewOrder::try_from(body)
-        .map_err(|found| errors.extend(found))
-        .ok();
-    let key = idempotency_key(headers)
-        .map_err(|message| errors.push(FieldError::new("Idempotency-Key", message)))
-        .ok()
-        .flatten();
-    match (&placer, &order) {
-        (Placer::Guest(_), Some(order))
-            if i64::from(order.quantity.get()) > limits.guest_max_quantity =>
-        {
-            errors.push(FieldError::new(
-                "quantity",
-                format!(
-                    "guests may order at most {} units at once; sign in to order more",
-                    limits.guest_max_quantity
-                ),
-            ));
-        }
-        (Placer::Customer(customer), Some(order)) => {
-            let named = order.customer_email.as_ref().map(EmailAddress::as_str);
-            let own = customer.email.as_ref().map(EmailAddress::as_str);
-            if named.is_some_and(|named| !own.is_some_and(|own| own.eq_ignore_ascii_case(named))) {
-                errors.push(FieldError::new(
-                    "customerEmail",
-                    "must be the address of the signed-in account, or left out (mails go to that address)",
-                ));
-            }
-        }
-        _ => {}
-    }
-    let Some(mut order) = order.filter(|_| errors.is_empty()) else {
-        return Err(ApiError::Validation(errors));
-    };
-
+    let (mut order, key) = validate(limits, headers, body, &placer)?;
     let token = matches!(placer, Placer::Guest(_)).then(OrderToken::generate);
     let token_hash = token.as_ref().map(OrderToken::hash);
     let (owner, audience, source_ip) = match (&placer, &token_hash) {
@@ -437,7 +402,8 @@ pub(crate) async fn place(
         }
         Err(err) => return Err(err.into()),
     };
-    let (placed, replayed) = match placement {
+    let replayed = matches!(placement, Placement::Replayed(_));
+    let placed = match placement {
         Placement::Created {
             order: placed,
             outbox: rows,
@@ -445,14 +411,72 @@ pub(crate) async fn place(
             tracing::info!(product = %order.product_name, quantity = order.quantity.get(), "order placed");
             shared::metrics::order_placed();
             state.outbox().hand_over(rows).await;
-            (placed, false)
+            placed
         }
         Placement::Replayed(first) => {
             record_order_id(first.id);
             tracing::info!("repeated Idempotency-Key: returning the first order");
-            (first, true)
+            first
         }
     };
+    Ok(placed_response(&placed, replayed, token, location))
+}
+
+/// The body and the `Idempotency-Key` of an order to place, every bad field listed at once:
+/// the body's own rules, and those of who places it (a guest's quantity ceiling; a customer
+/// may name no other address than the account's).
+fn validate(
+    limits: &Limits,
+    headers: &HeaderMap,
+    body: &PlaceOrderRequest,
+    placer: &Placer<'_>,
+) -> Result<(NewOrder, Option<IdempotencyKey>), ApiError> {
+    let mut errors = Vec::new();
+    let order = NewOrder::try_from(body)
+        .map_err(|found| errors.extend(found))
+        .ok();
+    let key = idempotency_key(headers)
+        .map_err(|message| errors.push(FieldError::new("Idempotency-Key", message)))
+        .ok()
+        .flatten();
+    match (&placer, &order) {
+        (Placer::Guest(_), Some(order))
+            if i64::from(order.quantity.get()) > limits.guest_max_quantity =>
+        {
+            errors.push(FieldError::new(
+                "quantity",
+                format!(
+                    "guests may order at most {} units at once; sign in to order more",
+                    limits.guest_max_quantity
+                ),
+            ));
+        }
+        (Placer::Customer(customer), Some(order)) => {
+            let named = order.customer_email.as_ref().map(EmailAddress::as_str);
+            let own = customer.email.as_ref().map(EmailAddress::as_str);
+            if named.is_some_and(|named| !own.is_some_and(|own| own.eq_ignore_ascii_case(named))) {
+                errors.push(FieldError::new(
+                    "customerEmail",
+                    "must be the address of the signed-in account, or left out (mails go to that address)",
+                ));
+            }
+        }
+        _ => {}
+    }
+    match order.filter(|_| errors.is_empty()) {
+        Some(order) => Ok((order, key)),
+        None => Err(ApiError::Validation(errors)),
+    }
+}
+
+/// `201` with the order's location, its id and status, and a guest's order token;
+/// `Idempotent-Replayed: true` when it is the first order of a repeated key.
+fn placed_response(
+    placed: &Order,
+    replayed: bool,
+    token: Option<OrderToken>,
+    location: &str,
+) -> Response {
     let location = HeaderValue::try_from(format!("{location}/{}", placed.id))
         .expect("a UUID path is a valid header value");
     let mut response = (
@@ -471,7 +495,7 @@ pub(crate) async fn place(
             .headers_mut()
             .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
-    Ok(response)
+    response
 }
 
 /// Places an order as a guest, with the original system's body and answer. The answer adds
