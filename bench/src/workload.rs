@@ -11,9 +11,9 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use local_runtime::gateway::{DeclaredApi, Gateway, JwtSettings};
 use shared::events::{OrderEvent, OrderEventData};
 use shared::kafka::KafkaPublisher;
-use shared::msk::{BrokerRecord, kafka_event};
 use shared::trace::{TRACEPARENT, TraceContext};
 use sqlx::PgPool;
+use testkit::msk::{BrokerRecord, kafka_event};
 use testkit::tansu::Tansu;
 use uuid::Uuid;
 
@@ -125,7 +125,7 @@ pub async fn placed_batch(pool: &PgPool, size: usize, traced: bool) -> anyhow::R
         .map(|(i, event)| {
             let partition = (i % PRODUCTS) % 3;
             offsets[partition] += 1;
-            BrokerRecord::from_event(event, partition as i32, offsets[partition])
+            testkit::msk::record(event, partition as i32, offsets[partition])
         })
         .collect();
     Ok(kafka_event(

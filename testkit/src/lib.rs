@@ -6,6 +6,7 @@
 //! - [`kafka`]: read back what a test published, from the shared broker or a private one.
 //! - [`tansu`]: a private Kafka-compatible broker per test, which a test may stop and restart.
 //! - [`proxy`]: a TCP proxy to put between code and a service, to cut the connection.
+//! - [`msk`]: fake MSK deliveries of our events, as Lambda's trigger builds them.
 //! - [`maildev`]: the mail sink's REST API, and private sinks a test may stop.
 //! - [`postgres`]: a private PostgreSQL cluster with password authentication and settings
 //!   of the test's choosing.
@@ -28,6 +29,7 @@ pub mod emf;
 pub mod kafka;
 pub mod lambda_api;
 pub mod maildev;
+pub mod msk;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;

@@ -33,9 +33,9 @@ use bench::settings::{env, env_number, load_average};
 use bench::stats::{LatencySummary, ms};
 use serde_json::{Value, json};
 use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
-use shared::msk::{BrokerRecord, kafka_event};
 use testkit::lambda_api::{FunctionProcess, RuntimeApi, http_api_event};
 use testkit::maildev::Maildev;
+use testkit::msk::kafka_event;
 use testkit::stripe::LocalStripe;
 use testkit::tansu::Tansu;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -337,7 +337,7 @@ fn msk_batch(event: &OrderEvent) -> anyhow::Result<Value> {
     Ok(serde_json::to_value(kafka_event(
         "arn:aws:kafka:us-east-1:123456789012:cluster/bench/1",
         "127.0.0.1:9092",
-        [BrokerRecord::from_event(event, 0, 1)],
+        [testkit::msk::record(event, 0, 1)],
     ))?)
 }
 

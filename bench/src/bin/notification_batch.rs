@@ -30,8 +30,8 @@ use notification::{MailSettings, Mailer, SmtpSettings};
 use shared::config::Secrets;
 use shared::domain::new_id;
 use shared::events::{OrderEvent, OrderEventData};
-use shared::msk::{BrokerRecord, kafka_event};
 use testkit::maildev::Maildev;
+use testkit::msk::kafka_event;
 
 const MAIL_FROM: &str = "Orders <orders@shop.example>";
 
@@ -209,7 +209,7 @@ async fn handler_round(
         events
             .iter()
             .enumerate()
-            .map(|(i, event)| BrokerRecord::from_event(event, (i % 3) as i32, i as i64)),
+            .map(|(i, event)| testkit::msk::record(event, (i % 3) as i32, i as i64)),
     );
     let started = Instant::now();
     let summary = notifier.handle(batch).await?;

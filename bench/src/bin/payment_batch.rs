@@ -26,7 +26,7 @@ use shared::config::{KafkaSettings, Secrets};
 use shared::domain::new_id;
 use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
 use shared::kafka::KafkaPublisher;
-use shared::msk::{BrokerRecord, kafka_event};
+use testkit::msk::kafka_event;
 use testkit::stripe::{API_KEY, LocalStripe};
 use uuid::Uuid;
 
@@ -158,7 +158,7 @@ async fn handler_round(
         events
             .iter()
             .enumerate()
-            .map(|(i, event)| BrokerRecord::from_event(event, (i % 3) as i32, i as i64)),
+            .map(|(i, event)| testkit::msk::record(event, (i % 3) as i32, i as i64)),
     );
     let started = Instant::now();
     let summary = handler.handle(batch).await?;

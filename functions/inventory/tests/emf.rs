@@ -8,9 +8,9 @@ use std::time::Duration;
 use shared::config::{KafkaSettings, Secrets};
 use shared::events::{OrderEvent, OrderEventData};
 use shared::kafka::KafkaPublisher;
-use shared::msk::{BrokerRecord, kafka_event};
 use sqlx::PgPool;
 use testkit::emf::EmfMetric;
+use testkit::msk::{BrokerRecord, kafka_event};
 
 async fn place_order(pool: &PgPool, product: &str) -> OrderEvent {
     let event = OrderEvent::placed(OrderEventData {
@@ -52,9 +52,9 @@ async fn one_invocation_writes_valid_emf_lines_carrying_the_batch_reports_counts
     let mut records: Vec<BrokerRecord> = events
         .iter()
         .zip(0..)
-        .map(|(event, offset)| BrokerRecord::from_event(event, 0, offset))
+        .map(|(event, offset)| testkit::msk::record(event, 0, offset))
         .collect();
-    let mut poison = BrokerRecord::from_event(&events[0], 0, 4);
+    let mut poison = testkit::msk::record(&events[0], 0, 4);
     poison.value = Some(b"not an event".to_vec());
     records.push(poison);
     let mut settings = KafkaSettings::plaintext(testkit::kafka::bootstrap());

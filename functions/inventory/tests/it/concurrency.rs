@@ -5,7 +5,6 @@ use std::collections::HashSet;
 
 use futures::future::join_all;
 use shared::events::OrderEvent;
-use shared::msk::kafka_event;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::helpers::*;
@@ -50,7 +49,7 @@ async fn concurrent_invocations_on_overlapping_products_never_oversell_or_deadlo
             delivered.extend(records(&placed[start..end], partition as i32, start as i64));
         }
         deliveries += delivered.len();
-        batches.push(kafka_event(ARN, "127.0.0.1:9092", delivered));
+        batches.push(testkit::msk::batch(delivered));
     }
     let unique: usize = per_product.iter().map(Vec::len).sum();
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use shared::events::topics;
-use shared::msk::{BrokerRecord, kafka_event};
 use sqlx::PgPool;
+use testkit::msk::BrokerRecord;
 
 use crate::helpers::*;
 use testkit::kafka::shared_publisher;
@@ -125,7 +125,7 @@ async fn replaying_the_whole_topic_from_the_beginning_changes_nothing(pool: PgPo
     let deliver_all = || async {
         let mut confirmed = 0;
         for chunk in records.chunks(1_000) {
-            let event = kafka_event(ARN, "127.0.0.1:9092", chunk.to_vec());
+            let event = testkit::msk::batch(chunk.to_vec());
             confirmed += inventory.handle(event).await.unwrap().confirmed;
         }
         confirmed

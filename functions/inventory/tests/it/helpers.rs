@@ -6,11 +6,9 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use inventory::Inventory;
 use shared::consumer::Consumer;
 use shared::events::{OrderEvent, OrderEventData, topics};
-use shared::msk::{BrokerRecord, kafka_event};
 use sqlx::PgPool;
+use testkit::msk::BrokerRecord;
 use uuid::Uuid;
-
-pub const ARN: &str = "arn:aws:kafka:us-east-1:123456789012:cluster/orders-local/test";
 
 /// The sample events under `events/`, the same files `cargo lambda invoke` uses.
 pub fn sample(name: &str) -> KafkaEvent {
@@ -84,18 +82,14 @@ pub async fn insert_order(pool: &PgPool, event: &OrderEvent) {
 
 /// A batch carrying `events` on one partition, at consecutive offsets from `first_offset`.
 pub fn batch(events: &[OrderEvent], partition: i32, first_offset: i64) -> KafkaEvent {
-    kafka_event(
-        ARN,
-        "127.0.0.1:9092",
-        records(events, partition, first_offset),
-    )
+    testkit::msk::batch_of(events, partition, first_offset)
 }
 
 pub fn records(events: &[OrderEvent], partition: i32, first_offset: i64) -> Vec<BrokerRecord> {
     events
         .iter()
         .zip(first_offset..)
-        .map(|(event, offset)| BrokerRecord::from_event(event, partition, offset))
+        .map(|(event, offset)| testkit::msk::record(event, partition, offset))
         .collect()
 }
 

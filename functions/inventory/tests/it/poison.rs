@@ -4,8 +4,8 @@ use aws_lambda_events::event::kafka::KafkaRecord;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use shared::events::OrderEvent;
-use shared::msk::BrokerRecord;
 use sqlx::PgPool;
+use testkit::msk::BrokerRecord;
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -23,7 +23,7 @@ struct DeadLetter {
 }
 
 fn lambda_record(record: BrokerRecord) -> KafkaRecord {
-    let event = shared::msk::kafka_event(ARN, "b", [record]);
+    let event = testkit::msk::kafka_event(testkit::msk::ARN, "b", [record]);
     event.records.into_values().next().unwrap().remove(0)
 }
 
@@ -40,13 +40,13 @@ async fn poison_records_are_dead_lettered_while_the_valid_ones_around_them_are_p
     let huge = {
         let mut value = br#"{"specversion":"1.0","type":"order.placed","data":""#.to_vec();
         value.resize(1024 * 1024, b'x');
-        let mut record = BrokerRecord::from_event(&later, 2, 207);
+        let mut record = testkit::msk::record(&later, 2, 207);
         record.value = Some(value);
         record
     };
     let group = event.records.get_mut("order-placed-2").unwrap();
     group.push(lambda_record(huge));
-    group.push(lambda_record(BrokerRecord::from_event(&later, 2, 208)));
+    group.push(lambda_record(testkit::msk::record(&later, 2, 208)));
 
     let inventory = inventory(&pool).await;
     let summary = inventory.handle(event.clone()).await.unwrap();

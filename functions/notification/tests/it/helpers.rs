@@ -11,12 +11,10 @@ use shared::config::Secrets;
 use shared::consumer::Consumer;
 use shared::domain::{RejectionReason, new_id};
 use shared::events::{OrderEvent, OrderEventData};
-use shared::msk::{BrokerRecord, kafka_event};
 use sqlx::PgPool;
 use testkit::maildev::Maildev;
 use uuid::Uuid;
 
-pub const ARN: &str = "arn:aws:kafka:us-east-1:123456789012:cluster/orders-local/test";
 pub const MAIL_FROM: &str = "Orders <orders@shop.example>";
 /// How long a test waits for mail to show up in a sink.
 pub const MAIL_WAIT: Duration = Duration::from_secs(15);
@@ -85,13 +83,11 @@ pub fn rejected(placed: &OrderEvent, reason: RejectionReason) -> OrderEvent {
 
 /// The batch Lambda would deliver for `events`, spread over partitions in offset order.
 pub fn batch(events: &[&OrderEvent]) -> KafkaEvent {
-    kafka_event(
-        ARN,
-        "127.0.0.1:9092",
+    testkit::msk::batch(
         events
             .iter()
             .enumerate()
-            .map(|(i, event)| BrokerRecord::from_event(event, (i % 3) as i32, 100 + i as i64)),
+            .map(|(i, event)| testkit::msk::record(event, (i % 3) as i32, 100 + i as i64)),
     )
 }
 

@@ -11,9 +11,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use order_api::{AppState, app};
 use serde_json::Value;
 use shared::events::{CLOUDEVENTS_CONTENT_TYPE, CONTENT_TYPE_HEADER, OrderEvent, OrderEventData};
-use shared::msk::{BrokerRecord, kafka_event};
 use sqlx::PgPool;
 use testkit::kafka::ReceivedRecord;
+use testkit::msk::{BrokerRecord, kafka_event};
 use testkit::tansu::Tansu;
 
 use crate::support::{Reply, call, get, no_limits, test_app};

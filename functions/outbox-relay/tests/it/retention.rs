@@ -6,8 +6,8 @@ use std::time::Duration;
 use outbox_relay::retention::{Retention, prune};
 use shared::domain::{CustomerName, NewOrder, ProductName, Quantity, new_id};
 use shared::events::{OrderEvent, OrderEventData};
-use shared::msk::{BrokerRecord, kafka_event};
 use sqlx::PgPool;
+use testkit::msk::kafka_event;
 
 const DAY: &str = "1 day";
 
@@ -116,7 +116,7 @@ async fn a_record_redelivered_within_the_retention_is_applied_once(pool: PgPool)
         kafka_event(
             "arn:aws:kafka:us-east-1:123456789012:cluster/orders/test",
             "127.0.0.1:9092",
-            [BrokerRecord::from_event(&event, 0, 1)],
+            [testkit::msk::record(&event, 0, 1)],
         )
     };
     let publisher = {

@@ -6,12 +6,10 @@ use payment::{Payments, Stripe};
 use secrecy::SecretString;
 use shared::consumer::Consumer;
 use shared::events::{EventType, OrderEvent, OrderEventData};
-use shared::msk::{BrokerRecord, kafka_event};
 use sqlx::PgPool;
 use testkit::stripe::{API_KEY, LocalStripe};
 use uuid::Uuid;
 
-pub const ARN: &str = "arn:aws:kafka:us-east-1:123456789012:cluster/orders-local/test";
 /// Succeeds on confirm.
 pub const GOOD_CARD: &str = "pm_card_visa";
 /// Declined on confirm (`card_declined`).
@@ -147,12 +145,7 @@ pub async fn insert_order(
 
 /// A batch carrying `events` on one partition per topic, from offset `first_offset`.
 pub fn batch(events: &[OrderEvent], first_offset: i64) -> KafkaEvent {
-    let records: Vec<BrokerRecord> = events
-        .iter()
-        .zip(first_offset..)
-        .map(|(event, offset)| BrokerRecord::from_event(event, 0, offset))
-        .collect();
-    kafka_event(ARN, "127.0.0.1:9092", records)
+    testkit::msk::batch_of(events, 0, first_offset)
 }
 
 /// The events of `kind` emitted for the orders of `pool`'s database, from the shared broker
