@@ -34,13 +34,13 @@
 //! `BENCH_RUNTIME_BIN` (default: built here), `DATABASE_URL` (the server to use).
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use bench::pipeline::api::Api;
-use bench::pipeline::offered_load::offer_bodies;
+use bench::pipeline::offered_load::{Offered, offer_bodies};
 use bench::pipeline::orders::{PRODUCTS, customer_email_pattern, order_seq};
 use bench::scratch::ScratchDatabase;
 use bench::settings::{env, env_number, env_secs};
@@ -117,11 +117,85 @@ async fn main() -> anyhow::Result<()> {
     outcome
 }
 
+/// Starts the system on its own services, drives it through the faults, lets it settle and
+/// checks the invariants; fails if one did not hold.
 async fn soak(
     settings: &Settings,
     binary: PathBuf,
     database: &ScratchDatabase,
 ) -> anyhow::Result<()> {
+    let services = start_services(settings).await;
+    let count = (settings.duration.as_secs_f64() * settings.rate) as usize;
+    let runtime = start_runtime(settings, &binary, database, &services, count).await?;
+    let observer = connect_observer(database).await?;
+    let Services {
+        broker,
+        sink,
+        stripe,
+        identity,
+        customers,
+    } = services;
+    let api = Api::new(runtime.base_url());
+    let side = SideTraffic::new(&runtime.base_url(), customers);
+    print_plan(settings, &runtime, &identity);
+
+    let initial_stock = stock_products(&api).await?;
+    let faults = schedule::draw(settings.seed, settings.duration, settings.mean_fault_gap);
+    println!("  fault schedule: {} faults", faults.len());
+
+    let system = Arc::new(Mutex::new(System {
+        broker,
+        sink,
+        runtime,
+        stripe,
+        observer: observer.clone(),
+    }));
+    let mut traffic = drive(settings, &api, &system, faults, side, count).await?;
+    let answered = traffic.accepted.len();
+    let unanswered = created_without_answer(&observer, &mut traffic.accepted).await?;
+    print_offered(count, answered, unanswered, &traffic.offered);
+
+    let system = Arc::into_inner(system)
+        .context("the injector still holds the system")?
+        .into_inner();
+    drain(&observer, &traffic.accepted, settings.drain).await;
+    let mails = system.sink.messages().await;
+    let payment_intents = system.stripe.payment_intents().await;
+    let bootstrap = system.broker.bootstrap();
+    let run = Run {
+        tag: TAG,
+        accepted: &traffic.accepted,
+        initial_stock: &initial_stock,
+        poison: &traffic.poison,
+        poison_readers: ORDER_PLACED_READERS,
+        relay_window: RELAY_WINDOW,
+        bootstrap: &bootstrap,
+    };
+    let checks = invariants::check(&run, &observer, &mails, &payment_intents).await?;
+
+    println!();
+    print_results(&observer, &traffic, &checks).await?;
+    let mut system = system;
+    let _ = system.runtime.try_terminate().await;
+    let failed =
+        checks.iter().filter(|check| !check.held).count() + usize::from(traffic.side.wrong() > 0);
+    ensure!(failed == 0, "{failed} checks did not hold");
+    Ok(())
+}
+
+/// The services the runtime works with, each private to the run, and the customers signed in
+/// to its user pool.
+struct Services {
+    broker: Tansu,
+    sink: Maildev,
+    stripe: LocalStripe,
+    identity: Pool,
+    customers: Vec<Customer>,
+}
+
+/// Starts the run's broker (behind a cuttable network), SMTP sink, payment stand-in and user
+/// pool, and signs in its customers (at least one).
+async fn start_services(settings: &Settings) -> Services {
     let broker = Tansu::start_behind_proxy().await;
     let sink = Maildev::spawn().await;
     // In memory: see `FaultKind::PaymentStopped` for why it is frozen rather than restarted.
@@ -136,37 +210,61 @@ async fn soak(
             bearer,
         });
     }
-    let count = (settings.duration.as_secs_f64() * settings.rate) as usize;
+    Services {
+        broker,
+        sink,
+        stripe,
+        identity,
+        customers,
+    }
+}
+
+/// Starts the runtime on the run's database and services, with a short relay window and the
+/// abuse limits on but above what the run sends (`count` main orders).
+async fn start_runtime(
+    settings: &Settings,
+    binary: &Path,
+    database: &ScratchDatabase,
+    services: &Services,
+    count: usize,
+) -> anyhow::Result<LocalRuntime> {
+    let Services {
+        broker,
+        sink,
+        stripe,
+        identity,
+        ..
+    } = services;
     // Each limit a little above what its one address or mailbox sends in the run.
     let per_guest_address = (count + count / 10 + 100).to_string();
     let per_customer = (settings.duration.as_secs_f64() * settings.side_rate) as usize + 100;
-    let spec = RuntimeSpec::new(
-        &binary,
-        &database.url,
-        &broker.bootstrap(),
-        sink.smtp_port(),
-    )
-    .with("KAFKA_DELIVERY_TIMEOUT_MS", "2000")
-    .with("LOCAL_RELAY_INTERVAL_SECS", "1")
-    .with("RELAY_MIN_AGE_SECS", RELAY_WINDOW.as_secs().to_string())
-    .with("STRIPE_API_BASE", stripe.base_url())
-    .with("ABUSE_LIMITS", "on")
-    .with("LIMIT_GUEST_MAX_QUANTITY", "10")
-    .with("LIMIT_GUEST_UNPAID_ORDERS_PER_IP", &per_guest_address)
-    .with("LIMIT_GUEST_CARD_ATTEMPTS_PER_IP", &per_guest_address)
-    .with(
-        "LIMIT_CUSTOMER_UNPAID_ORDERS_PER_IP",
-        per_customer.to_string(),
-    )
-    .with("LIMIT_CUSTOMER_ORDERS_PER_EMAIL", per_customer.to_string())
-    // The gateway checks the customers' tokens against the run's own user pool.
-    .with(jwt::ISSUER_VAR, identity.issuer())
-    .with(jwt::AUDIENCE_VAR, identity.client_id.clone())
-    .with(jwt::JWKS_URL_VAR, identity.jwks_url())
-    // The trigger's info lines show where it read a partition again (see its docs).
-    .with("RUST_LOG", "warn,local_runtime::trigger=info");
-    let runtime = LocalRuntime::try_start(spec).await?;
-    let observer = PgPoolOptions::new()
+    let spec = RuntimeSpec::new(binary, &database.url, &broker.bootstrap(), sink.smtp_port())
+        .with("KAFKA_DELIVERY_TIMEOUT_MS", "2000")
+        .with("LOCAL_RELAY_INTERVAL_SECS", "1")
+        .with("RELAY_MIN_AGE_SECS", RELAY_WINDOW.as_secs().to_string())
+        .with("STRIPE_API_BASE", stripe.base_url())
+        .with("ABUSE_LIMITS", "on")
+        .with("LIMIT_GUEST_MAX_QUANTITY", "10")
+        .with("LIMIT_GUEST_UNPAID_ORDERS_PER_IP", &per_guest_address)
+        .with("LIMIT_GUEST_CARD_ATTEMPTS_PER_IP", &per_guest_address)
+        .with(
+            "LIMIT_CUSTOMER_UNPAID_ORDERS_PER_IP",
+            per_customer.to_string(),
+        )
+        .with("LIMIT_CUSTOMER_ORDERS_PER_EMAIL", per_customer.to_string())
+        // The gateway checks the customers' tokens against the run's own user pool.
+        .with(jwt::ISSUER_VAR, identity.issuer())
+        .with(jwt::AUDIENCE_VAR, identity.client_id.clone())
+        .with(jwt::JWKS_URL_VAR, identity.jwks_url())
+        // The trigger's info lines show where it read a partition again (see its docs).
+        .with("RUST_LOG", "warn,local_runtime::trigger=info");
+    LocalRuntime::try_start(spec).await
+}
+
+/// A small pool on the run's database under the observer's application name, which the
+/// fault that kills every database session spares.
+async fn connect_observer(database: &ScratchDatabase) -> anyhow::Result<sqlx::PgPool> {
+    PgPoolOptions::new()
         .max_connections(2)
         .connect_with(
             database
@@ -175,9 +273,11 @@ async fn soak(
                 .application_name(OBSERVER),
         )
         .await
-        .context("could not connect to the run's database")?;
-    let api = Api::new(runtime.base_url());
-    let side = SideTraffic::new(&runtime.base_url(), customers);
+        .context("could not connect to the run's database")
+}
+
+/// Prints what the run is about to do, and where the runtime's log is.
+fn print_plan(settings: &Settings, runtime: &LocalRuntime, identity: &Pool) {
     println!(
         "soak: {} s at {} orders/s, seed {}, runtime log {}",
         settings.duration.as_secs(),
@@ -191,7 +291,11 @@ async fn soak(
         settings.customers.max(1),
         identity.id
     );
+}
 
+/// Prices and stocks every product (the scarce one low) and empties the operator's product;
+/// returns the initial stock of the guests' products.
+async fn stock_products(api: &Api) -> anyhow::Result<BTreeMap<String, i64>> {
     let mut initial_stock = BTreeMap::new();
     for product in PRODUCTS {
         let level = if product == SCARCE.0 { SCARCE.1 } else { AMPLE };
@@ -204,16 +308,33 @@ async fn soak(
         initial_stock.insert(product.to_owned(), level);
     }
     api.set_stock(OPERATOR_PRODUCT, 0).await?;
-    let faults = schedule::draw(settings.seed, settings.duration, settings.mean_fault_gap);
-    println!("  fault schedule: {} faults", faults.len());
+    Ok(initial_stock)
+}
 
-    let system = Arc::new(Mutex::new(System {
-        broker,
-        sink,
-        runtime,
-        stripe,
-        observer: observer.clone(),
-    }));
+/// What happened while the run's traffic went on.
+struct Traffic {
+    /// How the main guests' orders were answered.
+    offered: Offered,
+    /// The orders accepted, by their sequence number in the run.
+    accepted: BTreeMap<usize, uuid::Uuid>,
+    /// How many faults of each kind were injected.
+    injected: BTreeMap<FaultKind, usize>,
+    /// The poison records produced.
+    poison: HashSet<Vec<u8>>,
+    /// How the other callers' requests were answered.
+    side: Tally,
+}
+
+/// Offers the `count` main orders while the faults come and go, the poison records go out
+/// and the other callers go on, all for the run's duration; returns once all of them are done.
+async fn drive(
+    settings: &Settings,
+    api: &Api,
+    system: &Arc<Mutex<System>>,
+    faults: Vec<schedule::Fault>,
+    side: SideTraffic,
+    count: usize,
+) -> anyhow::Result<Traffic> {
     let (placed_tx, mut placed_rx) = tokio::sync::mpsc::unbounded_channel();
     let started = tokio::time::Instant::now();
     let injector = tokio::spawn({
@@ -249,7 +370,7 @@ async fn soak(
             }
         }
     });
-    let offered = offer_bodies(&api, count, settings.rate, 256, Some(placed_tx), |seq| {
+    let offered = offer_bodies(api, count, settings.rate, 256, Some(placed_tx), |seq| {
         plan::order(TAG, seq)
     })
     .await?;
@@ -260,8 +381,18 @@ async fn soak(
     while let Ok((seq, id)) = placed_rx.try_recv() {
         accepted.insert(seq, id);
     }
-    let answered = accepted.len();
-    let unanswered = created_without_answer(&observer, &mut accepted).await?;
+    Ok(Traffic {
+        offered,
+        accepted,
+        injected,
+        poison,
+        side,
+    })
+}
+
+/// Prints how the `count` main orders were answered: `answered` accepted, `unanswered`
+/// created though their answer was lost, the rest refused.
+fn print_offered(count: usize, answered: usize, unanswered: usize, offered: &Offered) {
     let by_card = (0..count)
         .filter(|seq| plan::payment_method(*seq).is_some())
         .count();
@@ -273,28 +404,17 @@ async fn soak(
         offered.failures - unanswered,
         offered.first_failure.as_deref().unwrap_or("none")
     );
+}
 
-    let system = Arc::into_inner(system)
-        .context("the injector still holds the system")?
-        .into_inner();
-    drain(&observer, &accepted, settings.drain).await;
-    let mails = system.sink.messages().await;
-    let payment_intents = system.stripe.payment_intents().await;
-    let bootstrap = system.broker.bootstrap();
-    let run = Run {
-        tag: TAG,
-        accepted: &accepted,
-        initial_stock: &initial_stock,
-        poison: &poison,
-        poison_readers: ORDER_PLACED_READERS,
-        relay_window: RELAY_WINDOW,
-        bootstrap: &bootstrap,
-    };
-    let checks = invariants::check(&run, &observer, &mails, &payment_intents).await?;
-
-    println!();
+/// Prints the run's results: the accepted orders by outcome, the faults and poison records
+/// injected, each invariant and how the other callers were answered.
+async fn print_results(
+    observer: &sqlx::PgPool,
+    traffic: &Traffic,
+    checks: &[invariants::Check],
+) -> anyhow::Result<()> {
     println!("accepted orders by outcome:");
-    for (outcome, orders) in outcomes(&observer, &accepted).await? {
+    for (outcome, orders) in outcomes(observer, &traffic.accepted).await? {
         println!("  {outcome:<36} {orders}");
     }
     println!("faults injected:");
@@ -302,12 +422,16 @@ async fn soak(
         println!(
             "  {:<36} {}",
             kind.name(),
-            injected.get(&kind).copied().unwrap_or(0)
+            traffic.injected.get(&kind).copied().unwrap_or(0)
         );
     }
-    println!("  {:<36} {}", "poison records produced", poison.len());
+    println!(
+        "  {:<36} {}",
+        "poison records produced",
+        traffic.poison.len()
+    );
     println!("invariants:");
-    for check in &checks {
+    for check in checks {
         println!(
             "  {}  {}: {}",
             if check.held { "ok    " } else { "FAILED" },
@@ -315,6 +439,12 @@ async fn soak(
             check.detail
         );
     }
+    print_side(&traffic.side);
+    Ok(())
+}
+
+/// Prints how the guests, customers and the operator beside the main guests were answered.
+fn print_side(side: &Tally) {
     let total = side.total();
     println!("guests, customers and the operator beside them (ok / failed in faults / wrong):");
     for (request, counts) in &side.by_request {
@@ -338,11 +468,6 @@ async fn soak(
             .map(|first| format!(" (first: {first})"))
             .unwrap_or_default()
     );
-    let mut system = system;
-    let _ = system.runtime.try_terminate().await;
-    let failed = checks.iter().filter(|check| !check.held).count() + usize::from(side.wrong() > 0);
-    ensure!(failed == 0, "{failed} checks did not hold");
-    Ok(())
 }
 
 /// Produces `count` poison records (not JSON) to `order-placed`, spread over `over`, each
