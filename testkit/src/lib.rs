@@ -14,6 +14,7 @@
 //! - [`secrets`]: the Secrets Manager emulator.
 //! - [`stripe`]: localstripe, the local stand-in for Stripe's API, and private instances.
 //! - [`process`]: the one child-process type every service above runs as.
+//! - [`scratch`]: a throwaway, migrated database next to the configured one.
 //! - [`runtime`]: the `local-runtime` binary as a child process, as a user runs it.
 //! - [`lambda_api`]: a stand-in for the Lambda Runtime and Extensions APIs, to run a
 //!   function's real binary as Lambda does, one invocation at a time or many at once.
@@ -35,6 +36,7 @@ pub mod process;
 pub mod prometheus;
 pub mod proxy;
 pub mod runtime;
+pub mod scratch;
 pub mod secrets;
 pub mod stripe;
 pub mod tansu;

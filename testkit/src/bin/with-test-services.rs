@@ -13,7 +13,7 @@
 //! shared: every database test gets its own database.
 //!
 //! With `--system`, the whole system runs too: the `local-runtime` binary (built first) on a
-//! scratch database of the `DATABASE_URL` server, which it migrates, with `--set` settings on
+//! migrated scratch database of the `DATABASE_URL` server, with `--set` settings on
 //! top of the test harness's ([`testkit::runtime::RuntimeSpec`]). The command then also gets
 //! `DATABASE_URL` (the scratch database), `SYSTEM_URL` (the runtime's API),
 //! `SYSTEM_LOG` (its log) and `LOCAL_RUNTIME_BIN` (the binary). API fuzzing runs this way.
@@ -23,13 +23,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::str::FromStr;
 
 use anyhow::Context;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection};
 use testkit::maildev::Maildev;
 use testkit::runtime::{LocalRuntime, RuntimeSpec};
+use testkit::scratch::ScratchDatabase;
 use testkit::tansu::Tansu;
 use tokio::process::Command;
 use tokio::signal::unix::{SignalKind, signal};
@@ -104,9 +102,12 @@ async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let Some(settings) = options.system else {
         return run_command(command).await;
     };
-    let scratch = ScratchDatabase::create().await?;
+    let url = std::env::var("DATABASE_URL").context("DATABASE_URL is not set")?;
+    let scratch = ScratchDatabase::create(&url, "test_system").await?;
     let outcome = with_system(command, &scratch, &broker, &mail, &settings).await;
-    scratch.drop_it().await;
+    if let Err(err) = scratch.drop_database().await {
+        eprintln!("with-test-services: {err:#}");
+    }
     outcome
 }
 
@@ -127,7 +128,7 @@ async fn with_system(
     println!(
         "system: {} on database {} (log: {})",
         runtime.base_url(),
-        scratch.name,
+        scratch.options().get_database().unwrap_or_default(),
         runtime.log_path().display()
     );
     command
@@ -188,56 +189,4 @@ async fn runtime_binary() -> anyhow::Result<PathBuf> {
     anyhow::ensure!(status.success(), "building local-runtime failed");
     let exe = std::env::current_exe()?;
     Ok(exe.with_file_name("local-runtime"))
-}
-
-/// A database of its own on the `DATABASE_URL` server, dropped at the end.
-struct ScratchDatabase {
-    name: String,
-    url: String,
-    admin: PgConnectOptions,
-}
-
-impl ScratchDatabase {
-    async fn create() -> anyhow::Result<Self> {
-        let url = std::env::var("DATABASE_URL").context("DATABASE_URL is not set")?;
-        let (base, params) = url.split_once('?').unwrap_or((&url, ""));
-        let (server, _) = base
-            .rsplit_once('/')
-            .with_context(|| format!("DATABASE_URL names no database: {base}"))?;
-        let name = format!(
-            "test_system_{}_{}",
-            std::process::id(),
-            uuid::Uuid::now_v7().simple()
-        );
-        let url = match params {
-            "" => format!("{server}/{name}"),
-            params => format!("{server}/{name}?{params}"),
-        };
-        let admin = PgConnectOptions::from_str(base)?.database("postgres");
-        let mut connection = admin.connect().await.context("cannot reach PostgreSQL")?;
-        sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut connection)
-            .await?;
-        connection.close().await?;
-        Ok(Self { name, url, admin })
-    }
-
-    async fn drop_it(&self) {
-        let dropped = async {
-            let mut connection = self.admin.connect().await?;
-            sqlx::raw_sql(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut connection)
-            .await?;
-            connection.close().await
-        };
-        if let Err(err) = dropped.await {
-            eprintln!(
-                "with-test-services: could not drop the scratch database {}: {err}",
-                self.name
-            );
-        }
-    }
 }
