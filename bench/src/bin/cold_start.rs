@@ -23,7 +23,8 @@
 //! logs are under the temporary folder's `lambda-function-logs/`). Mail goes to a private
 //! mail sink, payments to a private localstripe.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -91,31 +92,12 @@ async fn main() -> anyhow::Result<()> {
     outcome
 }
 
+/// Starts every subject `BENCH_COLD_STARTS` times, round-robin, against the run's services,
+/// then reports.
 async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
     let starts: usize = env_number("BENCH_COLD_STARTS", 15)?;
-    let wanted = [
-        ("bench", "hello_lambda"),
-        ("order-api", "order-api"),
-        ("inventory", "inventory"),
-        ("notification", "notification"),
-        ("payment", "payment"),
-        ("outbox-relay", "outbox-relay"),
-    ];
-    let binaries = match std::env::var("BENCH_BINARIES_DIR") {
-        Ok(dir) if !dir.is_empty() => wanted
-            .iter()
-            .map(|(_, name)| (name.to_string(), Path::new(&dir).join(name)))
-            .collect(),
-        _ => bench::release_binaries(&wanted).await?,
-    };
-    let (_broker, bootstrap) = match std::env::var("BENCH_KAFKA_BOOTSTRAP") {
-        Ok(bootstrap) if !bootstrap.is_empty() => (None, bootstrap),
-        _ => {
-            let broker = Tansu::start().await;
-            let bootstrap = broker.bootstrap();
-            (Some(broker), bootstrap)
-        }
-    };
+    let binaries = binaries().await?;
+    let (_broker, bootstrap) = broker().await;
     let mail = Maildev::spawn().await;
     let stripe = LocalStripe::spawn_in_memory().await;
     sqlx::query("INSERT INTO stock (product_name, quantity) VALUES ('Laptop', 1000000)")
@@ -128,7 +110,60 @@ async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
         stripe.base_url(),
     );
 
-    let mut subjects = [
+    let mut subjects = subjects();
+    println!(
+        "cold starts: {starts} starts per function, binaries {}, broker {bootstrap}, load average {:.2}",
+        bench::settings::env("BENCH_BINARIES_DIR", "built now (release)"),
+        load_average().unwrap_or(f64::NAN)
+    );
+    // Round-robin, so that a busy moment on the shared machine hits every function alike.
+    for _ in 0..starts {
+        for subject in &mut subjects {
+            let binary = &binaries[subject.binary];
+            start_once(subject, binary, &env, database).await?;
+        }
+    }
+    let greeting = sink_greeting(mail.smtp_port(), starts).await?;
+    report(&mut subjects, greeting);
+    Ok(())
+}
+
+/// The release binaries to start, by name: those in `BENCH_BINARIES_DIR`, else built now.
+async fn binaries() -> anyhow::Result<HashMap<String, PathBuf>> {
+    let wanted = [
+        ("bench", "hello_lambda"),
+        ("order-api", "order-api"),
+        ("inventory", "inventory"),
+        ("notification", "notification"),
+        ("payment", "payment"),
+        ("outbox-relay", "outbox-relay"),
+    ];
+    Ok(match std::env::var("BENCH_BINARIES_DIR") {
+        Ok(dir) if !dir.is_empty() => wanted
+            .iter()
+            .map(|(_, name)| (name.to_string(), Path::new(&dir).join(name)))
+            .collect(),
+        _ => bench::release_binaries(&wanted).await?,
+    })
+}
+
+/// The broker's bootstrap address: `BENCH_KAFKA_BOOTSTRAP`, else a private broker's, started
+/// now and returned too, to live as long as the run.
+async fn broker() -> (Option<Tansu>, String) {
+    match std::env::var("BENCH_KAFKA_BOOTSTRAP") {
+        Ok(bootstrap) if !bootstrap.is_empty() => (None, bootstrap),
+        _ => {
+            let broker = Tansu::start().await;
+            let bootstrap = broker.bootstrap();
+            (Some(broker), bootstrap)
+        }
+    }
+}
+
+/// What is started and timed: the hello-world, then each function with the event it is
+/// sent (order-api with and without the Extensions API).
+fn subjects() -> [Subject; 7] {
+    [
         Subject::new("hello-world", "hello_lambda", false, Event::Echo),
         Subject::new(
             "order-api, no Extensions API",
@@ -156,22 +191,7 @@ async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {
         ),
         Subject::new("payment", "payment", false, Event::OrderReservedForPayment),
         Subject::new("outbox-relay", "outbox-relay", false, Event::Schedule),
-    ];
-    println!(
-        "cold starts: {starts} starts per function, binaries {}, broker {bootstrap}, load average {:.2}",
-        bench::settings::env("BENCH_BINARIES_DIR", "built now (release)"),
-        load_average().unwrap_or(f64::NAN)
-    );
-    // Round-robin, so that a busy moment on the shared machine hits every function alike.
-    for _ in 0..starts {
-        for subject in &mut subjects {
-            let binary = &binaries[subject.binary];
-            start_once(subject, binary, &env, database).await?;
-        }
-    }
-    let greeting = sink_greeting(mail.smtp_port(), starts).await?;
-    report(&mut subjects, greeting);
-    Ok(())
+    ]
 }
 
 /// The mail sink's time from a new connection to its `220` greeting, median of `samples`.

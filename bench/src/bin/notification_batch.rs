@@ -58,15 +58,9 @@ async fn main() -> anyhow::Result<()> {
     outcome
 }
 
+/// Warms up, measures the three paths round by round, then checks that every mail went out.
 async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<()> {
-    let (sink, smtp_port) = match std::env::var("BENCH_SMTP_PORT") {
-        Ok(port) if !port.is_empty() => (None, port.parse().context("BENCH_SMTP_PORT")?),
-        _ => {
-            let sink = Maildev::spawn().await;
-            let port = sink.smtp_port();
-            (Some(sink), port)
-        }
-    };
+    let (sink, smtp_port) = smtp_sink().await?;
     let mut smtp = SmtpSettings::plain("127.0.0.1", smtp_port);
     smtp.timeout = Duration::from_secs(30);
     let mailer = Arc::new(Mailer::new(smtp, settings.concurrency, Secrets::new()).await?);
@@ -82,13 +76,17 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
         .timeout(Some(Duration::from_secs(30)))
         .pool_config(PoolConfig::new().max_size(settings.concurrency as u32))
         .build();
-    let paths = [Sender::Mailer(&mailer), Sender::Lettre(&lettre)];
     let run_id = new_id().simple().to_string();
     let recipient = format!("bench-{run_id}@example.com");
     // The bare loop sends the same bodies the handler renders, so only the handler's own
     // work (decoding, bookkeeping, rendering) separates the two.
     let sample = Notice::from_event(&placed(&recipient)).expect("a placed event calls for mail");
-    let bodies = render(&sample)?;
+    let paths = Paths {
+        notifier: &notifier,
+        bare: [Sender::Mailer(&mailer), Sender::Lettre(&lettre)],
+        recipient: &recipient,
+        bodies: render(&sample)?,
+    };
 
     println!(
         "notification benchmark: batches of {} placed orders, {} mails in flight, {} rounds, SMTP 127.0.0.1:{smtp_port} ({})",
@@ -101,37 +99,71 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
             "BENCH_SMTP_PORT"
         },
     );
-    // Warm every pool so that none pays for connection set-up in the measured rounds.
-    handler_round(&notifier, &recipient, settings.concurrency * 2).await?;
-    for path in &paths {
+    warm_up(settings, &paths).await?;
+    measure(settings, &paths).await?;
+    check_delivered(settings, database, sink.as_ref(), &paths).await
+}
+
+/// The SMTP sink: the port `BENCH_SMTP_PORT` names, else a private maildev started for the
+/// run (returned too, so that it lives as long as the run and can be asked what it received).
+async fn smtp_sink() -> anyhow::Result<(Option<Maildev>, u16)> {
+    Ok(match std::env::var("BENCH_SMTP_PORT") {
+        Ok(port) if !port.is_empty() => (None, port.parse().context("BENCH_SMTP_PORT")?),
+        _ => {
+            let sink = Maildev::spawn().await;
+            let port = sink.smtp_port();
+            (Some(sink), port)
+        }
+    })
+}
+
+/// The three paths a mail can take to the sink, and what they send.
+struct Paths<'a> {
+    /// The real handler, over the mailer.
+    notifier: &'a shared::consumer::Consumer<notification::Notifier>,
+    /// The bare send loops: over the same mailer, and over lettre's pooled transport.
+    bare: [Sender<'a>; 2],
+    recipient: &'a str,
+    /// The bodies the handler renders for a placed order, which the bare loops send.
+    bodies: notification::content::Rendered,
+}
+
+/// Warms every pool so that none pays for connection set-up in the measured rounds.
+async fn warm_up(settings: &Settings, paths: &Paths<'_>) -> anyhow::Result<()> {
+    handler_round(paths.notifier, paths.recipient, settings.concurrency * 2).await?;
+    for path in &paths.bare {
         bare_round(
             path,
-            &recipient,
-            &bodies,
+            paths.recipient,
+            &paths.bodies,
             settings.concurrency * 2,
             settings.concurrency,
         )
         .await?;
     }
+    Ok(())
+}
 
+/// The measured rounds, each path in turn, each round printed; then the medians and ratios.
+async fn measure(settings: &Settings, paths: &Paths<'_>) -> anyhow::Result<()> {
     let mut handler_rates = Vec::new();
     let mut bare_rates = Vec::new();
     let mut lettre_rates = Vec::new();
     for round in 1..=settings.rounds {
-        let handler = handler_round(&notifier, &recipient, settings.mails).await?;
+        let handler = handler_round(paths.notifier, paths.recipient, settings.mails).await?;
         let [bare_rate, lettre_rate] = [
             bare_round(
-                &paths[0],
-                &recipient,
-                &bodies,
+                &paths.bare[0],
+                paths.recipient,
+                &paths.bodies,
                 settings.mails,
                 settings.concurrency,
             )
             .await?,
             bare_round(
-                &paths[1],
-                &recipient,
-                &bodies,
+                &paths.bare[1],
+                paths.recipient,
+                &paths.bodies,
                 settings.mails,
                 settings.concurrency,
             )
@@ -160,7 +192,17 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
         "ratio mailer / lettre's transport: {:.2} (Nagle's algorithm off against on)",
         bare_rate / lettre_rate
     );
+    Ok(())
+}
 
+/// Checks that the handler recorded every mail of the run as SENT and, with a private sink,
+/// that the sink received every mail of all three paths.
+async fn check_delivered(
+    settings: &Settings,
+    database: &ScratchDatabase,
+    sink: Option<&Maildev>,
+    paths: &Paths<'_>,
+) -> anyhow::Result<()> {
     let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'SENT'")
         .fetch_one(&database.pool)
         .await?;
@@ -169,10 +211,10 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
         sent as usize == expected,
         "{sent} notifications SENT, expected {expected}"
     );
-    if let Some(sink) = &sink {
-        let received = sink.messages_to(&recipient).await.len();
-        let expected =
-            expected + paths.len() * (settings.mails * settings.rounds + settings.concurrency * 2);
+    if let Some(sink) = sink {
+        let received = sink.messages_to(paths.recipient).await.len();
+        let expected = expected
+            + paths.bare.len() * (settings.mails * settings.rounds + settings.concurrency * 2);
         ensure!(
             received == expected,
             "the sink holds {received} mails, expected {expected}"
