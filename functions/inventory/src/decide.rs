@@ -3,12 +3,14 @@
 //! product's orders (one key, one partition) are decided in the order they were placed.
 //!
 //! An `order.placed` event decides a `PLACED` order; `order.paid` and `order.payment-failed`
-//! settle a `RESERVED` one (confirm it, or reject it and give its stock back).
+//! settle a `RESERVED` one (confirm it, or reject it and give its stock back). [`plan`] says
+//! what happens to the stock, [`decisions`] what happens to each order and which event
+//! tells it; the handler only locks, persists and publishes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use shared::domain::{OrderStatus, Price, RejectionReason};
-use shared::events::EventType;
+use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
 use shared::msk::DecodedRecord;
 use uuid::Uuid;
 
@@ -134,6 +136,157 @@ fn decide_one(
     } else {
         Outcome::Rejected(RejectionReason::OutOfStock)
     }
+}
+
+/// One order's new state, as `store::record_decisions` writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Decision {
+    pub order_id: Uuid,
+    /// The status the order must still have: a decision about an order that changed since
+    /// it was locked is a broken invariant.
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+    pub reason: Option<RejectionReason>,
+    /// The amount and currency the order carries from now on.
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+}
+
+/// What an outcome does to its order: the status, rejection reason and amount it sets, and
+/// the kind of event that tells it.
+struct Transition {
+    to: OrderStatus,
+    reason: Option<RejectionReason>,
+    amount: Option<(i64, String)>,
+    event_type: EventType,
+}
+
+impl Transition {
+    /// `None` for a record that changes nothing. `priced` is what the order costs at the
+    /// price locked now (for a reservation or a confirmation); `kept` is the amount it
+    /// already carries (for a payment's outcome).
+    fn of(
+        outcome: Outcome,
+        priced: Option<(i64, String)>,
+        kept: Option<(i64, String)>,
+    ) -> Option<Self> {
+        let (to, reason, amount, event_type) = match outcome {
+            Outcome::Confirmed => (
+                OrderStatus::Confirmed,
+                None,
+                priced,
+                EventType::OrderConfirmed,
+            ),
+            Outcome::Reserved => (
+                OrderStatus::Reserved,
+                None,
+                priced,
+                EventType::OrderReserved,
+            ),
+            Outcome::Rejected(reason) => (
+                OrderStatus::Rejected,
+                Some(reason),
+                None,
+                EventType::OrderRejected,
+            ),
+            Outcome::Paid => (
+                OrderStatus::Confirmed,
+                None,
+                kept,
+                EventType::OrderConfirmed,
+            ),
+            Outcome::PaymentFailed => (
+                OrderStatus::Rejected,
+                Some(RejectionReason::PaymentDeclined),
+                kept,
+                EventType::OrderRejected,
+            ),
+            Outcome::Duplicate | Outcome::NotPlaced => return None,
+        };
+        Some(Self {
+            to,
+            reason,
+            amount,
+            event_type,
+        })
+    }
+}
+
+/// The order updates and their events, in record order, built from the stored orders, each
+/// event in the trace of the record that decided it.
+pub(crate) fn decisions(
+    records: &[DecodedRecord],
+    plan: &Plan,
+    open: &HashMap<Uuid, OpenOrder>,
+    stock: &HashMap<String, StockRow>,
+) -> (Vec<Decision>, Vec<OrderEvent>) {
+    records
+        .iter()
+        .zip(&plan.outcomes)
+        .filter_map(|(record, outcome)| {
+            let order = open.get(&record.event.data.order_id)?;
+            let price = stock.get(&order.product_name).and_then(|row| row.price);
+            // What a reserved or confirmed order costs: the price as locked now.
+            let priced = price.map(|price| {
+                (
+                    i64::from(order.quantity) * price.unit_amount.get(),
+                    price.currency.as_str().to_owned(),
+                )
+            });
+            let kept = order.amount.zip(order.currency.clone());
+            let transition = Transition::of(*outcome, priced, kept)?;
+            let event = decided_event(record, order, *outcome, &transition);
+            let (amount, currency) = transition.amount.unzip();
+            let decision = Decision {
+                order_id: order.id,
+                from: order.status,
+                to: transition.to,
+                reason: transition.reason,
+                amount,
+                currency,
+            };
+            Some((decision, event))
+        })
+        .unzip()
+}
+
+/// The event that tells `order`'s decision, in the trace of the `record` that caused it.
+/// Only an order paid by card tells its payment (with the decline code of a failed one).
+fn decided_event(
+    record: &DecodedRecord,
+    order: &OpenOrder,
+    outcome: Outcome,
+    transition: &Transition,
+) -> OrderEvent {
+    let payment = transition
+        .amount
+        .clone()
+        .filter(|_| order.paid_by_card)
+        .map(|(amount, currency)| PaymentData {
+            amount,
+            currency,
+            decline_code: record
+                .event
+                .data
+                .payment
+                .as_ref()
+                .and_then(|p| p.decline_code.clone())
+                .filter(|_| outcome == Outcome::PaymentFailed),
+        });
+    let data = OrderEventData {
+        order_id: order.id,
+        customer_name: order.customer_name.clone(),
+        customer_email: order.customer_email.clone(),
+        product_name: order.product_name.clone(),
+        quantity: order.quantity,
+        reason: None,
+        payment,
+    };
+    match transition.reason {
+        Some(reason) => OrderEvent::rejected(data, reason),
+        None => OrderEvent::of_kind(transition.event_type, data),
+    }
+    .in_trace(record.trace)
 }
 
 #[cfg(test)]

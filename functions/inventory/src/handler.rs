@@ -25,8 +25,8 @@ use std::collections::{BTreeSet, HashMap};
 use serde::Serialize;
 use shared::consumer::{Batch, BatchError, BatchHandler, DeadLetters, Invocation};
 use shared::db::is_transient;
-use shared::domain::{OrderStatus, RejectionReason};
-use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData, topics};
+use shared::domain::RejectionReason;
+use shared::events::topics;
 use shared::kafka::KafkaPublisher;
 use shared::metrics;
 use shared::msk::DecodedRecord;
@@ -35,7 +35,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::CONSUMER;
-use crate::decide::{self, OpenOrder, Outcome, Plan, StockRow};
+use crate::decide::{self, Outcome, Plan};
 use crate::store;
 
 /// The function's dependencies, built once per cold start and shared by every invocation.
@@ -179,10 +179,9 @@ impl Inventory {
         records: &[DecodedRecord],
         dead_letters: DeadLetters,
     ) -> Result<Applied, InventoryError> {
-        let mut summary = BatchSummary::default();
         if records.is_empty() && dead_letters.is_empty() {
             return Ok(Applied {
-                summary,
+                summary: BatchSummary::default(),
                 rows: Vec::new(),
             });
         }
@@ -216,7 +215,7 @@ impl Inventory {
             .map_err(InventoryError::database("locking stock"))?;
 
         let plan = decide::plan(records, &claimed, &open, &stock);
-        let (decisions, events) = decisions(records, &plan, &open, &stock);
+        let (decisions, events) = decide::decisions(records, &plan, &open, &stock);
         let updated = store::take_stock(&mut tx, &plan.taken)
             .await
             .map_err(InventoryError::database("updating stock"))?;
@@ -245,134 +244,41 @@ impl Inventory {
             .map_err(InventoryError::database("committing"))?;
 
         log_records(records, &plan);
-        let mut rejected: HashMap<&'static str, u64> = HashMap::new();
-        for outcome in &plan.outcomes {
-            match outcome {
-                Outcome::Confirmed | Outcome::Paid => summary.confirmed += 1,
-                Outcome::Reserved => summary.reserved += 1,
-                Outcome::Rejected(reason) => {
-                    summary.rejected += 1;
-                    *rejected.entry(reason.as_str()).or_default() += 1;
-                }
-                Outcome::PaymentFailed => {
-                    summary.rejected += 1;
-                    *rejected
-                        .entry(RejectionReason::PaymentDeclined.as_str())
-                        .or_default() += 1;
-                }
-                Outcome::Duplicate => summary.duplicates += 1,
-                Outcome::NotPlaced => summary.skipped += 1,
-            }
-        }
-        // Counted once committed: a retried batch finds its events processed, so a decision
-        // is counted once.
-        metrics::orders_confirmed(summary.confirmed as u64);
-        for (reason, count) in rejected {
-            metrics::orders_rejected(reason, count);
-        }
-        Ok(Applied { summary, rows })
+        Ok(Applied {
+            summary: summarise(&plan),
+            rows,
+        })
     }
 }
 
-/// The order updates and their events, in record order, built from the stored orders, each
-/// event in the trace of the record that decided it.
-fn decisions(
-    records: &[DecodedRecord],
-    plan: &Plan,
-    open: &HashMap<Uuid, OpenOrder>,
-    stock: &HashMap<String, StockRow>,
-) -> (Vec<store::Decision>, Vec<OrderEvent>) {
-    records
-        .iter()
-        .zip(&plan.outcomes)
-        .filter_map(|(record, outcome)| {
-            let order = open.get(&record.event.data.order_id)?;
-            let price = stock.get(&order.product_name).and_then(|row| row.price);
-            // What a reserved or confirmed order costs: the price as locked now.
-            let priced = || {
-                price.map(|price| {
-                    (
-                        i64::from(order.quantity) * price.unit_amount.get(),
-                        price.currency.as_str().to_owned(),
-                    )
-                })
-            };
-            let kept = order.amount.zip(order.currency.clone());
-            let (to, reason, amount, event_type) = match *outcome {
-                Outcome::Confirmed => (
-                    OrderStatus::Confirmed,
-                    None,
-                    priced(),
-                    EventType::OrderConfirmed,
-                ),
-                Outcome::Reserved => (
-                    OrderStatus::Reserved,
-                    None,
-                    priced(),
-                    EventType::OrderReserved,
-                ),
-                Outcome::Rejected(reason) => (
-                    OrderStatus::Rejected,
-                    Some(reason),
-                    None,
-                    EventType::OrderRejected,
-                ),
-                Outcome::Paid => (
-                    OrderStatus::Confirmed,
-                    None,
-                    kept,
-                    EventType::OrderConfirmed,
-                ),
-                Outcome::PaymentFailed => (
-                    OrderStatus::Rejected,
-                    Some(RejectionReason::PaymentDeclined),
-                    kept,
-                    EventType::OrderRejected,
-                ),
-                Outcome::Duplicate | Outcome::NotPlaced => return None,
-            };
-            // Only an order paid by card tells its payment to the events' readers.
-            let payment =
-                amount
-                    .clone()
-                    .filter(|_| order.paid_by_card)
-                    .map(|(amount, currency)| PaymentData {
-                        amount,
-                        currency,
-                        decline_code: record
-                            .event
-                            .data
-                            .payment
-                            .as_ref()
-                            .and_then(|p| p.decline_code.clone())
-                            .filter(|_| *outcome == Outcome::PaymentFailed),
-                    });
-            let data = OrderEventData {
-                order_id: order.id,
-                customer_name: order.customer_name.clone(),
-                customer_email: order.customer_email.clone(),
-                product_name: order.product_name.clone(),
-                quantity: order.quantity,
-                reason: None,
-                payment,
-            };
-            let event = match reason {
-                Some(reason) => OrderEvent::rejected(data, reason),
-                None => OrderEvent::of_kind(event_type, data),
+/// What the committed batch decided, counted, and its metrics: counted once committed, as
+/// a retried batch finds its events processed, so a decision is counted once.
+fn summarise(plan: &Plan) -> BatchSummary {
+    let mut summary = BatchSummary::default();
+    let mut rejected: HashMap<&'static str, u64> = HashMap::new();
+    for outcome in &plan.outcomes {
+        match outcome {
+            Outcome::Confirmed | Outcome::Paid => summary.confirmed += 1,
+            Outcome::Reserved => summary.reserved += 1,
+            Outcome::Rejected(reason) => {
+                summary.rejected += 1;
+                *rejected.entry(reason.as_str()).or_default() += 1;
             }
-            .in_trace(record.trace);
-            let (amount, currency) = amount.unzip();
-            let decision = store::Decision {
-                order_id: order.id,
-                from: order.status,
-                to,
-                reason,
-                amount,
-                currency,
-            };
-            Some((decision, event))
-        })
-        .unzip()
+            Outcome::PaymentFailed => {
+                summary.rejected += 1;
+                *rejected
+                    .entry(RejectionReason::PaymentDeclined.as_str())
+                    .or_default() += 1;
+            }
+            Outcome::Duplicate => summary.duplicates += 1,
+            Outcome::NotPlaced => summary.skipped += 1,
+        }
+    }
+    metrics::orders_confirmed(summary.confirmed as u64);
+    for (reason, count) in rejected {
+        metrics::orders_rejected(reason, count);
+    }
+    summary
 }
 
 /// One span per record carrying its ids, with what happened to it (after the commit, so a

@@ -10,7 +10,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::CONSUMER;
-use crate::decide::{OpenOrder, StockRow};
+
+use crate::decide::{Decision, OpenOrder, StockRow};
 
 /// Claims the events for this consumer in `processed_events`; returns the ids this
 /// transaction claimed. An id held by another transaction makes this one wait for it: if that
@@ -140,20 +141,6 @@ pub(crate) async fn take_stock(
     .execute(conn)
     .await?
     .rows_affected())
-}
-
-/// One order's new state, as [`record_decisions`] writes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Decision {
-    pub order_id: Uuid,
-    /// The status the order must still have: a decision about an order that changed since
-    /// it was locked is a broken invariant.
-    pub from: OrderStatus,
-    pub to: OrderStatus,
-    pub reason: Option<RejectionReason>,
-    /// The amount and currency the order carries from now on.
-    pub amount: Option<i64>,
-    pub currency: Option<String>,
 }
 
 /// Sets the decided orders' status, reason, amount and currency in one statement, only
