@@ -18,6 +18,7 @@ use futures::{StreamExt, stream};
 use lettre::Address;
 use shared::consumer::{Batch, BatchError, BatchHandler, Invocation};
 use shared::metrics;
+use shared::msk::DecodedRecord;
 use shared::redact::redact_emails;
 use shared::trace::TraceContext;
 use sqlx::PgPool;
@@ -126,18 +127,7 @@ impl Notifier {
             dead_letters,
         } = batch;
         let mut summary = BatchSummary::default();
-        let mut seen = HashSet::new();
-        let mut notices = Vec::with_capacity(records.len());
-        let mut traces = Vec::with_capacity(records.len());
-        for record in &records {
-            match Notice::from_event(&record.event) {
-                Some(notice) if seen.insert((notice.order_id, notice.kind)) => {
-                    notices.push(notice);
-                    traces.push(record.trace);
-                }
-                _ => summary.ignored += 1,
-            }
-        }
+        let (notices, traces) = notices_of(&records, &mut summary);
         let requests: Vec<ClaimRequest> = notices
             .iter()
             .map(|notice| ClaimRequest {
@@ -183,22 +173,7 @@ impl Notifier {
             .await;
         store::record(&self.pool, &outcomes).await?;
 
-        let mut first_error = None;
-        for (_, _, outcome) in &outcomes {
-            match outcome {
-                Outcome::Sent { .. } => summary.sent += 1,
-                Outcome::Failed { .. } => summary.failed += 1,
-                Outcome::Retryable { error } => {
-                    summary.retryable += 1;
-                    first_error.get_or_insert_with(|| error.clone());
-                }
-            }
-        }
-        // Counted once recorded: a mail already done is never counted again.
-        metrics::mails("sent", summary.sent as u64);
-        metrics::mails("failed", summary.failed as u64);
-        metrics::mails("retryable", summary.retryable as u64);
-        metrics::mails("skipped", summary.skipped as u64);
+        let first_error = tally(&outcomes, &mut summary);
         tracing::info!(?summary, "notification batch done");
         match first_error {
             Some(first_error) => Err(NotificationError::Delivery {
@@ -289,6 +264,48 @@ impl Notifier {
             }
         }
     }
+}
+
+/// The batch's notices, one per order and kind (the first record of each), with each one's
+/// trace; records that call for no mail, or repeat one, are counted as ignored.
+fn notices_of(
+    records: &[DecodedRecord],
+    summary: &mut BatchSummary,
+) -> (Vec<Notice>, Vec<TraceContext>) {
+    let mut seen = HashSet::new();
+    let mut notices = Vec::with_capacity(records.len());
+    let mut traces = Vec::with_capacity(records.len());
+    for record in records {
+        match Notice::from_event(&record.event) {
+            Some(notice) if seen.insert((notice.order_id, notice.kind)) => {
+                notices.push(notice);
+                traces.push(record.trace);
+            }
+            _ => summary.ignored += 1,
+        }
+    }
+    (notices, traces)
+}
+
+/// Counts the recorded outcomes into `summary` and the mail metrics (once recorded: a mail
+/// already done is never counted again); returns the first retryable error, if any.
+fn tally(outcomes: &[(Uuid, NoticeKind, Outcome)], summary: &mut BatchSummary) -> Option<String> {
+    let mut first_error = None;
+    for (_, _, outcome) in outcomes {
+        match outcome {
+            Outcome::Sent { .. } => summary.sent += 1,
+            Outcome::Failed { .. } => summary.failed += 1,
+            Outcome::Retryable { error } => {
+                summary.retryable += 1;
+                first_error.get_or_insert_with(|| error.clone());
+            }
+        }
+    }
+    metrics::mails("sent", summary.sent as u64);
+    metrics::mails("failed", summary.failed as u64);
+    metrics::mails("retryable", summary.retryable as u64);
+    metrics::mails("skipped", summary.skipped as u64);
+    first_error
 }
 
 impl BatchHandler for Notifier {

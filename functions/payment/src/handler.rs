@@ -152,6 +152,26 @@ impl Payments {
     }
 }
 
+/// The batch's payment metrics and its summary line. Counted once committed: a retried
+/// batch finds its outcomes recorded and charges nothing again, so an outcome is counted
+/// once; failures (`failed` of them for good, `unsettled` in all) count on every attempt.
+fn count(summary: &BatchSummary, failed: usize, unsettled: usize) {
+    metrics::payments("succeeded", summary.charged as u64);
+    metrics::payments("declined", summary.declined as u64);
+    metrics::payments("refunded", summary.refunded as u64);
+    metrics::payments("retryable", summary.retryable as u64);
+    metrics::payments("failed", failed as u64);
+    tracing::info!(
+        charged = summary.charged,
+        declined = summary.declined,
+        refunded = summary.refunded,
+        skipped = summary.skipped,
+        failed = unsettled,
+        published = summary.published,
+        "payment batch recorded"
+    );
+}
+
 impl BatchHandler for Payments {
     const NAME: &'static str = CONSUMER;
     type Summary = BatchSummary;
@@ -208,21 +228,10 @@ impl BatchHandler for Payments {
         let transient = failures.iter().filter(|(_, e)| e.is_transient()).count();
         // An intent not recorded is retried like a transient Stripe failure.
         summary.retryable = transient + not_recorded.len();
-        // Counted once committed: a retried batch finds its outcomes recorded and charges
-        // nothing again, so an outcome is counted once; failures count on every attempt.
-        metrics::payments("succeeded", summary.charged as u64);
-        metrics::payments("declined", summary.declined as u64);
-        metrics::payments("refunded", summary.refunded as u64);
-        metrics::payments("retryable", summary.retryable as u64);
-        metrics::payments("failed", (failures.len() - transient) as u64);
-        tracing::info!(
-            charged = summary.charged,
-            declined = summary.declined,
-            refunded = summary.refunded,
-            skipped = summary.skipped,
-            failed = failures.len() + not_recorded.len(),
-            published = summary.published,
-            "payment batch recorded"
+        count(
+            &summary,
+            failures.len() - transient,
+            failures.len() + not_recorded.len(),
         );
         if let Some(source) = not_recorded.into_iter().next() {
             return Err(PaymentError::Database {
