@@ -15,13 +15,14 @@ use notification::NotificationConfig;
 use order_api::{AppState, OrderApiConfig};
 use outbox_relay::{Relay, RelayConfig};
 use payment::PaymentConfig;
+use rdkafka::ClientConfig;
 use serde::Deserialize;
 use shared::config::{ConfigError, KafkaSettings, Secrets, from_env};
 use shared::consumer::{Invocation, MskFunction};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::template::{self, Triggers};
+use crate::template::{self, DeclaredTrigger, Triggers};
 use crate::trigger;
 
 /// Settings of the local runtime itself; the functions read their own as in Lambda.
@@ -197,14 +198,50 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
     let kafka = shared::kafka::client_config(&relay_config.kafka, &secrets).await?;
 
     let mut tasks = JoinSet::new();
-    let listener = tokio::net::TcpListener::bind(config.api_addr)
+    spawn_api(&mut tasks, config.api_addr, &gateway, &state, &shutdown).await?;
+    tasks.spawn(crate::metrics::serve(
+        metrics_listener,
+        metrics,
+        shutdown.clone(),
+    ));
+    let Triggers {
+        msk,
+        relay_schedule,
+    } = triggers;
+    for declared in msk {
+        spawn_trigger(
+            &mut tasks,
+            declared,
+            config.batching_window,
+            &consumers,
+            &kafka,
+            &shutdown,
+        )?;
+    }
+    let interval = config.relay_interval.unwrap_or(relay_schedule);
+    spawn_relay(&mut tasks, relay, interval, &shutdown);
+
+    print_banner(config.api_addr, config.metrics_addr);
+    let outcome = wait_for(tasks, &shutdown).await;
+    state.publisher().flush(Duration::from_secs(5));
+    outcome
+}
+
+/// The runtime's tasks, each running until shutdown or failure.
+type Tasks = JoinSet<anyhow::Result<()>>;
+
+/// Listens on `addr` and serves the order API, behind `gateway`, until `shutdown`; the events
+/// of the last answered orders go out before the task ends.
+async fn spawn_api(
+    tasks: &mut Tasks,
+    addr: SocketAddr,
+    gateway: &crate::gateway::Gateway,
+    state: &AppState,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| {
-            format!(
-                "could not listen on {} (is another instance running?)",
-                config.api_addr
-            )
-        })?;
+        .with_context(|| format!("could not listen on {addr} (is another instance running?)"))?;
     tasks.spawn({
         let (app, shutdown, outbox) = (
             gateway.wrap(order_api::app(state.clone())),
@@ -225,57 +262,58 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
             served
         }
     });
+    Ok(())
+}
 
-    tasks.spawn(crate::metrics::serve(
-        metrics_listener,
-        metrics,
+/// Emulates one MSK trigger `template.yaml` declares (with `batching_window`, if set, in
+/// place of its own), handing its batches to the consumer function it names.
+fn spawn_trigger(
+    tasks: &mut Tasks,
+    declared: DeclaredTrigger,
+    batching_window: Option<Duration>,
+    consumers: &[Arc<dyn MskFunction>],
+    kafka: &ClientConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut spec = declared.spec;
+    if let Some(window) = batching_window {
+        spec.batching_window = window;
+    }
+    let arn = format!(
+        "arn:aws:kafka:local:000000000000:cluster/local/{}",
+        spec.consumer_group
+    );
+    let consumer = consumers
+        .iter()
+        .find(|consumer| consumer.name() == declared.binary)
+        .cloned()
+        .with_context(|| {
+            format!(
+                "template.yaml declares an MSK trigger for `{}`, which is none of this runtime's consumers",
+                declared.binary
+            )
+        })?;
+    tasks.spawn(trigger::run(
+        spec,
+        kafka.clone(),
+        arn,
+        move |event| {
+            let consumer = consumer.clone();
+            async move {
+                consumer
+                    .invoke(event, Invocation::default())
+                    .await
+                    .map(drop)
+                    .map_err(|failed| format!("{}: {}", failed.error_type, failed.error_message))
+            }
+        },
         shutdown.clone(),
     ));
+    Ok(())
+}
 
-    let Triggers {
-        msk,
-        relay_schedule,
-    } = triggers;
-    for declared in msk {
-        let mut spec = declared.spec;
-        if let Some(window) = config.batching_window {
-            spec.batching_window = window;
-        }
-        let arn = format!(
-            "arn:aws:kafka:local:000000000000:cluster/local/{}",
-            spec.consumer_group
-        );
-        let consumer = consumers
-            .iter()
-            .find(|consumer| consumer.name() == declared.binary)
-            .cloned()
-            .with_context(|| {
-                format!(
-                    "template.yaml declares an MSK trigger for `{}`, which is none of this runtime's consumers",
-                    declared.binary
-                )
-            })?;
-        tasks.spawn(trigger::run(
-            spec,
-            kafka.clone(),
-            arn,
-            move |event| {
-                let consumer = consumer.clone();
-                async move {
-                    consumer
-                        .invoke(event, Invocation::default())
-                        .await
-                        .map(drop)
-                        .map_err(|failed| {
-                            format!("{}: {}", failed.error_type, failed.error_message)
-                        })
-                }
-            },
-            shutdown.clone(),
-        ));
-    }
-
-    let interval = config.relay_interval.unwrap_or(relay_schedule);
+/// Runs the outbox relay every `interval` until `shutdown`.
+fn spawn_relay(tasks: &mut Tasks, relay: Relay, interval: Duration, shutdown: &CancellationToken) {
     tasks.spawn({
         let shutdown = shutdown.clone();
         async move {
@@ -292,8 +330,11 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
             }
         }
     });
+}
 
-    print_banner(config.api_addr, config.metrics_addr);
+/// Waits for every task to end; the first to fail (or panic) cancels `shutdown`, so that the
+/// others stop too, and its error is the outcome.
+async fn wait_for(mut tasks: Tasks, shutdown: &CancellationToken) -> anyhow::Result<()> {
     let mut outcome = Ok(());
     while let Some(joined) = tasks.join_next().await {
         let result = joined
@@ -308,7 +349,6 @@ pub async fn run(config: LocalConfig, shutdown: CancellationToken) -> anyhow::Re
             outcome = outcome.and(Err(err));
         }
     }
-    state.publisher().flush(Duration::from_secs(5));
     outcome
 }
 

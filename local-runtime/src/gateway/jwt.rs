@@ -299,38 +299,37 @@ impl JwtAuthorizer {
 
     /// Every check of the module's list, on a token not seen before; the claims and `exp`.
     async fn verify(&self, token: &str) -> Result<(Authorized, u64), Refusal> {
-        // The header is read by hand first, so that `none` and HMAC tokens are refused for
-        // their algorithm before anything else looks at them.
-        let header = token
-            .split('.')
-            .next()
-            .and_then(|part| URL_SAFE_NO_PAD.decode(part).ok())
-            .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
-            .ok_or_else(|| Refusal::invalid("invalid token"))?;
-        match header.get("alg").and_then(Value::as_str) {
-            Some("RS256") => {}
-            Some(other) => {
-                return Err(Refusal::invalid(format!(
-                    "signing method {other} is invalid"
-                )));
-            }
-            None => return Err(Refusal::invalid("invalid token")),
-        }
-        let kid = header
-            .get("kid")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Refusal::invalid("the token has no kid"))?;
-        let key = self.key(kid).await?;
+        let kid = signing_kid(token)?;
+        let key = self.key(&kid).await?;
+        let claims = self.decode(token, &key)?;
+        self.check_claims(&claims)?;
 
+        let scopes = scopes(&claims);
+        // `exp` is required above, and a number, or decoding would have failed.
+        let expires_at = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        let authorized = Authorized {
+            claims: claims
+                .iter()
+                .map(|(name, value)| (name.clone(), claim_string(value)))
+                .collect(),
+            scopes,
+        };
+        Ok((authorized, expires_at))
+    }
+
+    /// The token's claims, once its signature by `key`, its issuer, `exp` and `nbf` (give or
+    /// take [`CLOCK_SKEW`]) and the presence of `exp`, `iss` and `sub` are checked; each
+    /// failure described as API Gateway describes it.
+    fn decode(&self, token: &str, key: &DecodingKey) -> Result<Map<String, Value>, Refusal> {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = CLOCK_SKEW.as_secs();
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        // The audience is checked below, by API Gateway's rule (aud, else client_id).
+        // The audience is checked afterwards, by API Gateway's rule (aud, else client_id).
         validation.validate_aud = false;
         validation.set_issuer(&[&self.settings.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation)
             .map_err(|err| {
                 Refusal::invalid(match err.kind() {
                     ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
@@ -345,7 +344,12 @@ impl JwtAuthorizer {
                 })
             })?
             .claims;
+        Ok(claims)
+    }
 
+    /// The checks decoding does not make: `iat` not in the future (give or take
+    /// [`CLOCK_SKEW`]), a non-empty `sub` and an accepted audience.
+    fn check_claims(&self, claims: &Map<String, Value>) -> Result<(), Refusal> {
         let now = unix_now();
         if let Some(iat) = claims.get("iat") {
             match iat.as_u64() {
@@ -360,35 +364,10 @@ impl JwtAuthorizer {
         {
             return Err(Refusal::invalid("the token does not have a sub claim"));
         }
-        if !self.audience_matches(&claims) {
+        if !self.audience_matches(claims) {
             return Err(Refusal::invalid("the token does not have a valid audience"));
         }
-
-        let scopes = match (claims.get("scope"), claims.get("scp")) {
-            (Some(Value::String(scope)), _) => {
-                Some(scope.split_whitespace().map(str::to_owned).collect())
-            }
-            (_, Some(Value::Array(scp))) => Some(
-                scp.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect(),
-            ),
-            (_, Some(Value::String(scp))) => {
-                Some(scp.split_whitespace().map(str::to_owned).collect())
-            }
-            _ => None,
-        };
-        // `exp` is required above, and a number, or decoding would have failed.
-        let expires_at = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
-        let authorized = Authorized {
-            claims: claims
-                .iter()
-                .map(|(name, value)| (name.clone(), claim_string(value)))
-                .collect(),
-            scopes,
-        };
-        Ok((authorized, expires_at))
+        Ok(())
     }
 
     /// `aud` when present (a string or a list, one of which must match), else `client_id`.
@@ -460,6 +439,50 @@ impl JwtAuthorizer {
         }
         tracing::debug!(keys = keys.len(), "gateway: JWKS fetched");
         Ok(keys)
+    }
+}
+
+/// The `kid` of the token's header, once its `alg` is `RS256`. The header is read by hand,
+/// so that `none` and HMAC tokens are refused for their algorithm before anything else looks
+/// at them.
+fn signing_kid(token: &str) -> Result<String, Refusal> {
+    let header = token
+        .split('.')
+        .next()
+        .and_then(|part| URL_SAFE_NO_PAD.decode(part).ok())
+        .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
+        .ok_or_else(|| Refusal::invalid("invalid token"))?;
+    match header.get("alg").and_then(Value::as_str) {
+        Some("RS256") => {}
+        Some(other) => {
+            return Err(Refusal::invalid(format!(
+                "signing method {other} is invalid"
+            )));
+        }
+        None => return Err(Refusal::invalid("invalid token")),
+    }
+    header
+        .get("kid")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| Refusal::invalid("the token has no kid"))
+}
+
+/// The token's scopes, as API Gateway reads them: `scope` (space-separated), else `scp` (a
+/// list, or space-separated).
+fn scopes(claims: &Map<String, Value>) -> Option<Vec<String>> {
+    match (claims.get("scope"), claims.get("scp")) {
+        (Some(Value::String(scope)), _) => {
+            Some(scope.split_whitespace().map(str::to_owned).collect())
+        }
+        (_, Some(Value::Array(scp))) => Some(
+            scp.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        ),
+        (_, Some(Value::String(scp))) => Some(scp.split_whitespace().map(str::to_owned).collect()),
+        _ => None,
     }
 }
 
