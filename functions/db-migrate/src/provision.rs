@@ -198,29 +198,53 @@ pub async fn ensure_topics(
             .create_with_context(client_context(kafka).await?)
             .context("could not create the Kafka admin client")?,
     );
-
-    let existing = {
-        let admin = admin.clone();
-        tokio::task::spawn_blocking(move || {
-            admin
-                .inner()
-                .fetch_metadata(None, BROKER_TIMEOUT)
-                .map(|metadata| {
-                    metadata
-                        .topics()
-                        .iter()
-                        .map(|topic| topic.name().to_owned())
-                        .collect::<Vec<_>>()
-                })
-        })
-        .await?
-        .context("could not read the broker's topics")?
-    };
+    let existing = broker_topics(&admin).await?;
 
     let (present, missing): (Vec<&str>, Vec<&str>) = names
         .iter()
         .partition(|name| existing.iter().any(|topic| topic == *name));
     let retention_ms = layout.retention.as_millis().to_string();
+    let options = AdminOptions::new()
+        .request_timeout(Some(BROKER_TIMEOUT))
+        .operation_timeout(Some(BROKER_TIMEOUT));
+
+    let mut already = present.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let (created, created_meanwhile) =
+        create_topics(&admin, &layout, &missing, &retention_ms, &options).await?;
+    already.extend(created_meanwhile);
+    set_retention(&admin, &present, &retention_ms, &options).await?;
+    tracing::info!(?created, existing = ?already, retention_ms, "kafka topics ensured");
+    Ok((created, already))
+}
+
+/// The names of every topic the broker has.
+async fn broker_topics(admin: &Arc<AdminClient<KafkaContext>>) -> anyhow::Result<Vec<String>> {
+    let admin = admin.clone();
+    tokio::task::spawn_blocking(move || {
+        admin
+            .inner()
+            .fetch_metadata(None, BROKER_TIMEOUT)
+            .map(|metadata| {
+                metadata
+                    .topics()
+                    .iter()
+                    .map(|topic| topic.name().to_owned())
+                    .collect::<Vec<_>>()
+            })
+    })
+    .await?
+    .context("could not read the broker's topics")
+}
+
+/// Creates the `missing` topics as the layout says, with `retention.ms` set. Returns (created,
+/// created meanwhile by someone else); fails on any other refusal.
+async fn create_topics(
+    admin: &AdminClient<KafkaContext>,
+    layout: &TopicLayout,
+    missing: &[&str],
+    retention_ms: &str,
+    options: &AdminOptions,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let new_topics: Vec<NewTopic> = missing
         .iter()
         .map(|name| {
@@ -229,18 +253,14 @@ pub async fn ensure_topics(
                 layout.partitions,
                 TopicReplication::Fixed(layout.replication_factor),
             )
-            .set("retention.ms", &retention_ms)
+            .set("retention.ms", retention_ms)
         })
         .collect();
-    let options = AdminOptions::new()
-        .request_timeout(Some(BROKER_TIMEOUT))
-        .operation_timeout(Some(BROKER_TIMEOUT));
-
     let mut created = Vec::new();
-    let mut already = present.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let mut already = Vec::new();
     if !new_topics.is_empty() {
         let results = admin
-            .create_topics(&new_topics, &options)
+            .create_topics(&new_topics, options)
             .await
             .context("the broker refused the topic creation request")?;
         for result in results {
@@ -254,34 +274,45 @@ pub async fn ensure_topics(
             }
         }
     }
-    if !present.is_empty() {
-        let changes: Vec<AlterConfig> = present
-            .iter()
-            .map(|name| {
-                AlterConfig::new(ResourceSpecifier::Topic(name)).set("retention.ms", &retention_ms)
-            })
-            .collect();
-        match admin.alter_configs(&changes, &options).await {
-            Ok(results) => {
-                for result in results {
-                    if let Err((topic, code)) = result {
-                        anyhow::bail!("could not set the retention of {topic:?}: {code}");
-                    }
+    Ok((created, already))
+}
+
+/// Sets `retention.ms` on the `present` topics, where the broker can alter topic
+/// configurations.
+async fn set_retention(
+    admin: &AdminClient<KafkaContext>,
+    present: &[&str],
+    retention_ms: &str,
+    options: &AdminOptions,
+) -> anyhow::Result<()> {
+    if present.is_empty() {
+        return Ok(());
+    }
+    let changes: Vec<AlterConfig> = present
+        .iter()
+        .map(|name| {
+            AlterConfig::new(ResourceSpecifier::Topic(name)).set("retention.ms", retention_ms)
+        })
+        .collect();
+    match admin.alter_configs(&changes, options).await {
+        Ok(results) => {
+            for result in results {
+                if let Err((topic, code)) = result {
+                    anyhow::bail!("could not set the retention of {topic:?}: {code}");
                 }
             }
-            // MSK alters topic configurations; the local broker (tansu) answers AlterConfigs
-            // as unsupported, and its topics keep the retention they were created with.
-            Err(KafkaError::AdminOp(RDKafkaErrorCode::UnsupportedFeature)) => {
-                tracing::warn!(
-                    retention_ms,
-                    "the broker cannot alter topic configurations; existing topics keep the retention they were created with"
-                );
-            }
-            Err(err) => {
-                return Err(err).context("the broker refused to set the topics' retention");
-            }
+        }
+        // MSK alters topic configurations; the local broker (tansu) answers AlterConfigs
+        // as unsupported, and its topics keep the retention they were created with.
+        Err(KafkaError::AdminOp(RDKafkaErrorCode::UnsupportedFeature)) => {
+            tracing::warn!(
+                retention_ms,
+                "the broker cannot alter topic configurations; existing topics keep the retention they were created with"
+            );
+        }
+        Err(err) => {
+            return Err(err).context("the broker refused to set the topics' retention");
         }
     }
-    tracing::info!(?created, existing = ?already, retention_ms, "kafka topics ensured");
-    Ok((created, already))
+    Ok(())
 }
