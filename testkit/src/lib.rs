@@ -7,6 +7,7 @@
 //! - [`tansu`]: a private Kafka-compatible broker per test, which a test may stop and restart.
 //! - [`proxy`]: a TCP proxy to put between code and a service, to cut the connection.
 //! - [`msk`]: fake MSK deliveries of our events, as Lambda's trigger builds them.
+//! - [`orders`]: orders seeded as the API writes them, and the events emitted for them.
 //! - [`maildev`]: the mail sink's REST API, and private sinks a test may stop.
 //! - [`postgres`]: a private PostgreSQL cluster with password authentication and settings
 //!   of the test's choosing.
@@ -31,6 +32,7 @@ pub mod kafka;
 pub mod lambda_api;
 pub mod maildev;
 pub mod msk;
+pub mod orders;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;

@@ -5,10 +5,17 @@ use std::collections::BTreeMap;
 use aws_lambda_events::event::kafka::KafkaEvent;
 use inventory::Inventory;
 use shared::consumer::Consumer;
-use shared::events::{OrderEvent, OrderEventData, topics};
+use shared::events::{OrderEvent, topics};
 use sqlx::PgPool;
 use testkit::msk::BrokerRecord;
 use uuid::Uuid;
+
+pub use testkit::orders::count;
+
+/// Inserts a PLACED order and returns the `order.placed` event the API would have published.
+pub async fn place_order(pool: &PgPool, product: &str, quantity: i32) -> OrderEvent {
+    testkit::orders::insert_placed(pool, product, quantity, None).await
+}
 
 /// The sample events under `events/`, the same files `cargo lambda invoke` uses.
 pub fn sample(name: &str) -> KafkaEvent {
@@ -50,36 +57,6 @@ pub async fn set_stock(pool: &PgPool, levels: &[(&str, i32)]) {
     }
 }
 
-/// Inserts a PLACED order and returns the `order.placed` event the API would have published.
-pub async fn place_order(pool: &PgPool, product: &str, quantity: i32) -> OrderEvent {
-    let event = OrderEvent::placed(OrderEventData {
-        order_id: shared::domain::new_id(),
-        customer_name: "Ada Lovelace".to_owned(),
-        customer_email: Some("ada@example.com".to_owned()),
-        product_name: product.to_owned(),
-        quantity,
-        reason: None,
-        payment: None,
-    });
-    insert_order(pool, &event).await;
-    event
-}
-
-pub async fn insert_order(pool: &PgPool, event: &OrderEvent) {
-    sqlx::query(
-        "INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status)
-         VALUES ($1, $2, $3, $4, $5, 'PLACED')",
-    )
-    .bind(event.data.order_id)
-    .bind(&event.data.customer_name)
-    .bind(&event.data.customer_email)
-    .bind(&event.data.product_name)
-    .bind(event.data.quantity)
-    .execute(pool)
-    .await
-    .expect("orders can be inserted");
-}
-
 /// A batch carrying `events` on one partition, at consecutive offsets from `first_offset`.
 pub fn batch(events: &[OrderEvent], partition: i32, first_offset: i64) -> KafkaEvent {
     testkit::msk::batch_of(events, partition, first_offset)
@@ -110,13 +87,6 @@ pub async fn order_state(pool: &PgPool, id: Uuid) -> (String, Option<String>) {
         .expect("the order exists")
 }
 
-pub async fn count(pool: &PgPool, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-        .fetch_one(pool)
-        .await
-        .expect("tables can be counted")
-}
-
 /// The decision events inventory sent for the orders of `pool`'s database, read back from
 /// the broker (the outbox forgets an event once the broker has it), duplicates kept. The
 /// handler returns once its events are acknowledged, so reading each topic to its end finds
@@ -128,12 +98,7 @@ pub async fn sent_decisions(pool: &PgPool) -> Vec<OrderEvent> {
 /// As [`sent_decisions`], on the broker at `bootstrap` (a test whose orders have the sample
 /// ids, which other tests use too, has a broker of its own).
 pub async fn sent_decisions_on(bootstrap: &str, pool: &PgPool) -> Vec<OrderEvent> {
-    let ours: std::collections::HashSet<String> = sqlx::query_scalar("SELECT id::text FROM orders")
-        .fetch_all(pool)
-        .await
-        .expect("the orders can be read")
-        .into_iter()
-        .collect();
+    let ours = testkit::orders::ids(pool).await;
     testkit::kafka::order_events(
         bootstrap,
         &[

@@ -9,7 +9,8 @@ use shared::events::{OrderEvent, topics};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::support::{Reply, call, emitted_events, order_body, place, test_app};
+use crate::support::{Reply, call, order_body, place, test_app};
+use testkit::orders::emitted_events;
 
 fn cancel(id: impl std::fmt::Display) -> Request<Body> {
     Request::post(format!("/api/admin/orders/{id}/cancel"))

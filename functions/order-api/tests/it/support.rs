@@ -15,7 +15,7 @@ use order_api::problem::{PROBLEM_JSON, Problem};
 use order_api::{AppState, app};
 use serde_json::Value;
 use shared::domain::Quantity;
-use shared::events::{OrderEvent, topics};
+use shared::events::topics;
 use sqlx::PgPool;
 use testkit::api_gateway;
 use testkit::kafka::ReceivedRecord;
@@ -166,41 +166,16 @@ pub async fn place(app: &Router, body: &Value) -> Uuid {
     reply.json()["orderId"].as_str().unwrap().parse().unwrap()
 }
 
-/// Rows in `orders` and in `outbox`.
-/// Orders, and `order.placed` events emitted for them ([`emitted_events`]).
+/// Orders, and `order.placed` events emitted for them ([`testkit::orders::emitted_events`]).
 pub async fn counts(pool: &PgPool) -> (i64, i64) {
     let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
         .fetch_one(pool)
         .await
         .unwrap();
-    let events = emitted_events(pool, topics::ORDER_PLACED).await.len();
+    let events = testkit::orders::emitted_events(pool, topics::ORDER_PLACED)
+        .await
+        .len();
     (orders, events as i64)
-}
-
-/// The events on `topic` emitted for this database's orders, each once: those still in the
-/// outbox and those already on the shared broker (the outbox forgets an event once it is
-/// sent). The outbox is read first, so an event published meanwhile is found on the broker.
-pub async fn emitted_events(pool: &PgPool, topic: &str) -> Vec<OrderEvent> {
-    let waiting: Vec<Value> = sqlx::query_scalar("SELECT payload FROM outbox WHERE topic = $1")
-        .bind(topic)
-        .fetch_all(pool)
-        .await
-        .unwrap();
-    let orders: HashSet<String> = sqlx::query_scalar("SELECT id::text FROM orders")
-        .fetch_all(pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
-    let sent = testkit::kafka::order_events(&testkit::kafka::bootstrap(), &[topic], &orders).await;
-    let mut events: Vec<OrderEvent> = waiting
-        .into_iter()
-        .map(|payload| serde_json::from_value(payload).expect("outbox rows hold order events"))
-        .chain(sent)
-        .collect();
-    events.sort_by_key(|event| event.id);
-    events.dedup_by_key(|event| event.id);
-    events
 }
 
 /// `order.placed` records on `bootstrap` whose subject is one of `orders`, duplicates kept.

@@ -5,7 +5,7 @@ use inventory::Inventory;
 use payment::{Payments, Stripe};
 use secrecy::SecretString;
 use shared::consumer::Consumer;
-use shared::events::{EventType, OrderEvent, OrderEventData};
+use shared::events::{EventType, OrderEvent};
 use sqlx::PgPool;
 use testkit::stripe::{API_KEY, LocalStripe};
 use uuid::Uuid;
@@ -42,7 +42,10 @@ impl Flow {
     pub async fn place_and_reserve(&self, orders: &[(&str, i32, Option<&str>)]) -> Vec<OrderEvent> {
         let mut placed = Vec::new();
         for (product, quantity, payment_method) in orders {
-            placed.push(insert_order(&self.pool, product, *quantity, *payment_method).await);
+            placed.push(
+                testkit::orders::insert_placed(&self.pool, product, *quantity, *payment_method)
+                    .await,
+            );
         }
         self.inventory
             .handle(batch(&placed, 0))
@@ -57,7 +60,11 @@ impl Flow {
     /// finds them all), and those still waiting in the outbox (a cancel written through the
     /// order API's store is not published by it).
     pub async fn events(&self, kind: EventType) -> Vec<OrderEvent> {
-        sent_events(&self.pool, kind).await
+        testkit::orders::emitted_events(&self.pool, kind.topic())
+            .await
+            .into_iter()
+            .filter(|event| event.event_type == kind)
+            .collect()
     }
 
     /// Runs the payment function on every `order.reserved` event sent.
@@ -110,73 +117,9 @@ pub async fn set_stock(pool: &PgPool, product: &str, quantity: i32, unit_amount:
     .expect("stock can be set");
 }
 
-/// Inserts a PLACED order as the API would; returns its `order.placed` event.
-pub async fn insert_order(
-    pool: &PgPool,
-    product: &str,
-    quantity: i32,
-    payment_method: Option<&str>,
-) -> OrderEvent {
-    let event = OrderEvent::placed(OrderEventData {
-        order_id: shared::domain::new_id(),
-        customer_name: "Ada Lovelace".to_owned(),
-        customer_email: Some("ada@example.com".to_owned()),
-        product_name: product.to_owned(),
-        quantity,
-        reason: None,
-        payment: None,
-    });
-    sqlx::query(
-        "INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status,
-                             payment_method)
-         VALUES ($1, $2, $3, $4, $5, 'PLACED', $6)",
-    )
-    .bind(event.data.order_id)
-    .bind(&event.data.customer_name)
-    .bind(&event.data.customer_email)
-    .bind(product)
-    .bind(quantity)
-    .bind(payment_method)
-    .execute(pool)
-    .await
-    .expect("orders can be inserted");
-    event
-}
-
 /// A batch carrying `events` on one partition per topic, from offset `first_offset`.
 pub fn batch(events: &[OrderEvent], first_offset: i64) -> KafkaEvent {
     testkit::msk::batch_of(events, 0, first_offset)
-}
-
-/// The events of `kind` emitted for the orders of `pool`'s database, from the shared broker
-/// and the outbox, oldest first (event ids are UUIDv7, so they sort by time), each once.
-pub async fn sent_events(pool: &PgPool, kind: EventType) -> Vec<OrderEvent> {
-    let ours: std::collections::HashSet<String> = sqlx::query_scalar("SELECT id::text FROM orders")
-        .fetch_all(pool)
-        .await
-        .expect("the orders can be read")
-        .into_iter()
-        .collect();
-    let sent =
-        testkit::kafka::order_events(&testkit::kafka::bootstrap(), &[kind.topic()], &ours).await;
-    let waiting: Vec<serde_json::Value> =
-        sqlx::query_scalar("SELECT payload FROM outbox WHERE topic = $1")
-            .bind(kind.topic())
-            .fetch_all(pool)
-            .await
-            .expect("the outbox can be read");
-    let mut events: Vec<OrderEvent> = sent
-        .into_iter()
-        .chain(
-            waiting
-                .into_iter()
-                .map(|json| serde_json::from_value(json).expect("outbox rows hold order events")),
-        )
-        .filter(|event| event.event_type == kind)
-        .collect();
-    events.sort_by_key(|event| event.id);
-    events.dedup_by_key(|event| event.id);
-    events
 }
 
 /// `(status, rejection_reason, amount)` of an order.

@@ -1,0 +1,85 @@
+//! The system's orders as tests seed them and read them back: a `PLACED` order inserted as
+//! the API writes one, and the events the functions emitted for a test database's orders.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+use shared::events::{OrderEvent, OrderEventData};
+use sqlx::PgPool;
+
+/// Inserts a `PLACED` order for Ada Lovelace (ada@example.com) of `quantity` × `product`,
+/// paid by card `payment_method` when there is one, and returns the `order.placed` event the
+/// API would have published for it.
+pub async fn insert_placed(
+    pool: &PgPool,
+    product: &str,
+    quantity: i32,
+    payment_method: Option<&str>,
+) -> OrderEvent {
+    let event = OrderEvent::placed(OrderEventData {
+        order_id: shared::domain::new_id(),
+        customer_name: "Ada Lovelace".to_owned(),
+        customer_email: Some("ada@example.com".to_owned()),
+        product_name: product.to_owned(),
+        quantity,
+        reason: None,
+        payment: None,
+    });
+    sqlx::query(
+        "INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status,
+                             payment_method)
+         VALUES ($1, $2, $3, $4, $5, 'PLACED', $6)",
+    )
+    .bind(event.data.order_id)
+    .bind(&event.data.customer_name)
+    .bind(&event.data.customer_email)
+    .bind(product)
+    .bind(quantity)
+    .bind(payment_method)
+    .execute(pool)
+    .await
+    .expect("orders can be inserted");
+    event
+}
+
+/// The ids of the orders in `pool`'s database (a test's own), as events name them.
+pub async fn ids(pool: &PgPool) -> HashSet<String> {
+    sqlx::query_scalar("SELECT id::text FROM orders")
+        .fetch_all(pool)
+        .await
+        .expect("the orders can be read")
+        .into_iter()
+        .collect()
+}
+
+/// The events on `topic` emitted for the orders of `pool`'s database, oldest first (event
+/// ids are UUIDv7, so they sort by time), each once: those still waiting in the outbox and
+/// those already on the shared broker (the outbox forgets an event once the broker has it;
+/// every handler returns once its events are acknowledged, so reading the topic to its end
+/// finds them all). The outbox is read first, so an event published meanwhile is found on
+/// the broker.
+pub async fn emitted_events(pool: &PgPool, topic: &str) -> Vec<OrderEvent> {
+    let waiting: Vec<Value> = sqlx::query_scalar("SELECT payload FROM outbox WHERE topic = $1")
+        .bind(topic)
+        .fetch_all(pool)
+        .await
+        .expect("the outbox can be read");
+    let sent =
+        crate::kafka::order_events(&crate::kafka::bootstrap(), &[topic], &ids(pool).await).await;
+    let mut events: Vec<OrderEvent> = waiting
+        .into_iter()
+        .map(|payload| serde_json::from_value(payload).expect("outbox rows hold order events"))
+        .chain(sent)
+        .collect();
+    events.sort_by_key(|event| event.id);
+    events.dedup_by_key(|event| event.id);
+    events
+}
+
+/// The rows in `table`.
+pub async fn count(pool: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(pool)
+        .await
+        .expect("tables can be counted")
+}
