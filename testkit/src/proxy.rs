@@ -1,5 +1,6 @@
 //! A TCP proxy to stand between code and a real service, so a test can cut the line
-//! (a database or SMTP outage) without stopping the service other tests share.
+//! (a database or SMTP outage) without stopping the service other tests share; and a
+//! [`black_hole`] that accepts connections and never answers.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,4 +84,20 @@ async fn accept(listener: TcpListener, state: Arc<State>) {
         connections.retain(|c| !c.is_finished());
         connections.push(connection);
     }
+}
+
+/// A TCP server on a free port that accepts connections and never says a word, as a hung
+/// database or a black-holed relay; returns its port. It runs until the runtime ends.
+pub async fn black_hole() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("loopback has free ports");
+    let port = listener.local_addr().expect("a bound address").port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    port
 }

@@ -151,16 +151,3 @@ pub async fn table_names(pool: &PgPool) -> Vec<String> {
     .await
     .unwrap()
 }
-
-/// A TCP server that accepts connections and never says a word: a hung database.
-pub async fn black_hole() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    port
-}

@@ -228,7 +228,7 @@ async fn an_unreachable_database_answers_failed_with_a_reason() {
 async fn a_hung_database_answers_failed_before_the_function_times_out() {
     // The database accepts connections and never answers; the function has 22 s left, so
     // the work gets about 2 s before the answer margin and must give up and answer.
-    let port = black_hole().await;
+    let port = testkit::proxy::black_hole().await;
     let pool = PgPoolOptions::new()
         .acquire_timeout(Duration::from_secs(600))
         .connect_lazy_with(PgConnectOptions::new().host("127.0.0.1").port(port));

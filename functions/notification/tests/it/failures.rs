@@ -260,14 +260,7 @@ async fn notifier_with_release(
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_server_that_never_answers_times_out_and_leaves_the_mail_retryable(pool: PgPool) {
     // Accepts connections and never says a word, like a black-holed relay.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let silent = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
+    let port = testkit::proxy::black_hole().await;
     let mut smtp = smtp_on(port);
     smtp.timeout = Duration::from_secs(1);
     let notifier = notifier(&pool, smtp, None).await;
@@ -279,5 +272,4 @@ async fn a_server_that_never_answers_times_out_and_leaves_the_mail_retryable(poo
     let row = row(&pool, event.data.order_id, "ORDER_RECEIVED").await;
     assert_eq!(row.status, "SENDING");
     assert!(row.last_error.unwrap().contains("timed out"));
-    silent.abort();
 }
