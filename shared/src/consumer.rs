@@ -31,6 +31,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::db::Database;
+use crate::lambda::Serve;
 use crate::metrics;
 use crate::msk::{DecodedRecord, PoisonRecord, Position, decode_batch, store_dead_letters};
 use crate::trace::export::{self, FinishedSpan, KeyValue, SpanKind};
@@ -368,18 +369,19 @@ impl<H: BatchHandler> MskFunction for Consumer<H> {
 
 /// A consumer is served to the Lambda Runtime API one batch per invocation. Batches of
 /// different partitions may be handled at once on Lambda Managed Instances
-/// ([`crate::lambda::serve`]); every effect is keyed by event id and stock rows are locked, so
-/// that is as safe as two instances.
-impl<H: BatchHandler> crate::lambda::Serve for Consumer<H> {
+/// ([`crate::lambda::each_invocation`]); every effect is keyed by event id and stock rows are
+/// locked, so that is as safe as two instances.
+impl<H: BatchHandler> Serve for Consumer<H> {
     fn serve(self) -> impl Future<Output = Result<(), lambda_runtime::Error>> {
         let consumer = std::sync::Arc::new(self);
-        crate::lambda::serve(move |event: LambdaEvent<KafkaEvent>| {
+        crate::lambda::each_invocation(move |event: LambdaEvent<KafkaEvent>| {
             let consumer = consumer.clone();
             async move {
                 let invocation = Invocation::with_lambda_deadline(event.context.deadline());
                 consumer.invoke(event.payload, invocation).await
             }
         })
+        .serve()
     }
 }
 

@@ -10,8 +10,8 @@
 //!   invocations one execution environment serves at once, and the runtime polls for that
 //!   many in parallel (lambda_runtime's `run_concurrent`).
 //!
-//! One binary serves both: [`serve`] runs sequentially when the variable is unset, and the
-//! pool sizes follow [`max_concurrency`] through [`default_pool_size`].
+//! One binary serves both: [`each_invocation`] runs sequentially when the variable is unset,
+//! and the pool sizes follow [`max_concurrency`] through [`default_pool_size`].
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -88,8 +88,9 @@ where
     }
 }
 
-/// A function that runs `handler` for each invocation: the scheduled relay, the custom
-/// resource, the MSK consumers.
+/// A function that runs `handler` for each invocation (the scheduled relay, the custom
+/// resource, the MSK consumers), as many at once as `AWS_LAMBDA_MAX_CONCURRENCY` says (one
+/// when it is unset), writing the metrics and sending the spans after each one.
 pub fn each_invocation<E, F>(handler: F) -> EachInvocation<E, F> {
     EachInvocation {
         handler,
@@ -111,34 +112,21 @@ where
     F: Fn(LambdaEvent<E>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<R, Err>> + Send + 'static,
 {
-    fn serve(self) -> impl Future<Output = Result<(), lambda_runtime::Error>> {
-        serve(self.handler)
+    async fn serve(self) -> Result<(), lambda_runtime::Error> {
+        let handler = self.handler;
+        let concurrency = max_concurrency(None);
+        tracing::info!(concurrency, "serving invocations");
+        lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<E>| {
+            let response = handler(event);
+            async move {
+                let response = response.await;
+                metrics::flush();
+                export::flush().await;
+                response
+            }
+        }))
+        .await
     }
-}
-
-/// Serves `handler` to the Lambda Runtime API until the instance is shut down, as many
-/// invocations at once as `AWS_LAMBDA_MAX_CONCURRENCY` says (one when it is unset), and
-/// after each one writes its metrics and sends its spans.
-pub async fn serve<E, R, Err, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
-where
-    E: DeserializeOwned + Send + 'static,
-    R: Serialize + Send + 'static,
-    Err: Into<Diagnostic> + Debug + Send + 'static,
-    F: Fn(LambdaEvent<E>) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = Result<R, Err>> + Send + 'static,
-{
-    let concurrency = max_concurrency(None);
-    tracing::info!(concurrency, "serving invocations");
-    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<E>| {
-        let response = handler(event);
-        async move {
-            let response = response.await;
-            metrics::flush();
-            export::flush().await;
-            response
-        }
-    }))
-    .await
 }
 
 #[cfg(test)]

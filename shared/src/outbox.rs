@@ -114,24 +114,39 @@ pub async fn enqueue(
     })
 }
 
-/// Publishes rows that were just committed and deletes the delivered ones, in one DELETE.
-/// Undelivered rows stay pending for the relay; only a database failure is an error.
-///
-/// The delete commits asynchronously (`SET LOCAL synchronous_commit = off`, which lasts
-/// until its transaction ends and so does not pin an RDS Proxy connection; docs/scale.md): a
-/// delete lost in a database crash only makes the relay send that event again, which
-/// consumers drop by event id. The state change and its rows were committed synchronously,
-/// before any of this.
+/// How [`publish`] commits the delete of the published rows. Either way a delete lost in a
+/// database crash only makes the relay send those events again, which consumers drop by
+/// event id; the state change and its rows were committed synchronously, before any of this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forget {
+    /// One `DELETE`, its own transaction, committed synchronously: one round trip. For the
+    /// consumers, whose batches are few and large.
+    Synchronously,
+    /// In a transaction committed asynchronously (`SET LOCAL synchronous_commit = off`,
+    /// which lasts until the transaction ends and so does not pin an RDS Proxy connection;
+    /// docs/scale.md): two more round trips, but no wait for the WAL flush. For order-api,
+    /// whose batches are many and small, so the flushes would add up.
+    Asynchronously,
+}
+
+/// Publishes rows that were just committed and deletes the delivered ones, in one DELETE
+/// committed as `forget` says. Undelivered rows stay pending for the relay; only a database
+/// failure is an error.
 pub async fn publish(
     pool: &PgPool,
     publisher: &KafkaPublisher,
     rows: &[OutboxRow],
+    forget: Forget,
 ) -> sqlx::Result<PublishReport> {
     let report = send(publisher, rows).await;
-    if !report.delivered.is_empty() {
-        let mut tx = pool.begin_with(BEGIN_ASYNCHRONOUS_COMMIT).await?;
-        forget_published(&mut *tx, &report.delivered).await?;
-        tx.commit().await?;
+    match forget {
+        Forget::Synchronously => forget_published(pool, &report.delivered).await?,
+        Forget::Asynchronously if !report.delivered.is_empty() => {
+            let mut tx = pool.begin_with(BEGIN_ASYNCHRONOUS_COMMIT).await?;
+            forget_published(&mut *tx, &report.delivered).await?;
+            tx.commit().await?;
+        }
+        Forget::Asynchronously => {}
     }
     Ok(report)
 }

@@ -240,7 +240,7 @@ async fn child(
         .context("the rate is a number")
 }
 
-/// Inventory batches through the consumer seam as `shared::lambda::serve` runs them:
+/// Inventory batches through the consumer seam as `shared::lambda::each_invocation` runs them:
 /// handle, then flush the metrics and the spans.
 async fn inventory_child(url: &str, bootstrap: &str, traced: bool) -> anyhow::Result<f64> {
     let size: usize = env_number("BENCH_BATCH", 1_000)?;

@@ -149,9 +149,14 @@ impl BatchHandler for Inventory {
         } = batch;
         let Applied { mut summary, rows } = self.apply(&records, dead_letters).await?;
         drop(records);
-        let report = outbox::publish(&self.pool, &self.publisher, &rows)
-            .await
-            .map_err(InventoryError::database("marking events published"))?;
+        let report = outbox::publish(
+            &self.pool,
+            &self.publisher,
+            &rows,
+            outbox::Forget::Synchronously,
+        )
+        .await
+        .map_err(InventoryError::database("marking events published"))?;
         summary.published = report.published;
         tracing::info!(
             confirmed = summary.confirmed,

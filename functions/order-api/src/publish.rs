@@ -151,7 +151,7 @@ fn order_ids(rows: &[OutboxRow]) -> String {
 }
 
 async fn publish_batch(pool: &PgPool, publisher: &KafkaPublisher, rows: &[OutboxRow]) {
-    match outbox::publish(pool, publisher, rows).await {
+    match outbox::publish(pool, publisher, rows, outbox::Forget::Asynchronously).await {
         Ok(report) if report.all_published() => {
             tracing::debug!(rows = rows.len(), "events published")
         }

@@ -221,9 +221,14 @@ impl BatchHandler for Payments {
         let rows = self
             .record(&charged, &refunded, &failures, &traces, &mut summary)
             .await?;
-        let report = outbox::publish(&self.pool, &self.publisher, &rows)
-            .await
-            .map_err(PaymentError::database("marking events published"))?;
+        let report = outbox::publish(
+            &self.pool,
+            &self.publisher,
+            &rows,
+            outbox::Forget::Synchronously,
+        )
+        .await
+        .map_err(PaymentError::database("marking events published"))?;
         summary.published = report.published;
         let transient = failures.iter().filter(|(_, e)| e.is_transient()).count();
         // An intent not recorded is retried like a transient Stripe failure.
