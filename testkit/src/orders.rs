@@ -83,3 +83,8 @@ pub async fn count(pool: &PgPool, table: &str) -> i64 {
         .await
         .expect("tables can be counted")
 }
+
+/// The outbox rows not published yet (the outbox forgets a row once the broker has it).
+pub async fn unpublished(pool: &PgPool) -> i64 {
+    count(pool, "outbox").await
+}

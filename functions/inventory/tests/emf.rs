@@ -6,35 +6,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use shared::config::{KafkaSettings, Secrets};
-use shared::events::{OrderEvent, OrderEventData};
 use shared::kafka::KafkaPublisher;
 use sqlx::PgPool;
 use testkit::emf::EmfMetric;
 use testkit::msk::{BrokerRecord, kafka_event};
-
-async fn place_order(pool: &PgPool, product: &str) -> OrderEvent {
-    let event = OrderEvent::placed(OrderEventData {
-        order_id: shared::domain::new_id(),
-        customer_name: "Ada Lovelace".to_owned(),
-        customer_email: None,
-        product_name: product.to_owned(),
-        quantity: 1,
-        reason: None,
-        payment: None,
-    });
-    sqlx::query(
-        "INSERT INTO orders (id, customer_name, product_name, quantity, status)
-         VALUES ($1, $2, $3, $4, 'PLACED')",
-    )
-    .bind(event.data.order_id)
-    .bind(&event.data.customer_name)
-    .bind(&event.data.product_name)
-    .bind(event.data.quantity)
-    .execute(pool)
-    .await
-    .unwrap();
-    event
-}
 
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn one_invocation_writes_valid_emf_lines_carrying_the_batch_reports_counts(pool: PgPool) {
@@ -46,9 +21,9 @@ async fn one_invocation_writes_valid_emf_lines_carrying_the_batch_reports_counts
         .unwrap();
     let mut events = Vec::new();
     for _ in 0..3 {
-        events.push(place_order(&pool, "Mouse").await);
+        events.push(testkit::orders::insert_placed(&pool, "Mouse", 1, None).await);
     }
-    events.push(place_order(&pool, "Perpetuum Mobile").await);
+    events.push(testkit::orders::insert_placed(&pool, "Perpetuum Mobile", 1, None).await);
     let mut records: Vec<BrokerRecord> = events
         .iter()
         .zip(0..)

@@ -9,19 +9,13 @@ use order_api::{AppState, app};
 use outbox_relay::{RelayError, RelayLimits, run_once};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use testkit::orders::unpublished;
 use testkit::proxy::TcpProxy;
 use testkit::tansu::Tansu;
 use uuid::Uuid;
 
 use crate::support::{call, get, no_limits, order_body, place, placed_records, post_json};
 use testkit::kafka::publisher;
-
-async fn unpublished(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM outbox")
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
 
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn orders_are_accepted_while_kafka_is_down_and_the_relay_publishes_each_once(pool: PgPool) {

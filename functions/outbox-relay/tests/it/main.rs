@@ -11,6 +11,7 @@ use shared::events::{OrderEvent, OrderEventData, topics};
 use shared::outbox::{self, OutboxRow};
 use shared::trace::{TRACEPARENT, TraceContext};
 use sqlx::PgPool;
+use testkit::orders::unpublished;
 use testkit::tansu::Tansu;
 
 mod retention;
@@ -42,13 +43,6 @@ async fn committed_but_unpublished(pool: &PgPool, count: usize) -> Vec<OutboxRow
     let rows = outbox::enqueue(&mut tx, &events).await.unwrap();
     tx.commit().await.unwrap();
     rows
-}
-
-async fn unpublished(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM outbox")
-        .fetch_one(pool)
-        .await
-        .unwrap()
 }
 
 /// Event ids on `order-placed` of `broker` among `rows`, duplicates kept.
