@@ -544,4 +544,13 @@ impl FunctionProcess {
     pub async fn stop(mut self) {
         self.service.stop().await;
     }
+
+    /// SIGTERM, as Lambda sends it before it shuts an instance down; waits up to `grace`
+    /// for the exit and returns its status.
+    pub async fn terminate(
+        mut self,
+        grace: Duration,
+    ) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        self.service.terminate(grace).await
+    }
 }

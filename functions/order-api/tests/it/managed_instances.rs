@@ -192,3 +192,38 @@ async fn without_a_concurrency_the_same_binary_serves_one_request_at_a_time(
     assert_published(&pool, &orders).await;
     function.stop().await;
 }
+
+/// SIGTERM, which Lambda sends before it shuts down an instance with extensions, ends the
+/// function cleanly (`shared::lambda::run`), writing the metrics it has not written yet: on
+/// Managed Instances they are written once a second, and the order placed just before would
+/// otherwise be lost with the instance.
+#[sqlx::test(migrator = "testkit::MIGRATOR")]
+async fn sigterm_writes_the_metrics_and_ends_the_function_cleanly(
+    _pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    testkit::init_tracing();
+    let api = RuntimeApi::start(false).await;
+    let function = start_function(&api, &options, Some("2"));
+    api.first_next(WAIT).await.unwrap();
+    let answer = api
+        .invoke(&place_order("Shutdown Customer"), WAIT)
+        .await
+        .unwrap();
+    placed_order(&answer);
+    let log = function.log_path().to_owned();
+    let status = function
+        .terminate(Duration::from_secs(10))
+        .await
+        .expect("it exits within 10 s of SIGTERM")
+        .expect("it was running");
+    let output = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        status.success(),
+        "a SIGTERM ends it cleanly, not by the signal: {status}\n{output}"
+    );
+    assert!(
+        output.contains("orders_placed_total"),
+        "the order's metric is written before it ends:\n{output}"
+    );
+}
