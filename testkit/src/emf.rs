@@ -101,6 +101,37 @@ fn directive_metrics(
     if namespace.trim().is_empty() || namespace.chars().count() > 1024 {
         return Err(format!("Namespace {namespace:?} is empty or too long"));
     }
+    let first_set = first_dimension_set(root, directive)?;
+    let definitions = directive
+        .get("Metrics")
+        .and_then(Value::as_array)
+        .ok_or("Metrics is not an array")?;
+    if definitions.len() > 100 {
+        return Err(format!(
+            "{} metrics in one directive (max 100)",
+            definitions.len()
+        ));
+    }
+    let mut metrics = Vec::new();
+    for definition in definitions {
+        let (name, unit, values) = metric(root, definition)?;
+        metrics.push(EmfMetric {
+            namespace: namespace.to_owned(),
+            name,
+            unit,
+            dimensions: first_set.clone(),
+            values,
+        });
+    }
+    Ok(metrics)
+}
+
+/// The first dimension set of `directive`, each name with its value in the root; every set
+/// is checked (at most 30 names, each with a string value in the root).
+fn first_dimension_set(
+    root: &Map<String, Value>,
+    directive: &Map<String, Value>,
+) -> Result<BTreeMap<String, String>, String> {
     let sets = directive
         .get("Dimensions")
         .and_then(Value::as_array)
@@ -125,62 +156,50 @@ fn directive_metrics(
             }
         }
     }
-    let definitions = directive
-        .get("Metrics")
-        .and_then(Value::as_array)
-        .ok_or("Metrics is not an array")?;
-    if definitions.len() > 100 {
-        return Err(format!(
-            "{} metrics in one directive (max 100)",
-            definitions.len()
-        ));
+    Ok(first_set)
+}
+
+/// One metric definition of a directive: its name, unit and the values the root holds.
+fn metric(
+    root: &Map<String, Value>,
+    definition: &Value,
+) -> Result<(String, Option<String>, Vec<f64>), String> {
+    let definition = definition.as_object().ok_or("a metric is not an object")?;
+    let name = definition
+        .get("Name")
+        .and_then(Value::as_str)
+        .ok_or("a metric Name is not a string")?;
+    if name.is_empty() || name.chars().count() > 1024 {
+        return Err(format!("metric name {name:?} is empty or too long"));
     }
-    let mut metrics = Vec::new();
-    for definition in definitions {
-        let definition = definition.as_object().ok_or("a metric is not an object")?;
-        let name = definition
-            .get("Name")
-            .and_then(Value::as_str)
-            .ok_or("a metric Name is not a string")?;
-        if name.is_empty() || name.chars().count() > 1024 {
-            return Err(format!("metric name {name:?} is empty or too long"));
-        }
-        let unit = match definition.get("Unit") {
-            None => None,
-            Some(Value::String(unit)) if UNITS.contains(&unit.as_str()) => Some(unit.clone()),
-            Some(other) => return Err(format!("{name}: Unit {other} is not a CloudWatch unit")),
-        };
-        match definition.get("StorageResolution") {
-            None => {}
-            Some(resolution) if resolution == 1 || resolution == 60 => {}
-            Some(other) => return Err(format!("{name}: StorageResolution {other} is not 1 or 60")),
-        }
-        let values = match root.get(name) {
-            Some(Value::Number(number)) => vec![number.as_f64().unwrap_or(f64::NAN)],
-            Some(Value::Array(values)) => {
-                if values.len() > 100 {
-                    return Err(format!("{name}: {} values (max 100)", values.len()));
-                }
-                values
-                    .iter()
-                    .map(|value| {
-                        value
-                            .as_f64()
-                            .ok_or(format!("{name}: {value} is not a number"))
-                    })
-                    .collect::<Result<_, _>>()?
+    let unit = match definition.get("Unit") {
+        None => None,
+        Some(Value::String(unit)) if UNITS.contains(&unit.as_str()) => Some(unit.clone()),
+        Some(other) => return Err(format!("{name}: Unit {other} is not a CloudWatch unit")),
+    };
+    match definition.get("StorageResolution") {
+        None => {}
+        Some(resolution) if resolution == 1 || resolution == 60 => {}
+        Some(other) => return Err(format!("{name}: StorageResolution {other} is not 1 or 60")),
+    }
+    let values = match root.get(name) {
+        Some(Value::Number(number)) => vec![number.as_f64().unwrap_or(f64::NAN)],
+        Some(Value::Array(values)) => {
+            if values.len() > 100 {
+                return Err(format!("{name}: {} values (max 100)", values.len()));
             }
-            _ => return Err(format!("metric {name:?} has no numeric member in the root")),
-        };
-        metrics.push(EmfMetric {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            unit,
-            dimensions: first_set.clone(),
-            values,
-        });
-    }
-    Ok(metrics)
+            values
+                .iter()
+                .map(|value| {
+                    value
+                        .as_f64()
+                        .ok_or(format!("{name}: {value} is not a number"))
+                })
+                .collect::<Result<_, _>>()?
+        }
+        _ => return Err(format!("metric {name:?} has no numeric member in the root")),
+    };
+    Ok((name.to_owned(), unit, values))
 }
 
 #[cfg(test)]
