@@ -142,74 +142,15 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
         bearers.push(pool.sign_in(&customer).await.id_token);
     }
     let gateway = gateway(Some(jwt_settings(&pool)))?;
-
-    let guests = OrderLoad::guests().from_sources(sources.clone());
-    let runs = [
-        Run {
-            name: "baseline",
-            describe: "guests' POST /api/orders, ABUSE_LIMITS=off",
-            limits: &[("ABUSE_LIMITS", "off")],
-            load: guests.clone(),
-            body: guest_body,
-        },
-        Run {
-            name: "guest",
-            describe: "guests' POST /api/orders, limits on (per address raised, per email default)",
-            limits: &[
-                ("ABUSE_LIMITS", "on"),
-                ("LIMIT_GUEST_UNPAID_ORDERS_PER_IP", UNREACHED),
-            ],
-            load: guests,
-            body: guest_body,
-        },
-        Run {
-            name: "customer",
-            describe: "customers' POST /api/me/orders with Cognito ID tokens, limits on (raised)",
-            limits: &[
-                ("ABUSE_LIMITS", "on"),
-                ("LIMIT_CUSTOMER_UNPAID_ORDERS_PER_IP", UNREACHED),
-                ("LIMIT_CUSTOMER_ORDERS_PER_EMAIL", UNREACHED),
-            ],
-            load: OrderLoad::customers(bearers).from_sources(sources.clone()),
-            body: customer_body,
-        },
-    ];
-
-    // rounds[r][i] is run i (in the order of `runs`) of round r.
-    let mut rounds: Vec<Vec<Option<Measured>>> = Vec::new();
-    for round in 0..settings.rounds.max(1) {
-        let mut order: Vec<usize> = (0..runs.len()).collect();
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        let mut measured: Vec<Option<Measured>> = (0..runs.len()).map(|_| None).collect();
-        for index in order {
-            let run = runs[index].clone();
-            println!(
-                "order-api {} (round {}): {}, over HTTP behind the local gateway, {} clients from {} addresses ({}..), {} s measured after {} s warm-up",
-                run.name,
-                round + 1,
-                run.describe,
-                settings.clients,
-                sources.len(),
-                sources[0],
-                settings.duration.as_secs(),
-                settings.warmup.as_secs()
-            );
-            measured[index] =
-                Some(measure_api(settings, database, &broker.bootstrap, &gateway, run).await?);
-        }
-        rounds.push(measured);
-    }
-    let rounds: Vec<Vec<Measured>> = rounds
-        .into_iter()
-        .map(|round| {
-            round
-                .into_iter()
-                .map(|m| m.expect("every run measured"))
-                .collect()
-        })
-        .collect();
+    let runs = audiences(bearers, &sources);
+    let target = Target {
+        settings,
+        database,
+        bootstrap: &broker.bootstrap,
+        gateway: &gateway,
+        sources: &sources,
+    };
+    let rounds = measure_rounds(&target, &runs).await?;
     let measured = &rounds[0];
 
     let script = pgbench_script(database).await?;
@@ -241,6 +182,95 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
         usize::try_from(paced.transactions)?,
     );
     Ok(())
+}
+
+/// The three runs: the baseline (limits off), guests and customers with the limits on.
+fn audiences(bearers: Vec<String>, sources: &[std::net::IpAddr]) -> [Run; 3] {
+    let guests = OrderLoad::guests().from_sources(sources.to_vec());
+    [
+        Run {
+            name: "baseline",
+            describe: "guests' POST /api/orders, ABUSE_LIMITS=off",
+            limits: &[("ABUSE_LIMITS", "off")],
+            load: guests.clone(),
+            body: guest_body,
+        },
+        Run {
+            name: "guest",
+            describe: "guests' POST /api/orders, limits on (per address raised, per email default)",
+            limits: &[
+                ("ABUSE_LIMITS", "on"),
+                ("LIMIT_GUEST_UNPAID_ORDERS_PER_IP", UNREACHED),
+            ],
+            load: guests,
+            body: guest_body,
+        },
+        Run {
+            name: "customer",
+            describe: "customers' POST /api/me/orders with Cognito ID tokens, limits on (raised)",
+            limits: &[
+                ("ABUSE_LIMITS", "on"),
+                ("LIMIT_CUSTOMER_UNPAID_ORDERS_PER_IP", UNREACHED),
+                ("LIMIT_CUSTOMER_ORDERS_PER_EMAIL", UNREACHED),
+            ],
+            load: OrderLoad::customers(bearers).from_sources(sources.to_vec()),
+            body: customer_body,
+        },
+    ]
+}
+
+/// What every run is measured against.
+struct Target<'a> {
+    settings: &'a Settings,
+    database: &'a ScratchDatabase,
+    bootstrap: &'a str,
+    gateway: &'a Gateway,
+    sources: &'a [std::net::IpAddr],
+}
+
+/// `BENCH_ROUNDS` rounds of `runs`, every other one in reverse order; `rounds[r][i]` is run
+/// `i` (in the order of `runs`) of round `r`.
+async fn measure_rounds(target: &Target<'_>, runs: &[Run]) -> anyhow::Result<Vec<Vec<Measured>>> {
+    let settings = target.settings;
+    let mut rounds = Vec::new();
+    for round in 0..settings.rounds.max(1) {
+        let mut order: Vec<usize> = (0..runs.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        let mut measured: Vec<Option<Measured>> = (0..runs.len()).map(|_| None).collect();
+        for index in order {
+            let run = runs[index].clone();
+            println!(
+                "order-api {} (round {}): {}, over HTTP behind the local gateway, {} clients from {} addresses ({}..), {} s measured after {} s warm-up",
+                run.name,
+                round + 1,
+                run.describe,
+                settings.clients,
+                target.sources.len(),
+                target.sources[0],
+                settings.duration.as_secs(),
+                settings.warmup.as_secs()
+            );
+            measured[index] = Some(
+                measure_api(
+                    settings,
+                    target.database,
+                    target.bootstrap,
+                    target.gateway,
+                    run,
+                )
+                .await?,
+            );
+        }
+        rounds.push(
+            measured
+                .into_iter()
+                .map(|m| m.expect("every run measured"))
+                .collect(),
+        );
+    }
+    Ok(rounds)
 }
 
 /// pgbench with the API's statement, as fast as it goes or held to `rate`; its report and
