@@ -9,6 +9,16 @@ use crate::config::{DatabaseSettings, KafkaSettings, Secrets};
 use crate::db::{Database, Login, Role};
 use crate::kafka::KafkaPublisher;
 
+/// What a function's configuration says about its connections.
+pub trait ConnectionSettings {
+    /// The database role the function logs in as.
+    const ROLE: Role;
+    fn database(&self) -> &DatabaseSettings;
+    fn kafka(&self) -> &KafkaSettings;
+    /// The pool's options (its size, above all).
+    fn pool(&self) -> PgPoolOptions;
+}
+
 /// What [`Connections::open`] opened.
 pub struct Connections {
     pub database: Database,
@@ -16,18 +26,20 @@ pub struct Connections {
 }
 
 impl Connections {
-    /// The pool of `role` with `pool` options on `database`, and a producer for `kafka`.
-    pub async fn open(
-        database: &DatabaseSettings,
-        kafka: &KafkaSettings,
+    /// The pool of the function's role, and its producer, as `config` says.
+    pub async fn open<C: ConnectionSettings>(
+        config: &C,
         secrets: &Secrets,
-        role: Role,
-        pool: PgPoolOptions,
     ) -> anyhow::Result<Self> {
-        let database = Database::connect(database, secrets, Login::Role(role), pool)
-            .await
-            .context("could not configure the database connection")?;
-        let publisher = KafkaPublisher::new(kafka, secrets)
+        let database = Database::connect(
+            config.database(),
+            secrets,
+            Login::Role(C::ROLE),
+            config.pool(),
+        )
+        .await
+        .context("could not configure the database connection")?;
+        let publisher = KafkaPublisher::new(config.kafka(), secrets)
             .await
             .context("could not create the Kafka producer")?;
         Ok(Self {

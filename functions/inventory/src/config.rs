@@ -1,5 +1,8 @@
 //! Settings of the inventory function (docs/configuration.md), read once per cold start.
 
+use shared::connections::ConnectionSettings;
+use shared::db::Role;
+use sqlx::postgres::PgPoolOptions;
 use std::collections::HashMap;
 
 use serde::Deserialize;
@@ -54,6 +57,22 @@ impl InventoryConfig {
             kafka: KafkaSettings::from_source(variables)?,
             max_connections,
         })
+    }
+}
+
+impl ConnectionSettings for InventoryConfig {
+    const ROLE: Role = Role::Inventory;
+
+    fn database(&self) -> &DatabaseSettings {
+        &self.database
+    }
+
+    fn kafka(&self) -> &KafkaSettings {
+        &self.kafka
+    }
+
+    fn pool(&self) -> PgPoolOptions {
+        shared::db::pool_options(self.max_connections)
     }
 }
 

@@ -42,14 +42,7 @@ pub async fn consumer_from_config(
     let Connections {
         database,
         publisher,
-    } = Connections::open(
-        &config.database,
-        &config.kafka,
-        secrets,
-        Role::Inventory,
-        shared::db::pool_options(config.max_connections),
-    )
-    .await?;
+    } = Connections::open(config, secrets).await?;
     Ok(Consumer::new(
         Inventory::new(database.pool().clone(), publisher),
         database,

@@ -1,5 +1,8 @@
 //! The function's settings (docs/configuration.md), read once at start-up; a bad value names its variable.
 
+use shared::connections::ConnectionSettings;
+use shared::db::Role;
+use sqlx::postgres::PgPoolOptions;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -77,6 +80,22 @@ impl OrderApiConfig {
             max_connections,
             limits: crate::limits::Limits::from_source(variables)?,
         })
+    }
+}
+
+impl ConnectionSettings for OrderApiConfig {
+    const ROLE: Role = Role::OrderApi;
+
+    fn database(&self) -> &DatabaseSettings {
+        &self.database
+    }
+
+    fn kafka(&self) -> &KafkaSettings {
+        &self.kafka
+    }
+
+    fn pool(&self) -> PgPoolOptions {
+        crate::state::request_pool(self.max_connections)
     }
 }
 

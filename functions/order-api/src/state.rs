@@ -43,14 +43,7 @@ impl AppState {
         let Connections {
             database,
             publisher,
-        } = Connections::open(
-            &config.database,
-            &config.kafka,
-            &secrets,
-            Role::OrderApi,
-            request_pool(config.max_connections),
-        )
-        .await?;
+        } = Connections::open(config, &secrets).await?;
         Ok(Self::build(database, publisher, config.limits.clone()))
     }
 

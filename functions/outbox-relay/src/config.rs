@@ -1,5 +1,8 @@
 //! Settings of the relay function (docs/configuration.md), read once per cold start.
 
+use shared::connections::ConnectionSettings;
+use shared::db::Role;
+use sqlx::postgres::PgPoolOptions;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -68,6 +71,22 @@ impl RelayConfig {
                 max_batches: raw.relay_max_batches.unwrap_or(defaults.max_batches),
             },
         })
+    }
+}
+
+impl ConnectionSettings for RelayConfig {
+    const ROLE: Role = Role::OutboxRelay;
+
+    fn database(&self) -> &DatabaseSettings {
+        &self.database
+    }
+
+    fn kafka(&self) -> &KafkaSettings {
+        &self.kafka
+    }
+
+    fn pool(&self) -> PgPoolOptions {
+        shared::db::pool_options(self.max_connections)
     }
 }
 

@@ -17,7 +17,6 @@ pub use handler::{Relay, RelayError, RelayLimits, RelayReport, run_once};
 
 use shared::config::Secrets;
 use shared::connections::Connections;
-use shared::db::Role;
 
 impl Relay {
     /// The pool (see [`RelayConfig::max_connections`]) and the producer, once per cold start.
@@ -25,14 +24,7 @@ impl Relay {
         let Connections {
             database,
             publisher,
-        } = Connections::open(
-            &config.database,
-            &config.kafka,
-            secrets,
-            Role::OutboxRelay,
-            shared::db::pool_options(config.max_connections),
-        )
-        .await?;
+        } = Connections::open(config, secrets).await?;
         Ok(Self::new(database, publisher, config.limits).with_retention(config.retention))
     }
 }

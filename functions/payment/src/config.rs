@@ -1,5 +1,8 @@
 //! Settings of the payment function (docs/configuration.md), read once per cold start.
 
+use shared::connections::ConnectionSettings;
+use shared::db::Role;
+use sqlx::postgres::PgPoolOptions;
 use std::collections::HashMap;
 
 use secrecy::SecretString;
@@ -143,6 +146,22 @@ impl PaymentConfig {
             max_connections,
             concurrency,
         })
+    }
+}
+
+impl ConnectionSettings for PaymentConfig {
+    const ROLE: Role = Role::Payment;
+
+    fn database(&self) -> &DatabaseSettings {
+        &self.database
+    }
+
+    fn kafka(&self) -> &KafkaSettings {
+        &self.kafka
+    }
+
+    fn pool(&self) -> PgPoolOptions {
+        shared::db::pool_options(self.max_connections)
     }
 }
 

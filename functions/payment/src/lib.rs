@@ -54,14 +54,7 @@ pub async fn consumer_from_config(
     let Connections {
         database,
         publisher,
-    } = Connections::open(
-        &config.database,
-        &config.kafka,
-        secrets,
-        Role::Payment,
-        shared::db::pool_options(config.max_connections),
-    )
-    .await?;
+    } = Connections::open(config, secrets).await?;
     let key = config.stripe.key.resolve(secrets).await?;
     let stripe = Stripe::new(&config.stripe.api_base, key);
     Ok(Consumer::new(
