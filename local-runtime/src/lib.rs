@@ -8,12 +8,11 @@
 //!   local and cloud wiring cannot drift.
 //! - [`metrics`]: serves the functions' metrics in Prometheus text format.
 //! - [`trigger`]: emulates Lambda's MSK event source mapping for one trigger.
-//! - [`redrive`]: hands the batches an MSK trigger discarded into its on-failure queue to the
-//!   consumer function again (`local-runtime redrive`).
+//!
+//! The redrive of the on-failure queues is the operator's, in `operator/`.
 
 pub mod gateway;
 pub mod metrics;
-pub mod redrive;
 pub mod system;
 pub mod template;
 pub mod trigger;

@@ -1,6 +1,5 @@
 //! `local-runtime`: the whole system in one process (docs/architecture.md, "Local runs").
 //! `local-runtime provision` only migrates the database and creates the topics;
-//! `local-runtime redrive --queue-url <url> --function <name>` redrives an on-failure queue;
 //! `local-runtime token <email> [--password <password>] [--access]` prints a customer's token
 //! from the local Cognito user pool (see `gateway::signin`).
 
@@ -20,13 +19,9 @@ async fn main() -> ExitCode {
         Some("provision") => system::provision().await,
         // A demo customer's token from the local Cognito user pool, for curl.
         Some("token") => local_runtime::gateway::signin::print_token(&args[1..]).await,
-        Some("redrive") => match redrive_args(&args[1..]) {
-            Ok((queue_url, function)) => system::redrive(queue_url, function).await,
-            Err(err) => Err(err),
-        },
         Some(other) => Err(anyhow::anyhow!(
-            "unknown command {other:?}; run without arguments, with `provision`, with \
-             `redrive --queue-url <url> --function <name>`, or with `token <email>`"
+            "unknown command {other:?}; run without arguments, with `provision`, or with \
+             `token <email>` (the on-failure queue redrive is `operator redrive`)"
         )),
         None => match LocalConfig::from_env() {
             Ok(config) => system::run(config, shutdown).await,
@@ -40,18 +35,6 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `--queue-url <url> --function <name>`, in either order.
-fn redrive_args(args: &[String]) -> anyhow::Result<(&str, &str)> {
-    let value = |flag: &str| {
-        args.iter()
-            .position(|arg| arg == flag)
-            .and_then(|at| args.get(at + 1))
-            .map(String::as_str)
-            .ok_or_else(|| anyhow::anyhow!("redrive needs {flag} <value>"))
-    };
-    Ok((value("--queue-url")?, value("--function")?))
 }
 
 /// Ctrl-C or SIGTERM: stop polling, finish the batches in flight, commit, exit.

@@ -10,14 +10,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use db_migrate::MigrateConfig;
-use inventory::InventoryConfig;
-use notification::NotificationConfig;
+use operator::consumer;
 use order_api::{AppState, OrderApiConfig};
 use outbox_relay::{Relay, RelayConfig};
-use payment::PaymentConfig;
 use rdkafka::ClientConfig;
 use serde::Deserialize;
-use shared::config::{ConfigError, KafkaSettings, Secrets, from_env};
+use shared::config::{ConfigError, Secrets, from_env};
 use shared::consumer::{Invocation, MskFunction};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -118,63 +116,6 @@ async fn consumers(secrets: &Secrets) -> anyhow::Result<Vec<Arc<dyn MskFunction>
         consumer(notification::CONSUMER, secrets).await?,
         consumer(payment::CONSUMER, secrets).await?,
     ])
-}
-
-/// One consumer function by its binary's name, built from its settings as on Lambda.
-async fn consumer(name: &str, secrets: &Secrets) -> anyhow::Result<Arc<dyn MskFunction>> {
-    Ok(match name {
-        inventory::CONSUMER => {
-            Arc::new(inventory::consumer_from_config(&InventoryConfig::from_env()?, secrets).await?)
-        }
-        notification::CONSUMER => Arc::new(
-            notification::consumer_from_config(&NotificationConfig::from_env()?, secrets).await?,
-        ),
-        payment::CONSUMER => {
-            Arc::new(payment::consumer_from_config(&PaymentConfig::from_env()?, secrets).await?)
-        }
-        other => anyhow::bail!(
-            "no consumer function is named {other:?}; use {}, {} or {}",
-            inventory::CONSUMER,
-            notification::CONSUMER,
-            payment::CONSUMER
-        ),
-    })
-}
-
-/// `local-runtime redrive`: hands every batch described in an on-failure queue to the named
-/// consumer function, run in this process with its own settings, and fails if any message
-/// had to stay in the queue.
-pub async fn redrive(queue_url: &str, function: &str) -> anyhow::Result<()> {
-    let secrets = Secrets::new();
-    let function = consumer(function, &secrets).await?;
-    let sqs = aws_sdk_sqs::Client::new(
-        &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
-    );
-    let report = crate::redrive::run(
-        &sqs,
-        queue_url,
-        &KafkaSettings::from_env()?,
-        &secrets,
-        function.as_ref(),
-    )
-    .await
-    .with_context(|| format!("could not redrive {queue_url}"))?;
-    println!(
-        "redriven: {} batches ({} records) handed to {}",
-        report.redriven,
-        report.records,
-        function.name()
-    );
-    for (message, reason) in &report.failed {
-        println!("left in the queue: message {message}: {reason}");
-    }
-    anyhow::ensure!(
-        report.failed.is_empty(),
-        "{} messages stay in the queue; they are visible again after {} s",
-        report.failed.len(),
-        crate::redrive::VISIBILITY_TIMEOUT_SECS
-    );
-    Ok(())
 }
 
 /// Runs the whole system until `shutdown` is cancelled; batches in flight finish first.

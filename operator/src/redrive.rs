@@ -8,7 +8,7 @@
 //! [`VISIBILITY_TIMEOUT_SECS`]; consumers are idempotent, so redriving twice is harmless.
 //!
 //! The function is any [`MskFunction`], the one seam every way of running a consumer goes
-//! through: `local-runtime redrive` runs the consumer in this process; invoking a deployed
+//! through: `operator redrive` runs the consumer in this process; invoking a deployed
 //! function instead would be another implementation of it, and nothing here would change.
 
 use std::collections::BTreeMap;

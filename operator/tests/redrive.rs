@@ -1,19 +1,18 @@
 //! Redriving an on-failure queue: SQS through the local emulator, a private broker holding
-//! the batch, and the real inventory consumer, in-process and through `local-runtime redrive`.
+//! the batch, and the real inventory consumer, in-process and through `operator redrive`.
 
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use local_runtime::redrive;
+use operator::redrive;
 use shared::config::{KafkaSettings, Secrets};
 use shared::events::{OrderEvent, OrderEventData, topics};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use testkit::postgres::url_of as database_url;
 use testkit::proxy::TcpProxy;
 use testkit::tansu::Tansu;
 use uuid::Uuid;
-
-use crate::harness::database_url;
 
 async fn sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(
@@ -261,7 +260,7 @@ async fn a_message_whose_batch_fails_again_or_that_describes_no_batch_stays_in_t
 }
 
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
-async fn local_runtime_redrive_hands_a_queue_to_the_named_consumer(
+async fn operator_redrive_hands_a_queue_to_the_named_consumer(
     _: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
@@ -280,7 +279,7 @@ async fn local_runtime_redrive_hands_a_queue_to_the_named_consumer(
     )
     .await;
     let redrive = |function: &str| {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_local-runtime"))
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_operator"))
             .args(["redrive", "--queue-url", &queue_url, "--function", function])
             .env("DATABASE_URL", database_url(&connect))
             .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)

@@ -1,8 +1,8 @@
-//! The local runtime, tested two ways: its MSK trigger emulator and its on-failure queue
-//! redrive in-process ([`trigger`], [`redrive`]), and the whole system as a user runs it, as a
-//! child process against real services ([`system`]), its metrics read back through a
-//! real Prometheus ([`observability`]), one order's trace followed across it ([`trace`]), and
-//! the API gateway in front of the order API against the Cognito emulator ([`gateway`]).
+//! The local runtime, tested two ways: its MSK trigger emulator in-process ([`trigger`]), and
+//! the whole system as a user runs it, as a child process against real services ([`system`]),
+//! its metrics read back through a real Prometheus ([`observability`]), one order's trace
+//! followed across it ([`trace`]), and the API gateway in front of the order API against the
+//! Cognito emulator ([`gateway`]).
 
 mod access;
 mod cargo_lambda;
@@ -13,7 +13,6 @@ mod limit;
 mod observability;
 mod paying;
 mod pinning;
-mod redrive;
 mod system;
 mod trace;
 mod trigger;

@@ -1,8 +1,8 @@
 //! Records as read from Kafka, and the event Lambda's MSK trigger builds from them: what
-//! emulates the trigger. `local-runtime`'s trigger emulators, the on-failure redrive and
-//! testkit use it; the functions only decode events, so they build `shared` without the
+//! emulates the trigger. `local-runtime`'s trigger emulators, `operator`'s on-failure redrive
+//! and testkit use it; the functions only decode events, so they build `shared` without the
 //! `trigger-emulation` feature and none of this ships in a Lambda. (A feature rather than a
-//! crate of its own: `local-runtime` and testkit both need it, and the records it builds are
+//! crate of its own: `local-runtime`, `operator` and testkit need it, and the records it builds are
 //! the ones [`super::decode_batch`] reads, so the two stay side by side.)
 
 use std::collections::HashMap;
