@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use local_runtime::gateway::{DeclaredApi, Gateway, JwtSettings};
-use shared::events::{OrderEvent, OrderEventData};
+use shared::domain::EmailAddress;
+use shared::events::OrderEvent;
 use shared::kafka::KafkaPublisher;
 use shared::trace::{TRACEPARENT, TraceContext};
 use sqlx::PgPool;
@@ -77,15 +78,12 @@ pub async fn publisher(bootstrap: &str) -> anyhow::Result<KafkaPublisher> {
 pub async fn placed_batch(pool: &PgPool, size: usize, traced: bool) -> anyhow::Result<KafkaEvent> {
     let events: Vec<OrderEvent> = (0..size)
         .map(|i| {
-            let event = OrderEvent::placed(OrderEventData {
-                order_id: shared::domain::new_id(),
-                customer_name: format!("Customer {i}"),
-                customer_email: Some(format!("customer{i}@example.com")),
-                product_name: product(i),
-                quantity: 1,
-                reason: None,
-                payment: None,
-            });
+            let event = OrderEvent::placed(testkit::orders::order_data(
+                &format!("Customer {i}"),
+                Some(&format!("customer{i}@example.com")),
+                &product(i),
+                1,
+            ));
             if traced {
                 event.in_trace(TraceContext::new_root())
             } else {
@@ -100,7 +98,7 @@ pub async fn placed_batch(pool: &PgPool, size: usize, traced: bool) -> anyhow::R
         .collect();
     let emails: Vec<Option<&str>> = events
         .iter()
-        .map(|e| e.data.customer_email.as_deref())
+        .map(|e| e.data.customer_email.as_ref().map(EmailAddress::as_str))
         .collect();
     let products: Vec<&str> = events
         .iter()

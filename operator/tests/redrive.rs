@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use operator::redrive;
 use shared::config::{KafkaSettings, Secrets};
-use shared::events::{OrderEvent, OrderEventData, topics};
+use shared::events::{OrderEvent, topics};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use testkit::postgres::url_of as database_url;
@@ -107,15 +107,12 @@ async fn place_four_orders(pool: &PgPool) -> Placed {
         .unwrap();
     let events: Vec<OrderEvent> = (0..4)
         .map(|n| {
-            OrderEvent::placed(OrderEventData {
-                order_id: shared::domain::new_id(),
-                customer_name: format!("Customer {n}"),
-                customer_email: None,
-                product_name: "Laptop".to_owned(),
-                quantity: 1,
-                reason: None,
-                payment: None,
-            })
+            OrderEvent::placed(testkit::orders::order_data(
+                &format!("Customer {n}"),
+                None,
+                "Laptop",
+                1,
+            ))
         })
         .collect();
     for event in &events {
@@ -124,7 +121,7 @@ async fn place_four_orders(pool: &PgPool) -> Placed {
              VALUES ($1, $2, 'Laptop', 1, 'PLACED')",
         )
         .bind(event.data.order_id)
-        .bind(&event.data.customer_name)
+        .bind(event.data.customer_name.as_str())
         .execute(pool)
         .await
         .unwrap();

@@ -14,6 +14,44 @@ fn invalid(message: impl Into<String>) -> Invalid {
     Invalid(message.into())
 }
 
+/// `sqlx::Decode` through the type's own parser, so that a row read back is a domain value
+/// (`SELECT customer_name AS "customer_name: CustomerName"`), and a corrupt one an error.
+macro_rules! decode_with {
+    ($type:ty, $raw:ty, $parse:expr) => {
+        impl sqlx::Type<sqlx::Postgres> for $type {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <$raw as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <$raw as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $type {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let raw = <$raw as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+                Ok($parse(raw)?)
+            }
+        }
+    };
+}
+
+/// `Deserialize` through the type's own parser, so that a value decoded from an event is
+/// checked exactly as one parsed from a request: past the edge, nobody checks it again.
+macro_rules! deserialize_with {
+    ($type:ty, $raw:ty, $parse:expr) => {
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = <$raw>::deserialize(deserializer)?;
+                $parse(raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 /// A trimmed, non-empty name of at most 255 characters (the width of the original columns),
 /// without control characters. [`NAME_PATTERN`] states the same rule as a regular expression.
 fn parse_name(raw: &str) -> Result<String, Invalid> {
@@ -83,6 +121,13 @@ macro_rules! name_type {
             }
         }
 
+        /// So that a test can compare a name with a literal.
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0
@@ -96,6 +141,9 @@ macro_rules! name_type {
         }
 
         impl utoipa::ToSchema for $name {}
+
+        deserialize_with!($name, String, |raw: String| Self::parse(&raw));
+        decode_with!($name, String, |raw: String| Self::parse(&raw));
     };
 }
 
@@ -137,6 +185,9 @@ impl Quantity {
         self.0
     }
 }
+
+deserialize_with!(Quantity, i64, Quantity::new);
+decode_with!(Quantity, i32, |raw: i32| Quantity::new(raw.into()));
 
 /// A stock level: 0 to 1,000,000 units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -230,7 +281,27 @@ impl Currency {
     pub fn as_str(self) -> &'static str {
         self.0
     }
+
+    /// How many digits its smallest unit lies below the unit people count in: Stripe counts
+    /// some currencies in whole units and some in thousandths, the rest in hundredths.
+    pub fn decimals(self) -> u32 {
+        const ZERO_DECIMAL: [&str; 16] = [
+            "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
+            "vuv", "xaf", "xof", "xpf",
+        ];
+        const THREE_DECIMAL: [&str; 5] = ["bhd", "jod", "kwd", "omr", "tnd"];
+        if ZERO_DECIMAL.contains(&self.0) {
+            0
+        } else if THREE_DECIMAL.contains(&self.0) {
+            3
+        } else {
+            2
+        }
+    }
 }
+
+deserialize_with!(Currency, String, |raw: String| Currency::parse(&raw));
+decode_with!(Currency, String, |raw: String| Currency::parse(&raw));
 
 impl utoipa::PartialSchema for Currency {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -258,6 +329,121 @@ impl fmt::Display for Currency {
 pub struct Price {
     pub unit_amount: UnitAmount,
     pub currency: Currency,
+}
+
+impl Price {
+    /// What `quantity` units cost. It cannot overflow: at most 100,000,000 × 10,000.
+    pub fn total(self, quantity: Quantity) -> Money {
+        Money {
+            amount: self.unit_amount.get() * i64::from(quantity.get()),
+            currency: self.currency,
+        }
+    }
+}
+
+/// An amount of money: a count, never negative, of the smallest unit of its currency (cents
+/// for `usd`), as Stripe counts amounts. What an order costs, is charged or is refunded.
+/// In JSON it is `{"amount": 5997, "currency": "usd"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "StoredMoney")]
+pub struct Money {
+    amount: i64,
+    currency: Currency,
+}
+
+/// Money as it is stored and sent: an integer and a currency code, not yet checked.
+#[derive(Deserialize)]
+struct StoredMoney {
+    amount: i64,
+    currency: String,
+}
+
+impl TryFrom<StoredMoney> for Money {
+    type Error = Invalid;
+
+    fn try_from(raw: StoredMoney) -> Result<Self, Invalid> {
+        Self::new(raw.amount, Currency::parse(&raw.currency)?)
+    }
+}
+
+impl Money {
+    pub fn new(amount: i64, currency: Currency) -> Result<Self, Invalid> {
+        if amount < 0 {
+            return Err(invalid(format!(
+                "an amount must not be negative, got {amount}"
+            )));
+        }
+        Ok(Self { amount, currency })
+    }
+
+    /// The amount and currency columns of a row: both or neither, else the row is corrupt.
+    pub fn from_columns(
+        amount: Option<i64>,
+        currency: Option<&str>,
+    ) -> Result<Option<Self>, Invalid> {
+        match (amount, currency) {
+            (Some(amount), Some(currency)) => Self::try_from(StoredMoney {
+                amount,
+                currency: currency.to_owned(),
+            })
+            .map(Some),
+            (None, None) => Ok(None),
+            _ => Err(invalid("an amount and its currency come together")),
+        }
+    }
+
+    /// In the smallest unit of [`Self::currency`].
+    pub fn amount(self) -> i64 {
+        self.amount
+    }
+
+    pub fn currency(self) -> Currency {
+        self.currency
+    }
+}
+
+/// PostgreSQL's anonymous record, the type of `(amount, currency)` in a query.
+const RECORD_OID: sqlx::postgres::types::Oid = sqlx::postgres::types::Oid(2249);
+
+/// An order's or a payment's two columns read as one value: `(amount, currency) AS
+/// "money: Money"` (`NULL` for an order without an amount: `CASE WHEN amount IS NULL THEN
+/// NULL ELSE (amount, currency) END AS "money?: Money"`).
+impl sqlx::Type<sqlx::Postgres> for Money {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        sqlx::postgres::PgTypeInfo::with_oid(RECORD_OID)
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        ty.oid() == Some(RECORD_OID)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Money {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let mut record = sqlx::postgres::types::PgRecordDecoder::new(value)?;
+        let amount = record.try_decode::<i64>()?;
+        let currency = record.try_decode::<String>()?;
+        Ok(Self::new(amount, Currency::parse(&currency)?)?)
+    }
+}
+
+/// As people read it: `5997` `usd` is `59.97 USD`, `1200` `jpy` is `1200 JPY`.
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = self.currency.as_str().to_uppercase();
+        match self.currency.decimals() {
+            0 => write!(f, "{} {code}", self.amount),
+            decimals => {
+                let scale = 10_i64.pow(decimals);
+                let (units, fraction) = (self.amount / scale, self.amount % scale);
+                write!(
+                    f,
+                    "{units}.{fraction:0width$} {code}",
+                    width = decimals as usize
+                )
+            }
+        }
+    }
 }
 
 /// A syntactically valid mail address of at most 254 characters (RFC 5321's path limit).
@@ -293,6 +479,9 @@ impl EmailAddress {
         &self.0
     }
 }
+
+deserialize_with!(EmailAddress, String, |raw: String| Self::parse(&raw));
+decode_with!(EmailAddress, String, |raw: String| Self::parse(&raw));
 
 impl fmt::Display for EmailAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -347,6 +536,8 @@ impl OrderStatus {
         matches!(self, Self::Rejected | Self::Cancelled)
     }
 }
+
+decode_with!(OrderStatus, String, |raw: String| OrderStatus::parse(&raw));
 
 impl fmt::Display for OrderStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -620,6 +811,55 @@ mod tests {
             assert_eq!(RejectionReason::parse(reason.as_str()).unwrap(), reason);
         }
         assert!(OrderStatus::parse("confirmed").is_err());
+    }
+
+    #[test]
+    fn money_is_never_negative_and_reads_in_its_currency_s_units() {
+        let usd = Currency::parse("usd").unwrap();
+        assert!(Money::new(-1, usd).is_err());
+        assert_eq!(Money::new(5997, usd).unwrap().to_string(), "59.97 USD");
+        assert_eq!(
+            Money::new(5, Currency::parse("eur").unwrap())
+                .unwrap()
+                .to_string(),
+            "0.05 EUR"
+        );
+        assert_eq!(
+            Money::new(1200, Currency::parse("jpy").unwrap())
+                .unwrap()
+                .to_string(),
+            "1200 JPY"
+        );
+        assert_eq!(
+            Money::new(1234, Currency::parse("kwd").unwrap())
+                .unwrap()
+                .to_string(),
+            "1.234 KWD"
+        );
+        let price = Price {
+            unit_amount: UnitAmount::new(UnitAmount::MAX).unwrap(),
+            currency: usd,
+        };
+        let most = price.total(Quantity::new(Quantity::MAX).unwrap());
+        assert_eq!(most.amount(), UnitAmount::MAX * Quantity::MAX);
+        assert_eq!(
+            Money::from_columns(Some(5), Some("usd")).unwrap(),
+            Some(Money::new(5, usd).unwrap())
+        );
+        assert_eq!(Money::from_columns(None, None).unwrap(), None);
+        assert!(Money::from_columns(Some(5), None).is_err());
+        assert!(Money::from_columns(Some(5), Some("USD")).is_err());
+    }
+
+    #[test]
+    fn domain_types_decode_through_their_parsers() {
+        let email: EmailAddress = serde_json::from_str("\" ada@example.com \"").unwrap();
+        assert_eq!(email.as_str(), "ada@example.com");
+        assert!(serde_json::from_str::<EmailAddress>("\"ada@example\"").is_err());
+        assert!(serde_json::from_str::<Quantity>("10001").is_err());
+        assert_eq!(serde_json::from_str::<Quantity>("3").unwrap().get(), 3);
+        assert!(serde_json::from_str::<ProductName>("\"\"").is_err());
+        assert!(serde_json::from_str::<Currency>("\"xxx\"").is_err());
     }
 
     #[test]

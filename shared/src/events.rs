@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{NewOrder, RejectionReason, new_id};
+use crate::domain::{
+    CustomerName, EmailAddress, Money, NewOrder, ProductName, Quantity, RejectionReason, new_id,
+};
 use crate::trace::TraceContext;
 
 /// Topic names; `order-placed` is keyed by product name, the others by order id.
@@ -102,16 +104,17 @@ impl EventType {
 }
 
 /// `data` of every order event. `reason` is present only on `order.rejected`; `payment` only
-/// for an order paid by card, once it has an amount.
+/// for an order paid by card, once it has an amount. Each field is its domain type, so
+/// decoding an event checks it once, at the Kafka edge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderEventData {
     pub order_id: Uuid,
-    pub customer_name: String,
+    pub customer_name: CustomerName,
     #[serde(default)]
-    pub customer_email: Option<String>,
-    pub product_name: String,
-    pub quantity: i32,
+    pub customer_email: Option<EmailAddress>,
+    pub product_name: ProductName,
+    pub quantity: Quantity,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<RejectionReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,9 +125,9 @@ pub struct OrderEventData {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentData {
-    /// In the smallest unit of `currency`, as Stripe counts it.
-    pub amount: i64,
-    pub currency: String,
+    /// `amount` (in the smallest unit of the currency, as Stripe counts it) and `currency`.
+    #[serde(flatten)]
+    pub money: Money,
     /// Why Stripe refused the charge; only on `order.payment-failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decline_code: Option<String>,
@@ -134,10 +137,10 @@ impl OrderEventData {
     pub fn from_new_order(order_id: Uuid, order: &NewOrder) -> Self {
         Self {
             order_id,
-            customer_name: order.customer_name.to_string(),
-            customer_email: order.customer_email.as_ref().map(ToString::to_string),
-            product_name: order.product_name.to_string(),
-            quantity: order.quantity.get(),
+            customer_name: order.customer_name.clone(),
+            customer_email: order.customer_email.clone(),
+            product_name: order.product_name.clone(),
+            quantity: order.quantity,
             reason: None,
             payment: None,
         }
@@ -234,7 +237,7 @@ impl OrderEvent {
     /// The partition key docs/events.md fixes: product name for placed orders, else the order id.
     pub fn key(&self) -> String {
         match self.event_type {
-            EventType::OrderPlaced => self.data.product_name.clone(),
+            EventType::OrderPlaced => self.data.product_name.to_string(),
             _ => self.data.order_id.to_string(),
         }
     }
@@ -267,14 +270,10 @@ impl OrderEvent {
         let data = envelope
             .data
             .ok_or_else(|| DecodeError::Envelope("missing attribute `data`".to_owned()))?;
-        let data: OrderEventData =
-            serde_json::from_value(data).map_err(|err| DecodeError::Data(err.to_string()))?;
-        if data.quantity <= 0 {
-            return Err(DecodeError::Data(format!(
-                "quantity must be positive, got {}",
-                data.quantity
-            )));
-        }
+        // The path names the field a domain type refused (`customerEmail: must be ...`);
+        // the refusal itself never repeats the value, which may be personal data.
+        let data: OrderEventData = serde_path_to_error::deserialize(data)
+            .map_err(|err| DecodeError::Data(format!("{}: {}", err.path(), err.inner())))?;
         if event_type == EventType::OrderRejected && data.reason.is_none() {
             return Err(DecodeError::Data("missing field `reason`".to_owned()));
         }
@@ -415,6 +414,67 @@ mod tests {
         json["extension"] = "x".into();
         let bytes = serde_json::to_vec(&json).unwrap();
         assert!(OrderEvent::decode("order-placed", &bytes).is_ok());
+    }
+
+    #[test]
+    fn data_is_decoded_into_its_domain_types_and_refused_by_field() {
+        let good = serde_json::to_value(OrderEvent::placed(sample_data())).unwrap();
+        let refusal = |field: &str, value: serde_json::Value| {
+            let mut json = good.clone();
+            json["data"][field] = value;
+            OrderEvent::decode("order-placed", &serde_json::to_vec(&json).unwrap())
+                .unwrap_err()
+                .to_string()
+        };
+        let err = refusal("customerEmail", "ada@secret-host".into());
+        assert!(
+            err.contains("customerEmail: must be a valid email address"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("secret-host"),
+            "the refusal repeats the address: {err}"
+        );
+        assert!(refusal("quantity", 0.into()).contains("quantity: must be between 1"));
+        assert!(refusal("productName", "  ".into()).contains("productName: must not be empty"));
+        assert!(refusal("customerName", "a\u{7}b".into()).contains("customerName"));
+
+        let mut padded = good;
+        padded["data"]["customerEmail"] = "  ada@example.com ".into();
+        let decoded =
+            OrderEvent::decode("order-placed", &serde_json::to_vec(&padded).unwrap()).unwrap();
+        assert_eq!(
+            decoded.data.customer_email.unwrap().as_str(),
+            "ada@example.com"
+        );
+    }
+
+    #[test]
+    fn payment_money_is_amount_and_currency_side_by_side() {
+        let mut data = sample_data();
+        data.payment = Some(PaymentData {
+            money: Money::new(5997, crate::domain::Currency::parse("eur").unwrap()).unwrap(),
+            decline_code: None,
+        });
+        let event = OrderEvent::new(EventType::OrderReserved, data);
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            json["data"]["payment"],
+            serde_json::json!({"amount": 5997, "currency": "eur"})
+        );
+        let bytes = serde_json::to_vec(&event).unwrap();
+        assert_eq!(OrderEvent::decode("order-reserved", &bytes).unwrap(), event);
+
+        let mut negative = json.clone();
+        negative["data"]["payment"]["amount"] = (-1).into();
+        let err = OrderEvent::decode("order-reserved", &serde_json::to_vec(&negative).unwrap())
+            .unwrap_err();
+        assert!(err.to_string().contains("must not be negative"), "{err}");
+        let mut unknown = json;
+        unknown["data"]["payment"]["currency"] = "EUR".into();
+        assert!(
+            OrderEvent::decode("order-reserved", &serde_json::to_vec(&unknown).unwrap()).is_err()
+        );
     }
 
     #[test]

@@ -4,8 +4,32 @@
 use std::collections::HashSet;
 
 use serde_json::Value;
+use shared::domain::{CustomerName, EmailAddress, ProductName, Quantity};
 use shared::events::{OrderEvent, OrderEventData};
 use sqlx::PgPool;
+
+/// A new order's event data, its values parsed as the API parses a request's.
+pub fn order_data(
+    customer: &str,
+    email: Option<&str>,
+    product: &str,
+    quantity: i64,
+) -> OrderEventData {
+    OrderEventData {
+        order_id: shared::domain::new_id(),
+        customer_name: CustomerName::parse(customer).expect("a valid customer name"),
+        customer_email: email.map(|email| EmailAddress::parse(email).expect("a valid address")),
+        product_name: ProductName::parse(product).expect("a valid product name"),
+        quantity: Quantity::new(quantity).expect("a valid quantity"),
+        reason: None,
+        payment: None,
+    }
+}
+
+/// Ada Lovelace (ada@example.com) orders `quantity` × `product`.
+pub fn ada_orders(product: &str, quantity: i64) -> OrderEventData {
+    order_data("Ada Lovelace", Some("ada@example.com"), product, quantity)
+}
 
 /// Inserts a `PLACED` order for Ada Lovelace (ada@example.com) of `quantity` × `product`,
 /// paid by card `payment_method` when there is one, and returns the `order.placed` event the
@@ -16,23 +40,15 @@ pub async fn insert_placed(
     quantity: i32,
     payment_method: Option<&str>,
 ) -> OrderEvent {
-    let event = OrderEvent::placed(OrderEventData {
-        order_id: shared::domain::new_id(),
-        customer_name: "Ada Lovelace".to_owned(),
-        customer_email: Some("ada@example.com".to_owned()),
-        product_name: product.to_owned(),
-        quantity,
-        reason: None,
-        payment: None,
-    });
+    let event = OrderEvent::placed(ada_orders(product, quantity.into()));
     sqlx::query(
         "INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status,
                              payment_method)
          VALUES ($1, $2, $3, $4, $5, 'PLACED', $6)",
     )
     .bind(event.data.order_id)
-    .bind(&event.data.customer_name)
-    .bind(&event.data.customer_email)
+    .bind(event.data.customer_name.as_str())
+    .bind(event.data.customer_email.as_ref().map(EmailAddress::as_str))
     .bind(product)
     .bind(quantity)
     .bind(payment_method)

@@ -316,8 +316,7 @@ async fn first_event(event: Event, database: &ScratchDatabase) -> anyhow::Result
             let reserved = OrderEvent::new(
                 EventType::OrderReserved,
                 ada_orders_a_laptop(Some(PaymentData {
-                    amount: 129_900,
-                    currency: "usd".to_owned(),
+                    money: shared::domain::Money::new(129_900, shared::domain::Currency::DEFAULT)?,
                     decline_code: None,
                 })),
             );
@@ -342,13 +341,8 @@ async fn first_event(event: Event, database: &ScratchDatabase) -> anyhow::Result
 /// A new order of one laptop by Ada Lovelace, as the events about it carry it.
 fn ada_orders_a_laptop(payment: Option<PaymentData>) -> OrderEventData {
     OrderEventData {
-        order_id: shared::domain::new_id(),
-        customer_name: "Ada Lovelace".to_owned(),
-        customer_email: Some("ada@example.com".to_owned()),
-        product_name: "Laptop".to_owned(),
-        quantity: 1,
-        reason: None,
         payment,
+        ..testkit::orders::ada_orders("Laptop", 1)
     }
 }
 

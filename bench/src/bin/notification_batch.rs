@@ -29,7 +29,7 @@ use notification::content::{Notice, render};
 use notification::{MailSettings, Mailer, SmtpSettings};
 use shared::config::Secrets;
 use shared::domain::new_id;
-use shared::events::{OrderEvent, OrderEventData};
+use shared::events::OrderEvent;
 use testkit::maildev::Maildev;
 use testkit::msk::kafka_event;
 
@@ -227,15 +227,12 @@ async fn check_delivered(
 }
 
 fn placed(recipient: &str) -> OrderEvent {
-    OrderEvent::placed(OrderEventData {
-        order_id: new_id(),
-        customer_name: "Ada Lovelace".to_owned(),
-        customer_email: Some(recipient.to_owned()),
-        product_name: "Laptop".to_owned(),
-        quantity: 1,
-        reason: None,
-        payment: None,
-    })
+    OrderEvent::placed(testkit::orders::order_data(
+        "Ada Lovelace",
+        Some(recipient),
+        "Laptop",
+        1,
+    ))
 }
 
 /// One Lambda-shaped batch of `mails` new orders through the real handler; mails per second.

@@ -23,10 +23,11 @@ use futures::{StreamExt, TryStreamExt, stream};
 use payment::Stripe;
 use payment::stripe::{Charge, Created};
 use shared::config::{KafkaSettings, Secrets};
-use shared::domain::new_id;
+use shared::domain::{Currency, Money, new_id};
 use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
 use shared::kafka::KafkaPublisher;
 use testkit::msk::kafka_event;
+use testkit::orders::order_data;
 use testkit::stripe::{API_KEY, LocalStripe};
 use uuid::Uuid;
 
@@ -172,16 +173,11 @@ fn reserved(order_id: Uuid) -> OrderEvent {
         EventType::OrderReserved,
         OrderEventData {
             order_id,
-            customer_name: "Ada Lovelace".to_owned(),
-            customer_email: None,
-            product_name: "Laptop".to_owned(),
-            quantity: 1,
-            reason: None,
             payment: Some(PaymentData {
-                amount: AMOUNT,
-                currency: "usd".to_owned(),
+                money: Money::new(AMOUNT, Currency::DEFAULT).expect("a valid amount"),
                 decline_code: None,
             }),
+            ..order_data("Ada Lovelace", None, "Laptop", 1)
         },
     )
 }
@@ -193,7 +189,10 @@ async fn bare_round(client: &Stripe, count: usize, concurrency: usize) -> anyhow
     let charges: Vec<Charge> = stream::iter(0..count)
         .map(|_| async move {
             let order_id = new_id();
-            match client.create_intent(order_id, AMOUNT, "usd", CARD).await? {
+            match client
+                .create_intent(order_id, Money::new(AMOUNT, Currency::DEFAULT)?, CARD)
+                .await?
+            {
                 Created::Intent(intent) => Ok(client.confirm(order_id, &intent).await?),
                 Created::Refused(charge) => Ok::<_, anyhow::Error>(charge),
             }

@@ -9,8 +9,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use shared::domain::{OrderStatus, Price, RejectionReason};
+use shared::domain::{
+    CustomerName, EmailAddress, Money, OrderStatus, Price, ProductName, Quantity, RejectionReason,
+};
 use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
+use shared::lifecycle::{self, Step, Transition};
 use shared::msk::DecodedRecord;
 use uuid::Uuid;
 
@@ -18,16 +21,15 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct OpenOrder {
     pub id: Uuid,
-    pub customer_name: String,
-    pub customer_email: Option<String>,
-    pub product_name: String,
-    pub quantity: i32,
+    pub customer_name: CustomerName,
+    pub customer_email: Option<EmailAddress>,
+    pub product_name: ProductName,
+    pub quantity: Quantity,
     pub status: OrderStatus,
     /// Whether the order is paid by card (it carries a Stripe PaymentMethod).
     pub paid_by_card: bool,
     /// Set once the stock was reserved, for a product with a price.
-    pub amount: Option<i64>,
-    pub currency: Option<String>,
+    pub amount: Option<Money>,
 }
 
 /// A locked stock row: its level and the product's price, if it has one.
@@ -40,16 +42,8 @@ pub(crate) struct StockRow {
 /// What happens to one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Stock taken, no card payment: `CONFIRMED` at once.
-    Confirmed,
-    /// Stock taken for an order paid by card: `RESERVED` until the payment function settles it.
-    Reserved,
-    Rejected(RejectionReason),
-    /// The charge succeeded: `RESERVED` becomes `CONFIRMED`.
-    Paid,
-    /// The charge was declined: `RESERVED` becomes `REJECTED`/`PAYMENT_DECLINED` and the
-    /// stock goes back.
-    PaymentFailed,
+    /// The order takes a step of its lifecycle.
+    Decided(Step),
     /// Already applied, by an earlier delivery or earlier in this batch: no effect.
     Duplicate,
     /// The order does not exist or is not in the status the event acts on (cancelled in
@@ -66,9 +60,8 @@ pub(crate) struct Plan {
     pub taken: BTreeMap<String, i32>,
 }
 
-/// Decides greedily in record order: an order is reserved when the stock left is at least
-/// its quantity, otherwise rejected `OUT_OF_STOCK`; no stock row means `UNKNOWN_PRODUCT`, and
-/// an order paid by card for a product without a price is `NO_PRICE`.
+/// Decides greedily in record order, each `order.placed` by the stock rule
+/// ([`lifecycle::reserve`]) against the stock that the records before it left.
 ///
 /// `claimed` holds the event ids this transaction claimed in `processed_events`; any other
 /// record, and any repeat of an event id within the batch, is a duplicate.
@@ -88,23 +81,21 @@ pub(crate) fn plan(
         let outcome = if !unused_claims.remove(&record.event.id) {
             Outcome::Duplicate
         } else {
-            let order_id = record.event.data.order_id;
-            let wanted = match record.event.event_type {
-                EventType::OrderPlaced => OrderStatus::Placed,
-                _ => OrderStatus::Reserved,
-            };
-            match open.get(&order_id) {
-                Some(order) if order.status == wanted && decided.insert(order_id) => {
-                    match record.event.event_type {
-                        EventType::OrderPlaced => decide_one(order, stock, &mut plan.taken),
-                        EventType::OrderPaid => Outcome::Paid,
-                        EventType::OrderPaymentFailed => {
-                            *plan.taken.entry(order.product_name.clone()).or_insert(0) -=
-                                order.quantity;
-                            Outcome::PaymentFailed
-                        }
-                        _ => Outcome::NotPlaced,
+            let order = open.get(&record.event.data.order_id);
+            let step = order.and_then(|order| {
+                step_for(record.event.event_type, order, stock, &plan.taken)
+                    .filter(|step| order.status == step.acts_on() && decided.insert(order.id))
+            });
+            match (order, step) {
+                (Some(order), Some(step)) => {
+                    let taken = step.stock_taken(order.quantity);
+                    if taken != 0 {
+                        *plan
+                            .taken
+                            .entry(order.product_name.to_string())
+                            .or_insert(0) += taken;
                     }
+                    Outcome::Decided(step)
                 }
                 _ => Outcome::NotPlaced,
             }
@@ -114,27 +105,26 @@ pub(crate) fn plan(
     plan
 }
 
-fn decide_one(
+/// The step a record's event asks of its order: the stock rule for `order.placed`, against
+/// the stock not yet `taken` in this batch; the payment's outcome for the others.
+fn step_for(
+    kind: EventType,
     order: &OpenOrder,
     stock: &HashMap<String, StockRow>,
-    taken: &mut BTreeMap<String, i32>,
-) -> Outcome {
-    let Some(row) = stock.get(&order.product_name) else {
-        return Outcome::Rejected(RejectionReason::UnknownProduct);
-    };
-    if order.paid_by_card && row.price.is_none() {
-        return Outcome::Rejected(RejectionReason::NoPrice);
-    }
-    let already = taken.get(&order.product_name).copied().unwrap_or(0);
-    if row.level - already >= order.quantity {
-        *taken.entry(order.product_name.clone()).or_insert(0) += order.quantity;
-        if order.paid_by_card {
-            Outcome::Reserved
-        } else {
-            Outcome::Confirmed
+    taken: &BTreeMap<String, i32>,
+) -> Option<Step> {
+    match kind {
+        EventType::OrderPlaced => {
+            let product = order.product_name.as_str();
+            let already = taken.get(product).copied().unwrap_or(0);
+            let left = stock
+                .get(product)
+                .map(|row| (row.level - already, row.price));
+            Some(lifecycle::reserve(left, order.quantity, order.paid_by_card))
         }
-    } else {
-        Outcome::Rejected(RejectionReason::OutOfStock)
+        EventType::OrderPaid => Some(Step::Pay),
+        EventType::OrderPaymentFailed => Some(Step::FailPayment),
+        _ => None,
     }
 }
 
@@ -147,69 +137,8 @@ pub(crate) struct Decision {
     pub from: OrderStatus,
     pub to: OrderStatus,
     pub reason: Option<RejectionReason>,
-    /// The amount and currency the order carries from now on.
-    pub amount: Option<i64>,
-    pub currency: Option<String>,
-}
-
-/// What an outcome does to its order: the status, rejection reason and amount it sets, and
-/// the kind of event that tells it.
-struct Transition {
-    to: OrderStatus,
-    reason: Option<RejectionReason>,
-    amount: Option<(i64, String)>,
-    event_type: EventType,
-}
-
-impl Transition {
-    /// `None` for a record that changes nothing. `priced` is what the order costs at the
-    /// price locked now (for a reservation or a confirmation); `kept` is the amount it
-    /// already carries (for a payment's outcome).
-    fn of(
-        outcome: Outcome,
-        priced: Option<(i64, String)>,
-        kept: Option<(i64, String)>,
-    ) -> Option<Self> {
-        let (to, reason, amount, event_type) = match outcome {
-            Outcome::Confirmed => (
-                OrderStatus::Confirmed,
-                None,
-                priced,
-                EventType::OrderConfirmed,
-            ),
-            Outcome::Reserved => (
-                OrderStatus::Reserved,
-                None,
-                priced,
-                EventType::OrderReserved,
-            ),
-            Outcome::Rejected(reason) => (
-                OrderStatus::Rejected,
-                Some(reason),
-                None,
-                EventType::OrderRejected,
-            ),
-            Outcome::Paid => (
-                OrderStatus::Confirmed,
-                None,
-                kept,
-                EventType::OrderConfirmed,
-            ),
-            Outcome::PaymentFailed => (
-                OrderStatus::Rejected,
-                Some(RejectionReason::PaymentDeclined),
-                kept,
-                EventType::OrderRejected,
-            ),
-            Outcome::Duplicate | Outcome::NotPlaced => return None,
-        };
-        Some(Self {
-            to,
-            reason,
-            amount,
-            event_type,
-        })
-    }
+    /// What the order costs from now on.
+    pub amount: Option<Money>,
 }
 
 /// The order updates and their events, in record order, built from the stored orders, each
@@ -225,25 +154,22 @@ pub(crate) fn decisions(
         .zip(&plan.outcomes)
         .filter_map(|(record, outcome)| {
             let order = open.get(&record.event.data.order_id)?;
-            let price = stock.get(&order.product_name).and_then(|row| row.price);
+            let price = stock
+                .get(order.product_name.as_str())
+                .and_then(|row| row.price);
             // What a reserved or confirmed order costs: the price as locked now.
-            let priced = price.map(|price| {
-                (
-                    i64::from(order.quantity) * price.unit_amount.get(),
-                    price.currency.as_str().to_owned(),
-                )
-            });
-            let kept = order.amount.zip(order.currency.clone());
-            let transition = Transition::of(*outcome, priced, kept)?;
-            let event = decided_event(record, order, *outcome, &transition);
-            let (amount, currency) = transition.amount.unzip();
+            let priced = price.map(|price| price.total(order.quantity));
+            let Outcome::Decided(step) = *outcome else {
+                return None;
+            };
+            let transition = lifecycle::apply(order.status, step, priced, order.amount)?;
+            let event = decided_event(record, order, step, &transition);
             let decision = Decision {
                 order_id: order.id,
                 from: order.status,
                 to: transition.to,
                 reason: transition.reason,
-                amount,
-                currency,
+                amount: transition.amount,
             };
             Some((decision, event))
         })
@@ -255,23 +181,21 @@ pub(crate) fn decisions(
 fn decided_event(
     record: &DecodedRecord,
     order: &OpenOrder,
-    outcome: Outcome,
+    step: Step,
     transition: &Transition,
 ) -> OrderEvent {
     let payment = transition
         .amount
-        .clone()
         .filter(|_| order.paid_by_card)
-        .map(|(amount, currency)| PaymentData {
-            amount,
-            currency,
+        .map(|money| PaymentData {
+            money,
             decline_code: record
                 .event
                 .data
                 .payment
                 .as_ref()
                 .and_then(|p| p.decline_code.clone())
-                .filter(|_| outcome == Outcome::PaymentFailed),
+                .filter(|_| step == Step::FailPayment),
         });
     let data = OrderEventData {
         order_id: order.id,
@@ -319,14 +243,13 @@ mod tests {
     fn order(product: &str, quantity: i32) -> OpenOrder {
         OpenOrder {
             id: new_id(),
-            customer_name: "Ada".to_owned(),
+            customer_name: CustomerName::parse("Ada").unwrap(),
             customer_email: None,
-            product_name: product.to_owned(),
-            quantity,
+            product_name: ProductName::parse(product).unwrap(),
+            quantity: Quantity::new(quantity.into()).unwrap(),
             status: OrderStatus::Placed,
             paid_by_card: false,
             amount: None,
-            currency: None,
         }
     }
 
@@ -365,8 +288,8 @@ mod tests {
         assert_eq!(
             plan.outcomes,
             [
-                Outcome::Rejected(RejectionReason::OutOfStock),
-                Outcome::Confirmed
+                Outcome::Decided(Step::Reject(RejectionReason::OutOfStock)),
+                Outcome::Decided(Step::Confirm)
             ]
         );
         assert_eq!(plan.taken, BTreeMap::from([("Lamp".to_owned(), 2)]));
@@ -386,10 +309,10 @@ mod tests {
         assert_eq!(
             plan.outcomes,
             [
-                Outcome::Confirmed,
-                Outcome::Confirmed,
-                Outcome::Confirmed,
-                Outcome::Rejected(RejectionReason::OutOfStock)
+                Outcome::Decided(Step::Confirm),
+                Outcome::Decided(Step::Confirm),
+                Outcome::Decided(Step::Confirm),
+                Outcome::Decided(Step::Reject(RejectionReason::OutOfStock))
             ]
         );
         assert_eq!(plan.taken["Lamp"], 3);
@@ -407,7 +330,9 @@ mod tests {
         );
         assert_eq!(
             plan.outcomes,
-            [Outcome::Rejected(RejectionReason::UnknownProduct)]
+            [Outcome::Decided(Step::Reject(
+                RejectionReason::UnknownProduct
+            ))]
         );
         assert!(plan.taken.is_empty());
     }
@@ -425,7 +350,11 @@ mod tests {
         let plan = plan(&records, &claimed, &placed(&[&lamp]), &stock);
         assert_eq!(
             plan.outcomes,
-            [Outcome::Confirmed, Outcome::Duplicate, Outcome::Duplicate]
+            [
+                Outcome::Decided(Step::Confirm),
+                Outcome::Duplicate,
+                Outcome::Duplicate
+            ]
         );
         assert_eq!(plan.taken["Lamp"], 1);
     }
@@ -442,7 +371,11 @@ mod tests {
         let plan = plan(&records, &everything(&records), &placed(&[&lamp]), &stock);
         assert_eq!(
             plan.outcomes,
-            [Outcome::Confirmed, Outcome::NotPlaced, Outcome::NotPlaced]
+            [
+                Outcome::Decided(Step::Confirm),
+                Outcome::NotPlaced,
+                Outcome::NotPlaced
+            ]
         );
         assert_eq!(plan.taken["Lamp"], 1);
     }
@@ -468,8 +401,8 @@ mod tests {
         assert_eq!(
             plan.outcomes,
             [
-                Outcome::Reserved,
-                Outcome::Rejected(RejectionReason::NoPrice)
+                Outcome::Decided(Step::Reserve),
+                Outcome::Decided(Step::Reject(RejectionReason::NoPrice))
             ]
         );
         assert_eq!(plan.taken, BTreeMap::from([("Lamp".to_owned(), 1)]));
@@ -504,9 +437,9 @@ mod tests {
         assert_eq!(
             plan.outcomes,
             [
-                Outcome::PaymentFailed,
+                Outcome::Decided(Step::FailPayment),
                 Outcome::NotPlaced,
-                Outcome::Paid,
+                Outcome::Decided(Step::Pay),
                 Outcome::NotPlaced
             ]
         );

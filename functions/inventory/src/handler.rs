@@ -28,6 +28,7 @@ use shared::db::is_transient;
 use shared::domain::RejectionReason;
 use shared::events::topics;
 use shared::kafka::KafkaPublisher;
+use shared::lifecycle::Step;
 use shared::metrics;
 use shared::msk::DecodedRecord;
 use shared::outbox::{self, OutboxRow};
@@ -263,13 +264,13 @@ fn summarise(plan: &Plan) -> BatchSummary {
     let mut rejected: HashMap<&'static str, u64> = HashMap::new();
     for outcome in &plan.outcomes {
         match outcome {
-            Outcome::Confirmed | Outcome::Paid => summary.confirmed += 1,
-            Outcome::Reserved => summary.reserved += 1,
-            Outcome::Rejected(reason) => {
+            Outcome::Decided(Step::Confirm) | Outcome::Decided(Step::Pay) => summary.confirmed += 1,
+            Outcome::Decided(Step::Reserve) => summary.reserved += 1,
+            Outcome::Decided(Step::Reject(reason)) => {
                 summary.rejected += 1;
                 *rejected.entry(reason.as_str()).or_default() += 1;
             }
-            Outcome::PaymentFailed => {
+            Outcome::Decided(Step::FailPayment) => {
                 summary.rejected += 1;
                 *rejected
                     .entry(RejectionReason::PaymentDeclined.as_str())
@@ -303,13 +304,17 @@ fn log_records(records: &[DecodedRecord], plan: &Plan) {
         );
         let _entered = span.enter();
         match outcome {
-            Outcome::Confirmed => tracing::debug!(outcome = "confirmed", "order decided"),
-            Outcome::Reserved => tracing::debug!(outcome = "reserved", "order decided"),
-            Outcome::Rejected(reason) => {
+            Outcome::Decided(Step::Confirm) => {
+                tracing::debug!(outcome = "confirmed", "order decided")
+            }
+            Outcome::Decided(Step::Reserve) => {
+                tracing::debug!(outcome = "reserved", "order decided")
+            }
+            Outcome::Decided(Step::Reject(reason)) => {
                 tracing::debug!(outcome = "rejected", reason = %reason, "order decided");
             }
-            Outcome::Paid => tracing::debug!(outcome = "paid", "order confirmed"),
-            Outcome::PaymentFailed => {
+            Outcome::Decided(Step::Pay) => tracing::debug!(outcome = "paid", "order confirmed"),
+            Outcome::Decided(Step::FailPayment) => {
                 tracing::debug!(
                     outcome = "payment_failed",
                     "order rejected, stock given back"

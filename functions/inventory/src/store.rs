@@ -5,7 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use shared::domain::{Currency, OrderStatus, Price, RejectionReason, UnitAmount};
+use shared::domain::{
+    Currency, CustomerName, EmailAddress, Money, OrderStatus, Price, ProductName, Quantity,
+    RejectionReason, UnitAmount,
+};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -46,9 +49,15 @@ pub(crate) async fn lock_open_orders(
         return Ok(HashMap::new());
     }
     let ids: Vec<Uuid> = order_ids.iter().copied().collect();
-    let rows = sqlx::query!(
-        r#"SELECT id, customer_name, customer_email, product_name, quantity, status,
-                  payment_method IS NOT NULL AS "paid_by_card!", amount, currency
+    let orders = sqlx::query_as!(
+        OpenOrder,
+        r#"SELECT id, customer_name AS "customer_name: CustomerName",
+                  customer_email AS "customer_email: EmailAddress",
+                  product_name AS "product_name: ProductName", quantity AS "quantity: Quantity",
+                  status AS "status: OrderStatus",
+                  payment_method IS NOT NULL AS "paid_by_card!",
+                  CASE WHEN amount IS NULL THEN NULL ELSE (amount, currency) END
+                      AS "amount?: Money"
          FROM orders
          WHERE id = ANY($1) AND status IN ('PLACED', 'RESERVED')
          ORDER BY id
@@ -57,24 +66,7 @@ pub(crate) async fn lock_open_orders(
     )
     .fetch_all(conn)
     .await?;
-    rows.into_iter()
-        .map(|row| {
-            let status =
-                OrderStatus::parse(&row.status).map_err(|err| sqlx::Error::Decode(err.into()))?;
-            let order = OpenOrder {
-                id: row.id,
-                customer_name: row.customer_name,
-                customer_email: row.customer_email,
-                product_name: row.product_name,
-                quantity: row.quantity,
-                status,
-                paid_by_card: row.paid_by_card,
-                amount: row.amount,
-                currency: row.currency,
-            };
-            Ok((order.id, order))
-        })
-        .collect()
+    Ok(orders.into_iter().map(|order| (order.id, order)).collect())
 }
 
 /// Locks the stock rows of the given products, in product-name order; returns their levels
@@ -161,8 +153,14 @@ pub(crate) async fn record_decisions(
         .iter()
         .map(|d| d.reason.map(RejectionReason::as_str))
         .collect();
-    let amounts: Vec<Option<i64>> = decisions.iter().map(|d| d.amount).collect();
-    let currencies: Vec<Option<&str>> = decisions.iter().map(|d| d.currency.as_deref()).collect();
+    let amounts: Vec<Option<i64>> = decisions
+        .iter()
+        .map(|d| d.amount.map(Money::amount))
+        .collect();
+    let currencies: Vec<Option<&str>> = decisions
+        .iter()
+        .map(|d| d.amount.map(|money| money.currency().as_str()))
+        .collect();
     Ok(sqlx::query!(
         "UPDATE orders SET status = d.status, rejection_reason = d.reason, updated_at = now(),
              amount = d.amount, currency = d.currency

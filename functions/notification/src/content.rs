@@ -5,7 +5,7 @@ use askama::Template;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{Address, Message};
-use shared::domain::RejectionReason;
+use shared::domain::{CustomerName, EmailAddress, Money, ProductName, Quantity, RejectionReason};
 use shared::events::{EventType, OrderEvent};
 use shared::redact::{mask_email, redact_emails};
 use uuid::Uuid;
@@ -65,13 +65,13 @@ pub struct Notice {
     pub kind: NoticeKind,
     pub event_id: Uuid,
     pub order_id: Uuid,
-    pub customer_name: String,
-    pub customer_email: Option<String>,
-    pub product_name: String,
-    pub quantity: i32,
+    pub customer_name: CustomerName,
+    pub customer_email: Option<EmailAddress>,
+    pub product_name: ProductName,
+    pub quantity: Quantity,
     pub reason: Option<RejectionReason>,
-    /// The amount charged (or to be refunded), written for people, such as `59.97 USD`.
-    pub amount: Option<String>,
+    /// The amount charged (or to be refunded).
+    pub amount: Option<Money>,
 }
 
 impl Notice {
@@ -87,19 +87,11 @@ impl Notice {
             event_id: event.id,
             order_id: data.order_id,
             customer_name: data.customer_name.clone(),
-            customer_email: data
-                .customer_email
-                .as_deref()
-                .map(str::trim)
-                .filter(|email| !email.is_empty())
-                .map(str::to_owned),
+            customer_email: data.customer_email.clone(),
             product_name: data.product_name.clone(),
             quantity: data.quantity,
             reason: data.reason,
-            amount: data
-                .payment
-                .as_ref()
-                .map(|payment| format_amount(payment.amount, &payment.currency)),
+            amount: data.payment.as_ref().map(|payment| payment.money),
         })
     }
 
@@ -135,36 +127,6 @@ pub fn reason_text(reason: Option<RejectionReason>) -> &'static str {
     }
 }
 
-/// Currencies Stripe counts in whole units (no minor unit) and in thousandths.
-const ZERO_DECIMAL: [&str; 16] = [
-    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
-    "xaf", "xof", "xpf",
-];
-const THREE_DECIMAL: [&str; 5] = ["bhd", "jod", "kwd", "omr", "tnd"];
-
-/// An amount in the smallest unit of `currency` as people read it: `5997`, `usd` is
-/// `59.97 USD`; `1200`, `jpy` is `1200 JPY`.
-pub fn format_amount(amount: i64, currency: &str) -> String {
-    let code = currency.to_uppercase();
-    let decimals = if ZERO_DECIMAL.contains(&currency) {
-        0
-    } else if THREE_DECIMAL.contains(&currency) {
-        3
-    } else {
-        2
-    };
-    if decimals == 0 {
-        return format!("{amount} {code}");
-    }
-    let scale = 10_i64.pow(decimals);
-    format!(
-        "{}.{:0width$} {code}",
-        amount / scale,
-        amount % scale,
-        width = decimals as usize
-    )
-}
-
 /// The values every template shows. Customer-supplied strings are escaped by askama in the
 /// `.html` templates and left as they are in the `.txt` ones.
 struct MailView<'a> {
@@ -174,7 +136,7 @@ struct MailView<'a> {
     product_name: &'a str,
     quantity: i32,
     reason: &'a str,
-    /// Shown when present: the amount charged, or refunded.
+    /// Shown when present: the amount charged, or refunded, such as `59.97 USD`.
     amount: Option<&'a str>,
 }
 
@@ -237,14 +199,15 @@ pub struct Rendered {
 /// Renders the text and HTML bodies of a notice.
 pub fn render(notice: &Notice) -> Result<Rendered, askama::Error> {
     let subject = notice.subject();
+    let amount = notice.amount.map(|amount| amount.to_string());
     let mail = &MailView {
         subject: &subject,
-        customer_name: &notice.customer_name,
+        customer_name: notice.customer_name.as_str(),
         order_id: &notice.order_id,
-        product_name: &notice.product_name,
-        quantity: notice.quantity,
+        product_name: notice.product_name.as_str(),
+        quantity: notice.quantity.get(),
         reason: reason_text(notice.reason),
-        amount: notice.amount.as_deref(),
+        amount: amount.as_deref(),
     };
     let (text, html) = match notice.kind {
         NoticeKind::OrderReceived => (
@@ -343,10 +306,10 @@ mod tests {
             kind,
             event_id: new_id(),
             order_id: new_id(),
-            customer_name: name.to_owned(),
-            customer_email: Some("ada@example.com".to_owned()),
-            product_name: "Laptop <Pro> & Co".to_owned(),
-            quantity: 3,
+            customer_name: CustomerName::parse(name).unwrap(),
+            customer_email: Some(EmailAddress::parse("ada@example.com").unwrap()),
+            product_name: ProductName::parse("Laptop <Pro> & Co").unwrap(),
+            quantity: Quantity::new(3).unwrap(),
             reason: (kind == NoticeKind::OrderRejected).then_some(RejectionReason::OutOfStock),
             amount: None,
         }
@@ -466,13 +429,14 @@ mod tests {
 
     #[test]
     fn only_the_confirmation_of_a_paid_order_is_mailed_and_it_shows_the_amount() {
+        use shared::domain::Currency;
         use shared::events::{OrderEventData, PaymentData};
         let data = OrderEventData {
             order_id: new_id(),
-            customer_name: "Ada".to_owned(),
-            customer_email: Some("ada@example.com".to_owned()),
-            product_name: "Laptop".to_owned(),
-            quantity: 3,
+            customer_name: CustomerName::parse("Ada").unwrap(),
+            customer_email: Some(EmailAddress::parse("ada@example.com").unwrap()),
+            product_name: ProductName::parse("Laptop").unwrap(),
+            quantity: Quantity::new(3).unwrap(),
             reason: None,
             payment: None,
         };
@@ -480,8 +444,7 @@ mod tests {
         assert_eq!(Notice::from_event(&invoiced), None);
         let paid = OrderEvent::confirmed(OrderEventData {
             payment: Some(PaymentData {
-                amount: 5997,
-                currency: "usd".to_owned(),
+                money: Money::new(5997, Currency::DEFAULT).unwrap(),
                 decline_code: None,
             }),
             ..data
@@ -495,13 +458,5 @@ mod tests {
         );
         assert!(rendered.text.contains("59.97 USD"), "{}", rendered.text);
         assert!(rendered.html.contains("59.97 USD"), "{}", rendered.html);
-    }
-
-    #[test]
-    fn amounts_are_written_in_the_currency_s_own_unit() {
-        assert_eq!(format_amount(5997, "usd"), "59.97 USD");
-        assert_eq!(format_amount(5, "eur"), "0.05 EUR");
-        assert_eq!(format_amount(1200, "jpy"), "1200 JPY");
-        assert_eq!(format_amount(1234, "kwd"), "1.234 KWD");
     }
 }

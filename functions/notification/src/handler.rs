@@ -188,7 +188,8 @@ impl Notifier {
     fn recipient(&self, notice: &Notice) -> Option<String> {
         notice
             .customer_email
-            .clone()
+            .as_ref()
+            .map(ToString::to_string)
             .or_else(|| self.mail.fallback_to.as_ref().map(Address::to_string))
     }
 

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use shared::db;
 use shared::domain::{
-    EmailAddress, Invalid, NewOrder, OrderStatus, PaymentMethodId, PaymentStatus, Price,
-    ProductName, RejectionReason, StockLevel,
+    CustomerName, EmailAddress, Invalid, Money, NewOrder, OrderStatus, PaymentMethodId,
+    PaymentStatus, Price, ProductName, Quantity, RejectionReason, StockLevel,
 };
 use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
 use shared::lifecycle::{self, CancelRefusal, Cancellation, PaymentState};
@@ -95,15 +95,14 @@ impl Owner<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
     pub id: Uuid,
-    pub customer_name: String,
-    pub customer_email: Option<String>,
-    pub product_name: String,
-    pub quantity: i32,
+    pub customer_name: CustomerName,
+    pub customer_email: Option<EmailAddress>,
+    pub product_name: ProductName,
+    pub quantity: Quantity,
     pub status: OrderStatus,
     pub rejection_reason: Option<RejectionReason>,
     /// `quantity × unit price`, as it was when inventory reserved the stock.
-    pub amount: Option<i64>,
-    pub currency: Option<String>,
+    pub amount: Option<Money>,
     /// The card payment of an order placed with a payment method, once it was claimed.
     pub payment: Option<Payment>,
     /// The customer account that placed it; `None` for a guest's order.
@@ -161,12 +160,19 @@ impl TryFrom<OrderRow> for Order {
                 .transpose()
                 .map_err(|err| broken("rejection_reason", err))?,
             id: row.id,
-            customer_name: row.customer_name,
-            customer_email: row.customer_email,
-            product_name: row.product_name,
-            quantity: row.quantity,
-            amount: row.amount,
-            currency: row.currency,
+            customer_name: CustomerName::parse(&row.customer_name)
+                .map_err(|err| broken("customer_name", err))?,
+            customer_email: row
+                .customer_email
+                .as_deref()
+                .map(EmailAddress::parse)
+                .transpose()
+                .map_err(|err| broken("customer_email", err))?,
+            product_name: ProductName::parse(&row.product_name)
+                .map_err(|err| broken("product_name", err))?,
+            quantity: Quantity::new(row.quantity.into()).map_err(|err| broken("quantity", err))?,
+            amount: Money::from_columns(row.amount, row.currency.as_deref())
+                .map_err(|err| broken("amount", err))?,
             payment: row
                 .payment_status
                 .as_deref()
@@ -470,8 +476,13 @@ pub async fn cancel_order(
     let failed = |context| move |err| CancelError::Store(StoreError::from_sqlx(err, context));
     let mut tx = pool.begin().await.map_err(failed("begin the cancel"))?;
     let order = sqlx::query!(
-        "SELECT status, customer_name, customer_email, product_name, quantity, amount, currency
-         FROM orders WHERE id = $1 AND ($2::text IS NULL OR customer_sub = $2) FOR UPDATE",
+        r#"SELECT status AS "status: OrderStatus",
+                  customer_name AS "customer_name: CustomerName",
+                  customer_email AS "customer_email: EmailAddress",
+                  product_name AS "product_name: ProductName", quantity AS "quantity: Quantity",
+                  CASE WHEN amount IS NULL THEN NULL ELSE (amount, currency) END
+                      AS "amount?: Money"
+         FROM orders WHERE id = $1 AND ($2::text IS NULL OR customer_sub = $2) FOR UPDATE"#,
         id,
         owner.map(CustomerSub::as_str),
     )
@@ -479,11 +490,8 @@ pub async fn cancel_order(
     .await
     .map_err(failed("lock the order"))?
     .ok_or(CancelError::NotFound)?;
-    let status = OrderStatus::parse(&order.status).map_err(|err| {
-        StoreError::Unexpected(anyhow::anyhow!("order {id} has an invalid status: {err}"))
-    })?;
     let payment = lock_payment(&mut tx, id).await?;
-    let cancellation = lifecycle::cancel(status, payment)?;
+    let cancellation = lifecycle::cancel(order.status, payment)?;
     write_cancellation(
         &mut tx,
         id,
@@ -503,13 +511,10 @@ pub async fn cancel_order(
             quantity: order.quantity,
             reason: None,
             // The amount to be refunded, for the mail; absent when nothing was charged.
-            payment: order.amount.zip(order.currency).filter(|_| refund).map(
-                |(amount, currency)| PaymentData {
-                    amount,
-                    currency,
-                    decline_code: None,
-                },
-            ),
+            payment: order.amount.filter(|_| refund).map(|money| PaymentData {
+                money,
+                decline_code: None,
+            }),
         },
     )
     .in_trace(trace);
@@ -558,8 +563,8 @@ async fn lock_payment(
 async fn write_cancellation(
     tx: &mut sqlx::PgConnection,
     id: Uuid,
-    product_name: &str,
-    quantity: i32,
+    product_name: &ProductName,
+    quantity: Quantity,
     cancellation: Cancellation,
 ) -> Result<(), StoreError> {
     let failed = |context| move |err| StoreError::from_sqlx(err, context);
@@ -567,8 +572,8 @@ async fn write_cancellation(
         sqlx::query!(
             "UPDATE stock SET quantity = quantity + $2, updated_at = now()
              WHERE product_name = $1",
-            product_name,
-            quantity,
+            product_name.as_str(),
+            quantity.get(),
         )
         .execute(&mut *tx)
         .await

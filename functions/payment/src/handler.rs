@@ -323,12 +323,7 @@ impl Payments {
             None => {
                 let created = self
                     .stripe
-                    .create_intent(
-                        attempt.order_id,
-                        attempt.amount,
-                        &attempt.currency,
-                        &attempt.payment_method,
-                    )
+                    .create_intent(attempt.order_id, attempt.money, &attempt.payment_method)
                     .await?;
                 let id = match created {
                     Created::Intent(id) => id,
@@ -471,8 +466,7 @@ fn payment_event(attempt: &Attempt, decline_code: Option<String>) -> OrderEvent 
             quantity: attempt.quantity,
             reason: None,
             payment: Some(PaymentData {
-                amount: attempt.amount,
-                currency: attempt.currency.clone(),
+                money: attempt.money,
                 decline_code,
             }),
         },

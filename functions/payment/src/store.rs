@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use shared::domain::{CustomerName, EmailAddress, Money, ProductName, Quantity};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -10,18 +11,17 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Attempt {
     pub order_id: Uuid,
-    pub amount: i64,
-    pub currency: String,
+    pub money: Money,
     pub payment_method: String,
     /// The PaymentIntent an earlier attempt created, if it got that far; it may have been
     /// confirmed too.
     pub payment_intent_id: Option<String>,
     /// Including this one: above 1, an earlier attempt may have reached Stripe.
     pub attempts: i32,
-    pub customer_name: String,
-    pub customer_email: Option<String>,
-    pub product_name: String,
-    pub quantity: i32,
+    pub customer_name: CustomerName,
+    pub customer_email: Option<EmailAddress>,
+    pub product_name: ProductName,
+    pub quantity: Quantity,
 }
 
 /// Claims the payments of the given orders that are still `RESERVED` and paid by card, and
@@ -60,13 +60,16 @@ pub(crate) async fn claim_attempts(
     .await?;
     sqlx::query_as!(
         Attempt,
-        "UPDATE payments p SET attempts = p.attempts + 1, updated_at = now()
+        r#"UPDATE payments p SET attempts = p.attempts + 1, updated_at = now()
          FROM orders o
          WHERE p.order_id = ANY($1) AND p.status = 'PENDING'
            AND o.id = p.order_id AND o.status = 'RESERVED'
-         RETURNING p.order_id, p.amount, p.currency, p.payment_method, p.payment_intent_id,
-                   p.attempts,
-                   o.customer_name, o.customer_email, o.product_name, o.quantity",
+         RETURNING p.order_id, (p.amount, p.currency) AS "money!: Money", p.payment_method,
+                   p.payment_intent_id, p.attempts,
+                   o.customer_name AS "customer_name: CustomerName",
+                   o.customer_email AS "customer_email: EmailAddress",
+                   o.product_name AS "product_name: ProductName",
+                   o.quantity AS "quantity: Quantity""#,
         &ids,
     )
     .fetch_all(conn)

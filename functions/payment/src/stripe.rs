@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use shared::domain::Money;
 use shared::redact::redact_emails;
 use uuid::Uuid;
 
@@ -150,13 +151,12 @@ impl Stripe {
     pub async fn create_intent(
         &self,
         order_id: Uuid,
-        amount: i64,
-        currency: &str,
+        money: Money,
         payment_method: &str,
     ) -> Result<Created, StripeError> {
         let form = [
-            ("amount", amount.to_string()),
-            ("currency", currency.to_owned()),
+            ("amount", money.amount().to_string()),
+            ("currency", money.currency().to_string()),
             ("payment_method", payment_method.to_owned()),
             ("metadata[order_id]", order_id.to_string()),
         ];

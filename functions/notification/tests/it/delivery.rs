@@ -171,13 +171,13 @@ async fn a_script_tag_in_the_customer_name_is_escaped_in_the_html(pool: PgPool) 
 async fn a_paid_order_is_mailed_its_confirmation_with_the_amount_and_an_invoiced_one_is_not(
     pool: PgPool,
 ) {
+    use shared::domain::{Currency, Money};
     use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
     let email = unique_address("confirmed");
     let order = placed("Grace Hopper", Some(&email));
     let paid = OrderEvent::confirmed(OrderEventData {
         payment: Some(PaymentData {
-            amount: 259_800,
-            currency: "usd".to_owned(),
+            money: Money::new(259_800, Currency::DEFAULT).unwrap(),
             decline_code: None,
         }),
         ..order.data.clone()

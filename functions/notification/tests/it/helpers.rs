@@ -9,8 +9,8 @@ use notification::{MailSettings, Mailer, Notifier, SmtpSettings};
 use serde_json::Value;
 use shared::config::Secrets;
 use shared::consumer::Consumer;
-use shared::domain::{RejectionReason, new_id};
-use shared::events::{OrderEvent, OrderEventData};
+use shared::domain::RejectionReason;
+use shared::events::OrderEvent;
 use sqlx::PgPool;
 use testkit::maildev::Maildev;
 use uuid::Uuid;
@@ -66,15 +66,12 @@ pub async fn shared_notifier(pool: &PgPool, fallback: Option<&str>) -> Consumer<
 }
 
 pub fn placed(customer_name: &str, customer_email: Option<&str>) -> OrderEvent {
-    OrderEvent::placed(OrderEventData {
-        order_id: new_id(),
-        customer_name: customer_name.to_owned(),
-        customer_email: customer_email.map(str::to_owned),
-        product_name: "Laptop".to_owned(),
-        quantity: 2,
-        reason: None,
-        payment: None,
-    })
+    OrderEvent::placed(testkit::orders::order_data(
+        customer_name,
+        customer_email,
+        "Laptop",
+        2,
+    ))
 }
 
 pub fn rejected(placed: &OrderEvent, reason: RejectionReason) -> OrderEvent {

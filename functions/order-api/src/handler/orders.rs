@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::domain::{
-    CustomerName, EmailAddress, NewOrder, OrderStatus, PaymentMethodId, PaymentStatus, ProductName,
-    Quantity, RejectionReason, new_id,
+    CustomerName, EmailAddress, Money, NewOrder, OrderStatus, PaymentMethodId, PaymentStatus,
+    ProductName, Quantity, RejectionReason, new_id,
 };
 use shared::trace::TraceContext;
 use utoipa::{IntoParams, ToSchema};
@@ -218,14 +218,14 @@ impl From<Order> for OrderView {
     fn from(order: Order) -> Self {
         Self {
             order_id: order.id,
-            customer_name: order.customer_name,
-            customer_email: order.customer_email,
-            product_name: order.product_name,
-            quantity: order.quantity,
+            customer_name: order.customer_name.to_string(),
+            customer_email: order.customer_email.as_ref().map(ToString::to_string),
+            product_name: order.product_name.to_string(),
+            quantity: order.quantity.get(),
             status: order.status,
             rejection_reason: order.rejection_reason,
-            amount: order.amount,
-            currency: order.currency,
+            amount: order.amount.map(Money::amount),
+            currency: order.amount.map(|money| money.currency().to_string()),
             payment: order.payment.map(|payment| PaymentView {
                 status: payment.status,
                 decline_code: payment.decline_code,

@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use order_api::{AppState, app};
 use serde_json::Value;
-use shared::events::{CLOUDEVENTS_CONTENT_TYPE, CONTENT_TYPE_HEADER, OrderEvent, OrderEventData};
+use shared::events::{CLOUDEVENTS_CONTENT_TYPE, CONTENT_TYPE_HEADER, OrderEvent};
 use sqlx::PgPool;
 use testkit::kafka::ReceivedRecord;
 use testkit::msk::{BrokerRecord, kafka_event};
@@ -210,15 +210,7 @@ async fn a_dead_letter_whose_cause_was_fixed_is_processed_by_the_consumer_after_
 ) {
     let app = test_app(&pool).await;
     // An order.placed event that an older inventory refused; today's inventory reads it.
-    let event = OrderEvent::placed(OrderEventData {
-        order_id: shared::domain::new_id(),
-        customer_name: "Ada".to_owned(),
-        customer_email: None,
-        product_name: "Laptop".to_owned(),
-        quantity: 2,
-        reason: None,
-        payment: None,
-    });
+    let event = OrderEvent::placed(testkit::orders::order_data("Ada", None, "Laptop", 2));
     sqlx::query(
         "INSERT INTO orders (id, customer_name, product_name, quantity, status)
          VALUES ($1, 'Ada', 'Laptop', 2, 'PLACED')",

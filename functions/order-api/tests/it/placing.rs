@@ -74,7 +74,7 @@ async fn the_seed_request_places_an_order_and_publishes_one_cloudevent(pool: PgP
     assert_eq!(event.data.customer_name, "Jane Doe");
     assert_eq!(event.data.customer_email, None);
     assert_eq!(event.data.product_name, "Laptop");
-    assert_eq!(event.data.quantity, 1);
+    assert_eq!(event.data.quantity.get(), 1);
     state.outbox().flush().await;
     let left: i64 =
         sqlx::query_scalar("SELECT count(*) FROM outbox WHERE payload->>'subject' = $1")

@@ -2,6 +2,7 @@
 
 use payment::stripe::{Charge, Created};
 use secrecy::SecretString;
+use shared::domain::{Currency, Money};
 use shared::events::EventType;
 use sqlx::PgPool;
 
@@ -73,7 +74,11 @@ async fn retry_after_an_earlier_attempt(pool: PgPool, confirmed: bool) {
         SecretString::from(testkit::stripe::API_KEY),
     );
     let Created::Intent(intent) = stripe
-        .create_intent(order, 5000, "usd", GOOD_CARD)
+        .create_intent(
+            order,
+            Money::new(5000, Currency::DEFAULT).unwrap(),
+            GOOD_CARD,
+        )
         .await
         .unwrap()
     else {
