@@ -5,8 +5,8 @@ use askama::Template;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{Address, Message};
-use shared::domain::{CustomerName, EmailAddress, Money, ProductName, Quantity, RejectionReason};
-use shared::events::{EventType, OrderEvent};
+use shared::domain::RejectionReason;
+use shared::events::{EventType, OrderEvent, OrderEventData};
 use shared::redact::{mask_email, redact_emails};
 use uuid::Uuid;
 
@@ -64,46 +64,38 @@ impl NoticeKind {
 pub struct Notice {
     pub kind: NoticeKind,
     pub event_id: Uuid,
-    pub order_id: Uuid,
-    pub customer_name: CustomerName,
-    pub customer_email: Option<EmailAddress>,
-    pub product_name: ProductName,
-    pub quantity: Quantity,
-    pub reason: Option<RejectionReason>,
-    /// The amount charged (or to be refunded).
-    pub amount: Option<Money>,
+    /// The order as the event tells it: with the amount charged (or to be refunded) in its
+    /// payment, and the reason of a rejection.
+    pub order: OrderEventData,
 }
 
 impl Notice {
     /// The notice an event calls for, if any: only a paid order's confirmation is mailed.
     pub fn from_event(event: &OrderEvent) -> Option<Self> {
         let kind = NoticeKind::for_event(event.event_type)?;
-        let data = &event.data;
-        if kind == NoticeKind::OrderConfirmed && data.payment.is_none() {
+        if kind == NoticeKind::OrderConfirmed && event.data.payment.is_none() {
             return None;
         }
         Some(Self {
             kind,
             event_id: event.id,
-            order_id: data.order_id,
-            customer_name: data.customer_name.clone(),
-            customer_email: data.customer_email.clone(),
-            product_name: data.product_name.clone(),
-            quantity: data.quantity,
-            reason: data.reason,
-            amount: data.payment.as_ref().map(|payment| payment.money),
+            order: event.data.clone(),
         })
     }
 
     /// The subject line; it names the order.
     pub fn subject(&self) -> String {
         match self.kind {
-            NoticeKind::OrderReceived => format!("We received your order {}", self.order_id),
+            NoticeKind::OrderReceived => format!("We received your order {}", self.order.order_id),
             NoticeKind::OrderRejected => {
-                format!("We could not fulfil your order {}", self.order_id)
+                format!("We could not fulfil your order {}", self.order.order_id)
             }
-            NoticeKind::OrderConfirmed => format!("Your order {} is confirmed", self.order_id),
-            NoticeKind::OrderCancelled => format!("Your order {} was cancelled", self.order_id),
+            NoticeKind::OrderConfirmed => {
+                format!("Your order {} is confirmed", self.order.order_id)
+            }
+            NoticeKind::OrderCancelled => {
+                format!("Your order {} was cancelled", self.order.order_id)
+            }
         }
     }
 
@@ -199,14 +191,18 @@ pub struct Rendered {
 /// Renders the text and HTML bodies of a notice.
 pub fn render(notice: &Notice) -> Result<Rendered, askama::Error> {
     let subject = notice.subject();
-    let amount = notice.amount.map(|amount| amount.to_string());
+    let order = &notice.order;
+    let amount = order
+        .payment
+        .as_ref()
+        .map(|payment| payment.money.to_string());
     let mail = &MailView {
         subject: &subject,
-        customer_name: notice.customer_name.as_str(),
-        order_id: &notice.order_id,
-        product_name: notice.product_name.as_str(),
-        quantity: notice.quantity.get(),
-        reason: reason_text(notice.reason),
+        customer_name: order.customer_name.as_str(),
+        order_id: &order.order_id,
+        product_name: order.product_name.as_str(),
+        quantity: order.quantity.get(),
+        reason: reason_text(order.reason),
         amount: amount.as_deref(),
     };
     let (text, html) = match notice.kind {
@@ -289,7 +285,7 @@ pub fn compose(
         .to(Mailbox::new(None, to))
         .subject(rendered.subject)
         .message_id(Some(notice.message_id(message_id_domain)))
-        .header(XOrderId(notice.order_id.to_string()))
+        .header(XOrderId(notice.order.order_id.to_string()))
         .multipart(MultiPart::alternative_plain_html(
             rendered.text,
             rendered.html,
@@ -299,19 +295,21 @@ pub fn compose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::domain::new_id;
+    use shared::domain::{CustomerName, EmailAddress, ProductName, Quantity, new_id};
 
     fn notice(kind: NoticeKind, name: &str) -> Notice {
         Notice {
             kind,
             event_id: new_id(),
-            order_id: new_id(),
-            customer_name: CustomerName::parse(name).unwrap(),
-            customer_email: Some(EmailAddress::parse("ada@example.com").unwrap()),
-            product_name: ProductName::parse("Laptop <Pro> & Co").unwrap(),
-            quantity: Quantity::new(3).unwrap(),
-            reason: (kind == NoticeKind::OrderRejected).then_some(RejectionReason::OutOfStock),
-            amount: None,
+            order: OrderEventData {
+                order_id: new_id(),
+                customer_name: CustomerName::parse(name).unwrap(),
+                customer_email: Some(EmailAddress::parse("ada@example.com").unwrap()),
+                product_name: ProductName::parse("Laptop <Pro> & Co").unwrap(),
+                quantity: Quantity::new(3).unwrap(),
+                reason: (kind == NoticeKind::OrderRejected).then_some(RejectionReason::OutOfStock),
+                payment: None,
+            },
         }
     }
 
@@ -327,7 +325,7 @@ mod tests {
         );
         assert!(rendered.html.contains("Laptop &#60;Pro&#62; &#38; Co"));
         assert!(rendered.text.contains("Hello <script>alert(1)</script>,"));
-        assert!(rendered.text.contains(&notice.order_id.to_string()));
+        assert!(rendered.text.contains(&notice.order.order_id.to_string()));
         assert!(rendered.text.contains("Quantity: 3"));
     }
 
@@ -350,7 +348,7 @@ mod tests {
                 .html
                 .contains("not have enough of this product in stock")
         );
-        notice.reason = Some(RejectionReason::UnknownProduct);
+        notice.order.reason = Some(RejectionReason::UnknownProduct);
         let rendered = render(&notice).unwrap();
         assert!(
             rendered
@@ -374,12 +372,12 @@ mod tests {
                 .unwrap()
                 .contains(&message_id)
         );
-        assert!(raw.contains(&format!("X-Order-Id: {}", notice.order_id)));
+        assert!(raw.contains(&format!("X-Order-Id: {}", notice.order.order_id)));
         assert!(raw.contains("multipart/alternative"));
         assert!(raw.contains("text/plain") && raw.contains("text/html"));
         assert!(raw.contains(&format!(
             "Subject: We received your order {}",
-            notice.order_id
+            notice.order.order_id
         )));
     }
 
@@ -429,8 +427,8 @@ mod tests {
 
     #[test]
     fn only_the_confirmation_of_a_paid_order_is_mailed_and_it_shows_the_amount() {
-        use shared::domain::Currency;
-        use shared::events::{OrderEventData, PaymentData};
+        use shared::domain::{Currency, Money};
+        use shared::events::PaymentData;
         let data = OrderEventData {
             order_id: new_id(),
             customer_name: CustomerName::parse("Ada").unwrap(),

@@ -131,7 +131,7 @@ impl Notifier {
         let requests: Vec<ClaimRequest> = notices
             .iter()
             .map(|notice| ClaimRequest {
-                order_id: notice.order_id,
+                order_id: notice.order.order_id,
                 kind: notice.kind,
                 recipient: self.recipient(notice),
             })
@@ -153,7 +153,7 @@ impl Notifier {
                     summary.skipped += 1;
                     tracing::info!(
                         trace_id = %trace.trace_id(),
-                        order_id = %notice.order_id,
+                        order_id = %notice.order.order_id,
                         event_id = %notice.event_id,
                         kind = notice.kind.as_str(),
                         "no customer email and no fallback: notification skipped"
@@ -187,6 +187,7 @@ impl Notifier {
     /// The customer's address, else the fallback, else nobody.
     fn recipient(&self, notice: &Notice) -> Option<String> {
         notice
+            .order
             .customer_email
             .as_ref()
             .map(ToString::to_string)
@@ -206,7 +207,7 @@ impl Notifier {
             "notification",
             trace_id = %trace.trace_id(),
             span_id = %trace.span_id(),
-            order_id = %notice.order_id,
+            order_id = %notice.order.order_id,
             event_id = %notice.event_id,
             kind = notice.kind.as_str(),
         );
@@ -214,7 +215,7 @@ impl Notifier {
             .attempt(notice, &recipient, deadline)
             .instrument(span)
             .await;
-        (notice.order_id, notice.kind, outcome)
+        (notice.order.order_id, notice.kind, outcome)
     }
 
     async fn attempt(
@@ -278,7 +279,7 @@ fn notices_of(
     let mut traces = Vec::with_capacity(records.len());
     for record in records {
         match Notice::from_event(&record.event) {
-            Some(notice) if seen.insert((notice.order_id, notice.kind)) => {
+            Some(notice) if seen.insert((notice.order.order_id, notice.kind)) => {
                 notices.push(notice);
                 traces.push(record.trace);
             }
