@@ -1,8 +1,6 @@
 //! Settings of the relay function (docs/configuration.md), read once per cold start.
 
-use shared::connections::ConnectionSettings;
 use shared::db::Role;
-use sqlx::postgres::PgPoolOptions;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -74,21 +72,7 @@ impl RelayConfig {
     }
 }
 
-impl ConnectionSettings for RelayConfig {
-    const ROLE: Role = Role::OutboxRelay;
-
-    fn database(&self) -> &DatabaseSettings {
-        &self.database
-    }
-
-    fn kafka(&self) -> &KafkaSettings {
-        &self.kafka
-    }
-
-    fn pool(&self) -> PgPoolOptions {
-        shared::db::pool_options(self.max_connections)
-    }
-}
+shared::impl_connection_settings!(RelayConfig, Role::OutboxRelay);
 
 #[cfg(test)]
 mod tests {
