@@ -106,6 +106,15 @@ pub fn variables_of<T: DeserializeOwned>() -> Vec<String> {
         .collect()
 }
 
+/// The variables of a function that reaches the database and the broker and reads its own
+/// settings into `T`: the database's, the broker's, then `T`'s (see [`variables_of`]).
+pub fn variables_with_connections<T: DeserializeOwned>() -> Vec<String> {
+    let mut names = DatabaseSettings::variables();
+    names.extend(KafkaSettings::variables());
+    names.extend(variables_of::<T>());
+    names
+}
+
 /// The pool size of a function whose invocations each hold one connection at a time:
 /// `configured` (`DB_MAX_CONNECTIONS`) when set, otherwise 2, or one per invocation an
 /// instance serves at once (read from `variables`) up to 50; between 1 and 50 either way.

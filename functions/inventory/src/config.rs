@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use shared::config::{
     ConfigError, DatabaseSettings, KafkaSettings, from_source, per_invocation_pool_size,
-    variables_of,
+    variables_with_connections,
 };
 
 /// Everything the function needs to build its pool and producer.
@@ -32,9 +32,7 @@ impl InventoryConfig {
     /// Every variable [`Self::from_env`] reads (the template contract test compares them
     /// with `template.yaml`).
     pub fn variables() -> Vec<String> {
-        let mut names = DatabaseSettings::variables();
-        names.extend(KafkaSettings::variables());
-        names.extend(variables_of::<RawInventorySettings>());
+        let mut names = variables_with_connections::<RawInventorySettings>();
         names.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
         names.push(shared::trace::export::ENDPOINT_VARIABLE.to_owned());
         names

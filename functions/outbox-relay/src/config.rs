@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use shared::config::{ConfigError, DatabaseSettings, KafkaSettings, from_source, variables_of};
+use shared::config::{
+    ConfigError, DatabaseSettings, KafkaSettings, from_source, variables_with_connections,
+};
 
 use crate::handler::RelayLimits;
 
@@ -32,9 +34,7 @@ impl RelayConfig {
     /// Every variable [`Self::from_env`] reads (the template contract test compares them
     /// with `template.yaml`).
     pub fn variables() -> Vec<String> {
-        let mut names = DatabaseSettings::variables();
-        names.extend(KafkaSettings::variables());
-        names.extend(variables_of::<RawRelaySettings>());
+        let mut names = variables_with_connections::<RawRelaySettings>();
         names.extend(crate::retention::Retention::variables());
         names.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
         names

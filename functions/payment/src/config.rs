@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use shared::config::{
     ConfigError, DatabaseSettings, KafkaSettings, SecretError, Secrets, from_source,
-    per_invocation_pool_size, variables_of,
+    per_invocation_pool_size, variables_with_connections,
 };
 
 /// Stripe's own API, used unless `STRIPE_API_BASE` points elsewhere (localstripe locally).
@@ -85,9 +85,7 @@ impl PaymentConfig {
     /// Every variable [`Self::from_env`] reads (the template contract test compares them
     /// with `template.yaml`).
     pub fn variables() -> Vec<String> {
-        let mut names = DatabaseSettings::variables();
-        names.extend(KafkaSettings::variables());
-        names.extend(variables_of::<RawPaymentSettings>());
+        let mut names = variables_with_connections::<RawPaymentSettings>();
         names.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
         names.push(shared::trace::export::ENDPOINT_VARIABLE.to_owned());
         names
