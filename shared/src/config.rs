@@ -106,6 +106,34 @@ pub fn variables_of<T: DeserializeOwned>() -> Vec<String> {
         .collect()
 }
 
+/// The variables of a function that reaches the database and the broker and reads its own
+/// settings into `T`: the database's, the broker's, then `T`'s (see [`variables_of`]).
+pub fn variables_with_connections<T: DeserializeOwned>() -> Vec<String> {
+    let mut names = DatabaseSettings::variables();
+    names.extend(KafkaSettings::variables());
+    names.extend(variables_of::<T>());
+    names
+}
+
+/// The pool size of a function whose invocations each hold one connection at a time:
+/// `configured` (`DB_MAX_CONNECTIONS`) when set, otherwise 2, or one per invocation an
+/// instance serves at once (read from `variables`) up to 50; between 1 and 50 either way.
+pub fn per_invocation_pool_size(
+    configured: Option<u32>,
+    variables: Option<HashMap<String, String>>,
+) -> Result<u32, ConfigError> {
+    let concurrency = crate::lambda::max_concurrency(variables);
+    let max_connections =
+        configured.unwrap_or_else(|| crate::lambda::default_pool_size(2, concurrency, 0).min(50));
+    if !(1..=50).contains(&max_connections) {
+        return Err(ConfigError::new(
+            "DB_MAX_CONNECTIONS",
+            "must be between 1 and 50",
+        ));
+    }
+    Ok(max_connections)
+}
+
 /// A variable map for the `from_source` loaders, from `(NAME, value)` pairs.
 pub fn variable_map(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
     Some(

@@ -19,6 +19,32 @@ pub trait ConnectionSettings {
     fn pool(&self) -> PgPoolOptions;
 }
 
+/// Implements [`ConnectionSettings`] for a function's configuration type that keeps its
+/// connections in the fields `database` ([`DatabaseSettings`]), `kafka` ([`KafkaSettings`])
+/// and `max_connections` (the pool size, for [`crate::db::pool_options`]), as most functions'
+/// configurations do: `impl_connection_settings!(InventoryConfig, Role::Inventory);`. The
+/// crate that uses it depends on `sqlx`, as every function does.
+#[macro_export]
+macro_rules! impl_connection_settings {
+    ($config:ty, $role:expr) => {
+        impl $crate::connections::ConnectionSettings for $config {
+            const ROLE: $crate::db::Role = $role;
+
+            fn database(&self) -> &$crate::config::DatabaseSettings {
+                &self.database
+            }
+
+            fn kafka(&self) -> &$crate::config::KafkaSettings {
+                &self.kafka
+            }
+
+            fn pool(&self) -> ::sqlx::postgres::PgPoolOptions {
+                $crate::db::pool_options(self.max_connections)
+            }
+        }
+    };
+}
+
 /// What [`Connections::open`] opened.
 pub struct Connections {
     pub database: Database,

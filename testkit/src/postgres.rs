@@ -328,3 +328,34 @@ pub fn url_of(options: &sqlx::postgres::PgConnectOptions) -> String {
             .expect("sqlx::test names the database"),
     )
 }
+
+/// The `host:port` the database of `options` listens on, for a proxy to stand in front of.
+pub fn address_of(options: &sqlx::postgres::PgConnectOptions) -> String {
+    format!("{}:{}", options.get_host(), options.get_port())
+}
+
+/// A pool of up to `max_connections` straight to the database of `options`: the test's own
+/// way in, beside the pool it routes through a proxy.
+pub async fn direct_pool(
+    options: &sqlx::postgres::PgConnectOptions,
+    max_connections: u32,
+) -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(max_connections)
+        .connect_with(options.clone())
+        .await
+        .unwrap()
+}
+
+/// A lazily connecting pool of up to `max_connections` to the database of `options`, but on
+/// `port` (a proxy's, which the test cuts), that waits at most 3 s for a connection.
+pub fn pool_through(
+    options: &sqlx::postgres::PgConnectOptions,
+    port: u16,
+    max_connections: u32,
+) -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy_with(options.clone().port(port))
+}

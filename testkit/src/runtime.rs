@@ -12,6 +12,26 @@ use crate::process::Service;
 /// Where mails for orders without `customerEmail` go (`NOTIFY_FALLBACK_TO`).
 pub const FALLBACK_RECIPIENT: &str = "order-desk@example.com";
 
+/// The variables that point the functions at the database at `database_url`, the broker at
+/// `bootstrap` and the SMTP sink on `smtp_port` (plain SMTP; mail from orders@example.com,
+/// and to [`FALLBACK_RECIPIENT`] for orders without an address): the same whether the
+/// functions run in the runtime or one is started on its own.
+pub fn services_env(
+    database_url: &str,
+    bootstrap: &str,
+    smtp_port: u16,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", database_url.to_owned()),
+        ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.to_owned()),
+        ("SMTP_HOST", "127.0.0.1".to_owned()),
+        ("SMTP_PORT", smtp_port.to_string()),
+        ("SMTP_TLS", "none".to_owned()),
+        ("MAIL_FROM", "orders@example.com".to_owned()),
+        ("NOTIFY_FALLBACK_TO", FALLBACK_RECIPIENT.to_owned()),
+    ]
+}
+
 /// How to start the runtime: its binary and environment.
 #[derive(Debug, Clone)]
 pub struct RuntimeSpec {
@@ -26,14 +46,8 @@ impl RuntimeSpec {
     /// The runtime on `database_url`, the broker at `bootstrap` and the SMTP sink on
     /// `smtp_port`, with its API on a free port.
     pub fn new(binary: &Path, database_url: &str, bootstrap: &str, smtp_port: u16) -> Self {
-        let env = [
-            ("DATABASE_URL", database_url.to_owned()),
-            ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.to_owned()),
-            ("SMTP_HOST", "127.0.0.1".to_owned()),
-            ("SMTP_PORT", smtp_port.to_string()),
-            ("SMTP_TLS", "none".to_owned()),
-            ("MAIL_FROM", "orders@example.com".to_owned()),
-            ("NOTIFY_FALLBACK_TO", FALLBACK_RECIPIENT.to_owned()),
+        let mut env = services_env(database_url, bootstrap, smtp_port);
+        env.extend([
             // The shared localstripe; a test that breaks Stripe sets its own base.
             ("STRIPE_API_KEY", crate::stripe::API_KEY.to_owned()),
             (
@@ -44,7 +58,7 @@ impl RuntimeSpec {
             // limit; a test of the limits sets its own with `with`.
             ("ABUSE_LIMITS", "off".to_owned()),
             ("LIMIT_GUEST_MAX_QUANTITY", "10000".to_owned()),
-        ];
+        ]);
         Self {
             binary: binary.to_owned(),
             env: env

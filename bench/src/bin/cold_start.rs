@@ -220,21 +220,16 @@ fn function_env(
     smtp_port: u16,
     stripe_base: &str,
 ) -> Vec<(String, String)> {
-    [
-        ("DATABASE_URL", database_url.to_owned()),
-        ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.to_owned()),
-        ("SMTP_HOST", "127.0.0.1".to_owned()),
-        ("SMTP_PORT", smtp_port.to_string()),
-        ("SMTP_TLS", "none".to_owned()),
-        ("MAIL_FROM", "orders@example.com".to_owned()),
-        ("NOTIFY_FALLBACK_TO", "order-desk@example.com".to_owned()),
+    let mut variables = testkit::runtime::services_env(database_url, bootstrap, smtp_port);
+    variables.extend([
         ("STRIPE_API_BASE", stripe_base.to_owned()),
         ("STRIPE_API_KEY", testkit::stripe::API_KEY.to_owned()),
         ("RUST_LOG", env("BENCH_FUNCTION_LOG", "warn")),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_owned(), value))
-    .collect()
+    ]);
+    variables
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
 }
 
 /// Starts the function once, hands it its first event and records the timings.

@@ -1,12 +1,13 @@
 //! Settings of the inventory function (docs/configuration.md), read once per cold start.
 
-use shared::connections::ConnectionSettings;
 use shared::db::Role;
-use sqlx::postgres::PgPoolOptions;
 use std::collections::HashMap;
 
 use serde::Deserialize;
-use shared::config::{ConfigError, DatabaseSettings, KafkaSettings, from_source, variables_of};
+use shared::config::{
+    ConfigError, DatabaseSettings, KafkaSettings, from_source, per_invocation_pool_size,
+    variables_with_connections,
+};
 
 /// Everything the function needs to build its pool and producer.
 #[derive(Clone)]
@@ -31,9 +32,7 @@ impl InventoryConfig {
     /// Every variable [`Self::from_env`] reads (the template contract test compares them
     /// with `template.yaml`).
     pub fn variables() -> Vec<String> {
-        let mut names = DatabaseSettings::variables();
-        names.extend(KafkaSettings::variables());
-        names.extend(variables_of::<RawInventorySettings>());
+        let mut names = variables_with_connections::<RawInventorySettings>();
         names.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
         names.push(shared::trace::export::ENDPOINT_VARIABLE.to_owned());
         names
@@ -42,16 +41,7 @@ impl InventoryConfig {
     /// As [`Self::from_env`], from an explicit map of variables.
     pub fn from_source(variables: Option<HashMap<String, String>>) -> Result<Self, ConfigError> {
         let raw: RawInventorySettings = from_source(variables.clone())?;
-        let concurrency = shared::lambda::max_concurrency(variables.clone());
-        let max_connections = raw
-            .db_max_connections
-            .unwrap_or_else(|| shared::lambda::default_pool_size(2, concurrency, 0).min(50));
-        if !(1..=50).contains(&max_connections) {
-            return Err(ConfigError::new(
-                "DB_MAX_CONNECTIONS",
-                "must be between 1 and 50",
-            ));
-        }
+        let max_connections = per_invocation_pool_size(raw.db_max_connections, variables.clone())?;
         Ok(Self {
             database: DatabaseSettings::from_source(variables.clone())?,
             kafka: KafkaSettings::from_source(variables)?,
@@ -60,21 +50,7 @@ impl InventoryConfig {
     }
 }
 
-impl ConnectionSettings for InventoryConfig {
-    const ROLE: Role = Role::Inventory;
-
-    fn database(&self) -> &DatabaseSettings {
-        &self.database
-    }
-
-    fn kafka(&self) -> &KafkaSettings {
-        &self.kafka
-    }
-
-    fn pool(&self) -> PgPoolOptions {
-        shared::db::pool_options(self.max_connections)
-    }
-}
+shared::impl_connection_settings!(InventoryConfig, Role::Inventory);
 
 #[cfg(test)]
 mod tests {

@@ -1,13 +1,13 @@
 //! Settings of the relay function (docs/configuration.md), read once per cold start.
 
-use shared::connections::ConnectionSettings;
 use shared::db::Role;
-use sqlx::postgres::PgPoolOptions;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use shared::config::{ConfigError, DatabaseSettings, KafkaSettings, from_source, variables_of};
+use shared::config::{
+    ConfigError, DatabaseSettings, KafkaSettings, from_source, variables_with_connections,
+};
 
 use crate::handler::RelayLimits;
 
@@ -34,9 +34,7 @@ impl RelayConfig {
     /// Every variable [`Self::from_env`] reads (the template contract test compares them
     /// with `template.yaml`).
     pub fn variables() -> Vec<String> {
-        let mut names = DatabaseSettings::variables();
-        names.extend(KafkaSettings::variables());
-        names.extend(variables_of::<RawRelaySettings>());
+        let mut names = variables_with_connections::<RawRelaySettings>();
         names.extend(crate::retention::Retention::variables());
         names.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
         names
@@ -74,21 +72,7 @@ impl RelayConfig {
     }
 }
 
-impl ConnectionSettings for RelayConfig {
-    const ROLE: Role = Role::OutboxRelay;
-
-    fn database(&self) -> &DatabaseSettings {
-        &self.database
-    }
-
-    fn kafka(&self) -> &KafkaSettings {
-        &self.kafka
-    }
-
-    fn pool(&self) -> PgPoolOptions {
-        shared::db::pool_options(self.max_connections)
-    }
-}
+shared::impl_connection_settings!(RelayConfig, Role::OutboxRelay);
 
 #[cfg(test)]
 mod tests {

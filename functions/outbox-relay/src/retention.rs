@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use shared::config::{ConfigError, from_source, variables_of};
-use sqlx::PgPool;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres};
 
 /// How long what is kept, and how much one run may delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +98,7 @@ pub async fn prune(pool: &PgPool, retention: &Retention) -> sqlx::Result<Pruned>
     let dedup_secs = retention.dedup.as_secs_f64();
     let dead_letter_secs = retention.replayed_dead_letters.as_secs_f64();
     let limit = retention.batch_size;
-    let processed_events = batches(retention, || async {
+    let processed_events = batches(pool, retention, || {
         sqlx::query!(
             "DELETE FROM processed_events WHERE (consumer, event_id) IN (
                  SELECT consumer, event_id FROM processed_events
@@ -104,12 +106,9 @@ pub async fn prune(pool: &PgPool, retention: &Retention) -> sqlx::Result<Pruned>
             dedup_secs,
             limit,
         )
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected())
     })
     .await?;
-    let notifications = batches(retention, || async {
+    let notifications = batches(pool, retention, || {
         sqlx::query!(
             "DELETE FROM notifications WHERE (order_id, kind) IN (
                  SELECT order_id, kind FROM notifications
@@ -117,12 +116,9 @@ pub async fn prune(pool: &PgPool, retention: &Retention) -> sqlx::Result<Pruned>
             dedup_secs,
             limit,
         )
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected())
     })
     .await?;
-    let dead_letters = batches(retention, || async {
+    let dead_letters = batches(pool, retention, || {
         sqlx::query!(
             "DELETE FROM dead_letters WHERE id IN (
                  SELECT id FROM dead_letters
@@ -130,21 +126,15 @@ pub async fn prune(pool: &PgPool, retention: &Retention) -> sqlx::Result<Pruned>
             dead_letter_secs,
             limit,
         )
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected())
     })
     .await?;
-    let request_counts = batches(retention, || async {
+    let request_counts = batches(pool, retention, || {
         sqlx::query!(
             "DELETE FROM request_counts WHERE (counter, subject, window_start) IN (
                  SELECT counter, subject, window_start FROM request_counts
                  WHERE window_start < now() - interval '8 days' LIMIT $1)",
             limit,
         )
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected())
     })
     .await?;
     let pruned = Pruned {
@@ -165,15 +155,16 @@ pub async fn prune(pool: &PgPool, retention: &Retention) -> sqlx::Result<Pruned>
     Ok(pruned)
 }
 
-/// Runs `delete` until a batch comes back short or the run's share is spent; the total.
-async fn batches<F, Fut>(retention: &Retention, mut delete: F) -> sqlx::Result<u64>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = sqlx::Result<u64>>,
-{
+/// Runs the DELETE of one batch that `delete` makes until a batch comes back short or the
+/// run's share is spent; the total of rows deleted.
+async fn batches(
+    pool: &PgPool,
+    retention: &Retention,
+    mut delete: impl FnMut() -> Query<'static, Postgres, PgArguments>,
+) -> sqlx::Result<u64> {
     let mut total = 0;
     for _ in 0..retention.max_batches {
-        let deleted = delete().await?;
+        let deleted = delete().execute(pool).await?.rows_affected();
         total += deleted;
         if deleted < retention.batch_size as u64 {
             break;

@@ -1,14 +1,13 @@
 //! Settings of the payment function (docs/configuration.md), read once per cold start.
 
-use shared::connections::ConnectionSettings;
 use shared::db::Role;
-use sqlx::postgres::PgPoolOptions;
 use std::collections::HashMap;
 
 use secrecy::SecretString;
 use serde::Deserialize;
 use shared::config::{
-    ConfigError, DatabaseSettings, KafkaSettings, SecretError, Secrets, from_source, variables_of,
+    ConfigError, DatabaseSettings, KafkaSettings, SecretError, Secrets, from_source,
+    per_invocation_pool_size, variables_with_connections,
 };
 
 /// Stripe's own API, used unless `STRIPE_API_BASE` points elsewhere (localstripe locally).
@@ -86,9 +85,7 @@ impl PaymentConfig {
     /// Every variable [`Self::from_env`] reads (the template contract test compares them
     /// with `template.yaml`).
     pub fn variables() -> Vec<String> {
-        let mut names = DatabaseSettings::variables();
-        names.extend(KafkaSettings::variables());
-        names.extend(variables_of::<RawPaymentSettings>());
+        let mut names = variables_with_connections::<RawPaymentSettings>();
         names.push(shared::metrics::emf::NAMESPACE_VARIABLE.to_owned());
         names.push(shared::trace::export::ENDPOINT_VARIABLE.to_owned());
         names
@@ -98,16 +95,7 @@ impl PaymentConfig {
     pub fn from_source(variables: Option<HashMap<String, String>>) -> Result<Self, ConfigError> {
         let raw: RawPaymentSettings = from_source(variables.clone())?;
         // One connection per batch served at once on Managed Instances (docs/configuration.md).
-        let instance_concurrency = shared::lambda::max_concurrency(variables.clone());
-        let max_connections = raw.db_max_connections.unwrap_or_else(|| {
-            shared::lambda::default_pool_size(2, instance_concurrency, 0).min(50)
-        });
-        if !(1..=50).contains(&max_connections) {
-            return Err(ConfigError::new(
-                "DB_MAX_CONNECTIONS",
-                "must be between 1 and 50",
-            ));
-        }
+        let max_connections = per_invocation_pool_size(raw.db_max_connections, variables.clone())?;
         let concurrency = raw.payment_concurrency.unwrap_or(8);
         if !(1..=64).contains(&concurrency) {
             return Err(ConfigError::new(
@@ -149,21 +137,7 @@ impl PaymentConfig {
     }
 }
 
-impl ConnectionSettings for PaymentConfig {
-    const ROLE: Role = Role::Payment;
-
-    fn database(&self) -> &DatabaseSettings {
-        &self.database
-    }
-
-    fn kafka(&self) -> &KafkaSettings {
-        &self.kafka
-    }
-
-    fn pool(&self) -> PgPoolOptions {
-        shared::db::pool_options(self.max_connections)
-    }
-}
+shared::impl_connection_settings!(PaymentConfig, Role::Payment);
 
 #[cfg(test)]
 mod tests {

@@ -5,14 +5,39 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use testkit::maildev::Maildev;
+use testkit::postgres::{Cluster, SUPERUSER_PASSWORD};
 use testkit::runtime::{LocalRuntime, RuntimeSpec};
 use testkit::stripe::LocalStripe;
 use testkit::tansu::Tansu;
 
 pub use testkit::postgres::url_of as database_url;
 pub use testkit::runtime::FALLBACK_RECIPIENT;
+
+/// A pool on the test's own database, as the tests hand it to [`System`].
+pub async fn connect(options: &PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .connect_with(options.clone())
+        .await
+        .unwrap()
+}
+
+/// Creates the `orders` database on a private `cluster`; its URL, as the superuser. The one
+/// connection that creates it is closed again, so that it counts against no limit.
+pub async fn create_orders_database(cluster: &Cluster) -> String {
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&cluster.superuser_url())
+        .await
+        .unwrap();
+    sqlx::query("CREATE DATABASE orders")
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    cluster.url("postgres", SUPERUSER_PASSWORD, "orders")
+}
 
 pub struct System {
     pub pool: PgPool,

@@ -13,10 +13,10 @@ use axum::http::{Request, header};
 use order_api::{AppState, OrderApiConfig};
 use shared::config::variable_map;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use testkit::postgres::{Cluster, SUPERUSER_PASSWORD};
+use testkit::postgres::Cluster;
 use tower::ServiceExt;
 
-use crate::harness::System;
+use crate::harness::{System, create_orders_database};
 
 /// As many order-api instances as a burst may start, far more than the database can serve.
 const INSTANCES: usize = 60;
@@ -101,17 +101,7 @@ async fn place_orders(url: String, bootstrap: String, next: Arc<AtomicUsize>) ->
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_beyond_the_connection_limit_answers_201_or_503_and_loses_nothing() {
     let cluster = Cluster::start(&[("max_connections", MAX_CONNECTIONS)]).await;
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&cluster.superuser_url())
-        .await
-        .unwrap();
-    sqlx::query("CREATE DATABASE orders")
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let url = cluster.url("postgres", SUPERUSER_PASSWORD, "orders");
+    let url = create_orders_database(&cluster).await;
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect_lazy_with(url.parse::<PgConnectOptions>().unwrap());

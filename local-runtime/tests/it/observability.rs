@@ -8,7 +8,7 @@ use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use testkit::prometheus::Prometheus;
 
-use crate::harness::System;
+use crate::harness::{System, connect};
 
 const DECIDED_WITHIN: Duration = Duration::from_secs(90);
 
@@ -32,10 +32,7 @@ async fn orders_of_known_outcomes_are_counted_exactly_by_the_local_prometheus(
     _: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    let pool = PgPoolOptions::new()
-        .connect_with(options.clone())
-        .await
-        .unwrap();
+    let pool = connect(&options).await;
     let system = System::start(pool, &options).await;
     let prometheus = Prometheus::start(&system.runtime.metrics_addr()).await;
     system.set_stock("Keyboard", 3).await;

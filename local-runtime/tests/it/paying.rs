@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::harness::System;
+use crate::harness::{System, connect};
 
 const WITHIN: Duration = Duration::from_secs(90);
 
@@ -28,10 +28,7 @@ async fn settled(system: &System, id: &str) -> Value {
 }
 
 async fn start(options: PgConnectOptions) -> System {
-    let pool = PgPoolOptions::new()
-        .connect_with(options.clone())
-        .await
-        .unwrap();
+    let pool = connect(&options).await;
     let system = System::start_paying(pool, &options).await;
     system
         .set_stock_with(

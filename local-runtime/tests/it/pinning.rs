@@ -27,11 +27,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use testkit::postgres::{Cluster, SUPERUSER_PASSWORD};
+use testkit::postgres::Cluster;
 
-use crate::harness::System;
+use crate::harness::{System, create_orders_database};
 
 const WITHIN: Duration = Duration::from_secs(90);
 /// The test's own connections carry this name, so that their statements are not checked.
@@ -262,6 +263,19 @@ const EXPECTED_FRAGMENTS: [(&str, &str); 6] = [
     ("outbox-relay claiming stragglers", "FOR UPDATE SKIP LOCKED"),
 ];
 
+/// Runs `insert`, which takes an `order-placed` record's topic, key and payload (`$1` to
+/// `$3`) and returns the id of the row it adds: the copies the test plants for the relay and
+/// the replay.
+async fn insert_copy(pool: &PgPool, insert: &str, key: &str, payload: &Value) -> i64 {
+    sqlx::query_scalar(insert)
+        .bind(shared::events::topics::ORDER_PLACED)
+        .bind(key)
+        .bind(payload)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn no_function_sends_a_statement_that_pins_an_rds_proxy_connection() {
     let cluster = Cluster::start(&[
@@ -269,16 +283,7 @@ async fn no_function_sends_a_statement_that_pins_an_rds_proxy_connection() {
         ("log_line_prefix", LOG_LINE_PREFIX),
     ])
     .await;
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&cluster.superuser_url())
-        .await
-        .unwrap();
-    sqlx::query("CREATE DATABASE orders")
-        .execute(&admin)
-        .await
-        .unwrap();
-    let url = cluster.url("postgres", SUPERUSER_PASSWORD, "orders");
+    let url = create_orders_database(&cluster).await;
     let observer: PgConnectOptions = url.parse::<PgConnectOptions>().unwrap();
     let pool = PgPoolOptions::new()
         .max_connections(2)
@@ -341,29 +346,25 @@ async fn no_function_sends_a_statement_that_pins_an_rds_proxy_connection() {
         .first()
         .expect("an order.placed record on the broker");
     let (key, payload) = (applied.key_str().unwrap_or_default(), applied.json());
-    let straggler: i64 = sqlx::query_scalar(
+    let straggler = insert_copy(
+        &system.pool,
         "INSERT INTO outbox (topic, key, payload, created_at)
          VALUES ($1, $2, $3, now() - interval '1 minute')
          RETURNING id",
+        key,
+        &payload,
     )
-    .bind(shared::events::topics::ORDER_PLACED)
-    .bind(key)
-    .bind(&payload)
-    .fetch_one(&system.pool)
-    .await
-    .unwrap();
-    let dead_letter: i64 = sqlx::query_scalar(
+    .await;
+    let dead_letter = insert_copy(
+        &system.pool,
         r#"INSERT INTO dead_letters (consumer, topic, "partition", "offset", key, value, error)
            VALUES ('inventory', $1, 0, 1000000, convert_to($2, 'UTF8'),
                    convert_to($3::text, 'UTF8'), 'copied by the pinning test')
            RETURNING id"#,
+        key,
+        &payload,
     )
-    .bind(shared::events::topics::ORDER_PLACED)
-    .bind(key)
-    .bind(&payload)
-    .fetch_one(&system.pool)
-    .await
-    .unwrap();
+    .await;
     let replay = client
         .post(system.url(&format!("/api/admin/dead-letters/{dead_letter}/replay")))
         .send()

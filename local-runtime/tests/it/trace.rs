@@ -10,7 +10,7 @@ use shared::trace::{TRACEPARENT, TraceContext};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use testkit::kafka::ReceivedRecord;
 
-use crate::harness::System;
+use crate::harness::{System, connect};
 
 const WITHIN: Duration = Duration::from_secs(90);
 
@@ -42,10 +42,7 @@ async fn an_orders_trace_runs_from_its_request_through_both_topics_into_the_noti
     _: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    let pool = PgPoolOptions::new()
-        .connect_with(options.clone())
-        .await
-        .unwrap();
+    let pool = connect(&options).await;
     let system = System::start_with_json_logs(pool, &options).await;
     system.set_stock("Globe", 2).await;
     let caller = TraceContext::new_root();

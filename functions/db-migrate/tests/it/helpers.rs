@@ -8,10 +8,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::put;
 use db_migrate::Deps;
 use db_migrate::config::TopicLayout;
-use db_migrate::handler::Invocation;
+use db_migrate::handle;
+use db_migrate::handler::{Invocation, response_client};
 use serde_json::{Value, json};
 use shared::config::{KafkaSettings, Secrets};
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub fn deps(pool: PgPool, bootstrap: &str) -> Deps {
     Deps {
@@ -150,4 +152,39 @@ pub async fn table_names(pool: &PgPool) -> Vec<String> {
     .fetch_all(pool)
     .await
     .unwrap()
+}
+
+/// Sends a `request_type` request answered at `cfn` through the handler, with plenty of time
+/// left; the tests then read what `cfn` received.
+pub async fn answer_request(
+    deps: Result<&Deps, &anyhow::Error>,
+    request_type: &str,
+    cfn: &ResponseUrl,
+) {
+    answer_request_within(deps, request_type, cfn, &invocation()).await
+}
+
+/// [`answer_request`] within the time `invocation` leaves.
+pub async fn answer_request_within(
+    deps: Result<&Deps, &anyhow::Error>,
+    request_type: &str,
+    cfn: &ResponseUrl,
+    invocation: &Invocation,
+) {
+    handle(
+        deps,
+        &response_client(),
+        request(request_type, &cfn.url()),
+        invocation,
+    )
+    .await
+    .unwrap();
+}
+
+/// A pool that connects only when used, to 127.0.0.1:`port`, waiting `acquire_timeout` for a
+/// connection: for databases that are not there or do not answer.
+pub fn lazy_pool_at(port: u16, acquire_timeout: Duration) -> PgPool {
+    PgPoolOptions::new()
+        .acquire_timeout(acquire_timeout)
+        .connect_lazy_with(PgConnectOptions::new().host("127.0.0.1").port(port))
 }

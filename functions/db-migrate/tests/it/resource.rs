@@ -5,7 +5,6 @@ use db_migrate::handler::{HandleError, PHYSICAL_RESOURCE_ID, response_client};
 use serde_json::json;
 use shared::events::topics;
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use testkit::tansu::Tansu;
 
 use crate::helpers::*;
@@ -18,6 +17,30 @@ const TABLES: [&str; 6] = [
     "processed_events",
     "stock",
 ];
+
+/// Every topic's `retention.ms` is seven days; `why` says what the test expects of it.
+async fn assert_every_topic_keeps_seven_days(broker: &Tansu, why: &str) {
+    for topic in topics::ALL {
+        assert_eq!(
+            testkit::kafka::topic_config(&broker.bootstrap(), topic, "retention.ms")
+                .await
+                .as_deref(),
+            Some("604800000"),
+            "{topic} {why}"
+        );
+    }
+}
+
+/// The one answer `cfn` received is FAILED, with a reason that mentions `words`.
+fn assert_failed_mentioning(cfn: &ResponseUrl, words: &str) -> serde_json::Value {
+    let answer = cfn.answer();
+    assert_eq!(answer["Status"], "FAILED");
+    assert!(
+        answer["Reason"].as_str().unwrap().contains(words),
+        "{answer}"
+    );
+    answer
+}
 
 fn assert_has_tables(tables: &[String]) {
     for table in TABLES {
@@ -64,14 +87,8 @@ async fn create_applies_the_migrations_creates_the_topics_and_answers_success(po
             testkit::kafka::partition_count(&broker.bootstrap(), topic).await,
             3
         );
-        assert_eq!(
-            testkit::kafka::topic_config(&broker.bootstrap(), topic, "retention.ms")
-                .await
-                .as_deref(),
-            Some("604800000"),
-            "{topic} keeps its events seven days"
-        );
     }
+    assert_every_topic_keeps_seven_days(&broker, "keeps its events seven days").await;
 }
 
 #[sqlx::test(migrations = false)]
@@ -79,14 +96,7 @@ async fn update_runs_again_without_changing_anything_and_keeps_the_physical_id(p
     let broker = Tansu::start_without_topics().await;
     let deps = deps(pool.clone(), &broker.bootstrap());
     let first = ResponseUrl::start().await;
-    handle(
-        Ok(&deps),
-        &response_client(),
-        request("Create", &first.url()),
-        &invocation(),
-    )
-    .await
-    .unwrap();
+    answer_request(Ok(&deps), "Create", &first).await;
     sqlx::query("INSERT INTO stock (product_name, quantity) VALUES ('kept', 7)")
         .execute(&pool)
         .await
@@ -98,14 +108,7 @@ async fn update_runs_again_without_changing_anything_and_keeps_the_physical_id(p
     let mut deps = deps;
     deps.topics.retention = Duration::from_secs(3 * 24 * 60 * 60);
     let second = ResponseUrl::start().await;
-    handle(
-        Ok(&deps),
-        &response_client(),
-        request("Update", &second.url()),
-        &invocation(),
-    )
-    .await
-    .unwrap();
+    answer_request(Ok(&deps), "Update", &second).await;
 
     let answer = second.answer();
     assert_eq!(answer["Status"], "SUCCESS", "{answer}");
@@ -120,15 +123,7 @@ async fn update_runs_again_without_changing_anything_and_keeps_the_physical_id(p
         .await
         .unwrap();
     assert_eq!(kept, 7);
-    for topic in topics::ALL {
-        assert_eq!(
-            testkit::kafka::topic_config(&broker.bootstrap(), topic, "retention.ms")
-                .await
-                .as_deref(),
-            Some("604800000"),
-            "{topic} keeps the retention it was created with"
-        );
-    }
+    assert_every_topic_keeps_seven_days(&broker, "keeps the retention it was created with").await;
 }
 
 #[sqlx::test(migrations = false)]
@@ -136,24 +131,10 @@ async fn delete_answers_success_and_leaves_schema_and_data_alone(pool: PgPool) {
     let broker = Tansu::start_without_topics().await;
     let deps = deps(pool.clone(), &broker.bootstrap());
     let create = ResponseUrl::start().await;
-    handle(
-        Ok(&deps),
-        &response_client(),
-        request("Create", &create.url()),
-        &invocation(),
-    )
-    .await
-    .unwrap();
+    answer_request(Ok(&deps), "Create", &create).await;
 
     let delete = ResponseUrl::start().await;
-    handle(
-        Ok(&deps),
-        &response_client(),
-        request("Delete", &delete.url()),
-        &invocation(),
-    )
-    .await
-    .unwrap();
+    answer_request(Ok(&deps), "Delete", &delete).await;
 
     let answer = delete.answer();
     assert_eq!(answer["Status"], "SUCCESS");
@@ -170,14 +151,7 @@ async fn delete_succeeds_even_when_the_function_could_not_start() {
     // A stack whose function is misconfigured must still be deletable.
     let cfn = ResponseUrl::start().await;
     let startup = anyhow::anyhow!("configuration error: DB_HOST: is required");
-    handle(
-        Err(&startup),
-        &response_client(),
-        request("Delete", &cfn.url()),
-        &invocation(),
-    )
-    .await
-    .unwrap();
+    answer_request(Err(&startup), "Delete", &cfn).await;
     assert_eq!(cfn.answer()["Status"], "SUCCESS");
 }
 
@@ -185,18 +159,9 @@ async fn delete_succeeds_even_when_the_function_could_not_start() {
 async fn a_start_up_failure_answers_failed_with_its_reason() {
     let cfn = ResponseUrl::start().await;
     let startup = anyhow::anyhow!("configuration error: DB_HOST: is required");
-    handle(
-        Err(&startup),
-        &response_client(),
-        request("Create", &cfn.url()),
-        &invocation(),
-    )
-    .await
-    .unwrap();
-    let answer = cfn.answer();
-    assert_eq!(answer["Status"], "FAILED");
+    answer_request(Err(&startup), "Create", &cfn).await;
+    let answer = assert_failed_mentioning(&cfn, "DB_HOST");
     let reason = answer["Reason"].as_str().unwrap();
-    assert!(reason.contains("DB_HOST"), "{reason}");
     assert!(reason.contains("CloudWatch log stream"), "{reason}");
     assert_eq!(answer["PhysicalResourceId"], PHYSICAL_RESOURCE_ID);
 }
@@ -204,24 +169,11 @@ async fn a_start_up_failure_answers_failed_with_its_reason() {
 #[tokio::test]
 async fn an_unreachable_database_answers_failed_with_a_reason() {
     let port = testkit::free_port(); // nothing listens there
-    let pool = PgPoolOptions::new()
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(PgConnectOptions::new().host("127.0.0.1").port(port));
+    let pool = lazy_pool_at(port, Duration::from_secs(3));
     let cfn = ResponseUrl::start().await;
-    handle(
-        Ok(&deps(pool, &testkit::kafka::bootstrap())),
-        &response_client(),
-        request("Create", &cfn.url()),
-        &invocation(),
-    )
-    .await
-    .unwrap();
-    let answer = cfn.answer();
-    assert_eq!(answer["Status"], "FAILED");
-    assert!(
-        answer["Reason"].as_str().unwrap().contains("migrations"),
-        "{answer}"
-    );
+    let deps = deps(pool, &testkit::kafka::bootstrap());
+    answer_request(Ok(&deps), "Create", &cfn).await;
+    assert_failed_mentioning(&cfn, "migrations");
 }
 
 #[tokio::test]
@@ -229,27 +181,17 @@ async fn a_hung_database_answers_failed_before_the_function_times_out() {
     // The database accepts connections and never answers; the function has 22 s left, so
     // the work gets about 2 s before the answer margin and must give up and answer.
     let port = testkit::proxy::black_hole().await;
-    let pool = PgPoolOptions::new()
-        .acquire_timeout(Duration::from_secs(600))
-        .connect_lazy_with(PgConnectOptions::new().host("127.0.0.1").port(port));
+    let pool = lazy_pool_at(port, Duration::from_secs(600));
     let cfn = ResponseUrl::start().await;
-    handle(
-        Ok(&deps(pool, &testkit::kafka::bootstrap())),
-        &response_client(),
-        request("Update", &cfn.url()),
+    let deps = deps(pool, &testkit::kafka::bootstrap());
+    answer_request_within(
+        Ok(&deps),
+        "Update",
+        &cfn,
         &invocation_with(Duration::from_secs(22)),
     )
-    .await
-    .unwrap();
-    let answer = cfn.answer();
-    assert_eq!(answer["Status"], "FAILED");
-    assert!(
-        answer["Reason"]
-            .as_str()
-            .unwrap()
-            .contains("did not finish"),
-        "{answer}"
-    );
+    .await;
+    assert_failed_mentioning(&cfn, "did not finish");
 }
 
 #[tokio::test]
@@ -261,12 +203,7 @@ async fn a_malformed_request_still_gets_a_failed_answer() {
     handle(Err(&startup), &response_client(), event, &invocation())
         .await
         .unwrap();
-    let answer = cfn.answer();
-    assert_eq!(answer["Status"], "FAILED");
-    assert!(
-        answer["Reason"].as_str().unwrap().contains("malformed"),
-        "{answer}"
-    );
+    assert_failed_mentioning(&cfn, "malformed");
 }
 
 #[tokio::test]
@@ -287,14 +224,7 @@ async fn an_event_without_a_response_url_is_refused() {
 async fn a_refused_answer_is_retried_until_it_is_accepted() {
     let cfn = ResponseUrl::refusing_first(2).await;
     let startup = anyhow::anyhow!("not needed");
-    handle(
-        Err(&startup),
-        &response_client(),
-        request("Delete", &cfn.url()),
-        &invocation(),
-    )
-    .await
-    .unwrap();
+    answer_request(Err(&startup), "Delete", &cfn).await;
     assert_eq!(cfn.answer()["Status"], "SUCCESS");
 }
 

@@ -56,80 +56,50 @@ async fn each_function_logs_in_as_its_role_and_is_refused_what_it_does_not_use(p
     }
 
     // What the functions' own SQL does is allowed...
-    allowed(&pool, Role::OrderApi, "SELECT customer_email FROM orders").await;
-    allowed(
-        &pool,
-        Role::OrderApi,
-        "UPDATE payments SET status = 'REFUNDING', updated_at = now() WHERE false",
-    )
-    .await;
-    allowed(
-        &pool,
-        Role::Notification,
-        "SELECT recipient FROM notifications",
-    )
-    .await;
-    allowed(&pool, Role::Payment, "SELECT amount FROM payments").await;
-    allowed(
-        &pool,
-        Role::Inventory,
-        "UPDATE stock SET quantity = 0 WHERE false",
-    )
-    .await;
-    allowed(&pool, Role::OutboxRelay, "DELETE FROM outbox WHERE false").await;
+    for (role, statement) in [
+        (Role::OrderApi, "SELECT customer_email FROM orders"),
+        (
+            Role::OrderApi,
+            "UPDATE payments SET status = 'REFUNDING', updated_at = now() WHERE false",
+        ),
+        (Role::Notification, "SELECT recipient FROM notifications"),
+        (Role::Payment, "SELECT amount FROM payments"),
+        (Role::Inventory, "UPDATE stock SET quantity = 0 WHERE false"),
+        (Role::OutboxRelay, "DELETE FROM outbox WHERE false"),
+    ] {
+        allowed(&pool, role, statement).await;
+    }
 
     // ...and what it does not is refused, down to the column where it matters.
-    refused(&pool, Role::Notification, "SELECT * FROM payments").await;
-    refused(
-        &pool,
-        Role::Notification,
-        "SELECT customer_email FROM orders",
-    )
-    .await;
-    refused(&pool, Role::Notification, "SELECT quantity FROM stock").await;
-    refused(
-        &pool,
-        Role::OrderApi,
-        "UPDATE payments SET amount = 0 WHERE false",
-    )
-    .await;
-    refused(
-        &pool,
-        Role::OrderApi,
-        "UPDATE payments SET payment_intent_id = 'pi_x' WHERE false",
-    )
-    .await;
-    refused(&pool, Role::OrderApi, "DELETE FROM payments WHERE false").await;
-    refused(&pool, Role::OrderApi, "SELECT * FROM processed_events").await;
-    refused(&pool, Role::Inventory, "SELECT * FROM payments").await;
-    refused(
-        &pool,
-        Role::Inventory,
-        "SELECT order_token_hash FROM orders",
-    )
-    .await;
-    refused(&pool, Role::Inventory, "DELETE FROM orders WHERE false").await;
-    refused(&pool, Role::Payment, "SELECT customer_sub FROM orders").await;
-    refused(
-        &pool,
-        Role::Payment,
-        "UPDATE orders SET status = 'CONFIRMED' WHERE false",
-    )
-    .await;
-    refused(&pool, Role::Payment, "SELECT * FROM notifications").await;
-    refused(
-        &pool,
-        Role::OutboxRelay,
-        "SELECT recipient FROM notifications",
-    )
-    .await;
-    refused(&pool, Role::OutboxRelay, "SELECT * FROM orders").await;
-    refused(
-        &pool,
-        Role::OutboxRelay,
-        "INSERT INTO outbox (topic, key, payload) VALUES ('t', 'k', '{}')",
-    )
-    .await;
+    for (role, statement) in [
+        (Role::Notification, "SELECT * FROM payments"),
+        (Role::Notification, "SELECT customer_email FROM orders"),
+        (Role::Notification, "SELECT quantity FROM stock"),
+        (Role::OrderApi, "UPDATE payments SET amount = 0 WHERE false"),
+        (
+            Role::OrderApi,
+            "UPDATE payments SET payment_intent_id = 'pi_x' WHERE false",
+        ),
+        (Role::OrderApi, "DELETE FROM payments WHERE false"),
+        (Role::OrderApi, "SELECT * FROM processed_events"),
+        (Role::Inventory, "SELECT * FROM payments"),
+        (Role::Inventory, "SELECT order_token_hash FROM orders"),
+        (Role::Inventory, "DELETE FROM orders WHERE false"),
+        (Role::Payment, "SELECT customer_sub FROM orders"),
+        (
+            Role::Payment,
+            "UPDATE orders SET status = 'CONFIRMED' WHERE false",
+        ),
+        (Role::Payment, "SELECT * FROM notifications"),
+        (Role::OutboxRelay, "SELECT recipient FROM notifications"),
+        (Role::OutboxRelay, "SELECT * FROM orders"),
+        (
+            Role::OutboxRelay,
+            "INSERT INTO outbox (topic, key, payload) VALUES ('t', 'k', '{}')",
+        ),
+    ] {
+        refused(&pool, role, statement).await;
+    }
     for role in [Role::Inventory, Role::Notification, Role::Payment] {
         refused(&pool, role, "SELECT * FROM dead_letters").await;
     }

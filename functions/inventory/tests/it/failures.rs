@@ -6,6 +6,7 @@ use inventory::InventoryError;
 use outbox_relay::{RelayLimits, run_once};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use testkit::postgres::{address_of, direct_pool, pool_through};
 use testkit::proxy::TcpProxy;
 use testkit::tansu::Tansu;
 
@@ -40,16 +41,9 @@ async fn a_database_outage_mid_batch_applies_nothing_and_the_retry_succeeds(
     _: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let direct = PgPoolOptions::new()
-        .max_connections(3)
-        .connect_with(connect.clone())
-        .await
-        .unwrap();
-    let proxy = TcpProxy::start(format!("{}:{}", connect.get_host(), connect.get_port())).await;
-    let through_proxy = PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(connect.port(proxy.port()));
+    let direct = direct_pool(&connect, 3).await;
+    let proxy = TcpProxy::start(address_of(&connect)).await;
+    let through_proxy = pool_through(&connect, proxy.port(), 1);
     set_stock(&direct, &[("Desk Lamp", 10), ("Bookshelf", 10)]).await;
     let lamp = place_order(&direct, "Desk Lamp", 2).await;
     let shelf = place_order(&direct, "Bookshelf", 3).await;

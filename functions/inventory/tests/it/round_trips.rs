@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use shared::events::OrderEvent;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+use testkit::postgres::{address_of, direct_pool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -134,13 +135,8 @@ async fn a_batch_of_1000_takes_as_many_round_trips_as_a_batch_of_10(
     _: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let direct = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(connect.clone())
-        .await
-        .unwrap();
-    let proxy =
-        CountingProxy::start(format!("{}:{}", connect.get_host(), connect.get_port())).await;
+    let direct = direct_pool(&connect, 2).await;
+    let proxy = CountingProxy::start(address_of(&connect)).await;
     // One connection, without TLS so that the proxy can read the protocol.
     let counted = PgPoolOptions::new()
         .max_connections(1)

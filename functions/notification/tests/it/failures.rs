@@ -8,6 +8,7 @@ use shared::consumer::{BatchFailure, Invocation};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use testkit::maildev::Maildev;
+use testkit::postgres::{address_of, direct_pool, pool_through};
 use testkit::proxy::TcpProxy;
 
 use crate::helpers::*;
@@ -177,11 +178,8 @@ async fn with_the_database_down_nothing_is_sent_and_the_invocation_fails(
     _: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let proxy = TcpProxy::start(format!("{}:{}", connect.get_host(), connect.get_port())).await;
-    let through_proxy = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(connect.clone().port(proxy.port()));
+    let proxy = TcpProxy::start(address_of(&connect)).await;
+    let through_proxy = pool_through(&connect, proxy.port(), 2);
     let server = SmtpServer::start(&[]).await;
     let notifier = notifier(&through_proxy, server.settings(), None).await;
     let event = placed("Ada", Some(&unique_address("db-down")));
@@ -201,16 +199,9 @@ async fn a_crash_between_sending_and_recording_resends_with_the_same_message_id(
     _: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let direct = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(connect.clone())
-        .await
-        .unwrap();
-    let proxy = TcpProxy::start(format!("{}:{}", connect.get_host(), connect.get_port())).await;
-    let through_proxy = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(connect.clone().port(proxy.port()));
+    let direct = direct_pool(&connect, 2).await;
+    let proxy = TcpProxy::start(address_of(&connect)).await;
+    let through_proxy = pool_through(&connect, proxy.port(), 2);
     let mut server = SmtpServer::start(&["--hold"]).await;
     let notifier = notifier(&through_proxy, server.settings(), None).await;
     let event = placed("Ada", Some(&unique_address("window")));

@@ -26,6 +26,15 @@ async fn place_as_guest(app: &axum::Router, body: &Value) -> (Uuid, String) {
     )
 }
 
+/// Reads order `id` as a guest holding `token`, the way a guest reads the order they placed.
+async fn read_with_token(app: &axum::Router, id: Uuid, token: &str) -> Reply {
+    call(
+        app,
+        with_order_token(get(&format!("/api/orders/{id}")), token),
+    )
+    .await
+}
+
 /// Places an order as `customer` and returns the reply.
 async fn place_as(app: &axum::Router, customer: (&str, &str), body: &Value) -> Reply {
     call(
@@ -68,20 +77,12 @@ async fn a_guest_token_reads_its_own_order_and_nothing_else(pool: PgPool) {
     let (second, second_token) = place_as_guest(&app, &order_body("Bob", "Mouse", 2)).await;
     assert_ne!(first_token, second_token);
 
-    let own = call(
-        &app,
-        with_order_token(get(&format!("/api/orders/{first}")), &first_token),
-    )
-    .await;
+    let own = read_with_token(&app, first, &first_token).await;
     assert_eq!(own.status, StatusCode::OK, "{}", own.text);
     assert_eq!(own.json()["customerName"], "Ada");
 
     // Another order's token, no token, a mangled token and an unknown id: one and the same 404.
-    let other = call(
-        &app,
-        with_order_token(get(&format!("/api/orders/{first}")), &second_token),
-    )
-    .await;
+    let other = read_with_token(&app, first, &second_token).await;
     assert_hidden(&other, first);
     assert_hidden(
         &call(&app, get(&format!("/api/orders/{first}"))).await,
@@ -90,18 +91,10 @@ async fn a_guest_token_reads_its_own_order_and_nothing_else(pool: PgPool) {
     // The token with its last character changed (to one it surely is not).
     let last = if first_token.ends_with('A') { 'B' } else { 'A' };
     let mangled = format!("{}{last}", &first_token[..42]);
-    let mangled = call(
-        &app,
-        with_order_token(get(&format!("/api/orders/{first}")), &mangled),
-    )
-    .await;
+    let mangled = read_with_token(&app, first, &mangled).await;
     assert_hidden(&mangled, first);
     let unknown = Uuid::now_v7();
-    let unknown_reply = call(
-        &app,
-        with_order_token(get(&format!("/api/orders/{unknown}")), &first_token),
-    )
-    .await;
+    let unknown_reply = read_with_token(&app, unknown, &first_token).await;
     assert_hidden(&unknown_reply, unknown);
     assert_eq!(
         other.text.replace(&first.to_string(), "ID"),
@@ -136,11 +129,7 @@ async fn orders_placed_before_tokens_existed_are_for_operators_only(pool: PgPool
         .execute(&pool)
         .await
         .unwrap();
-    let guest = call(
-        &app,
-        with_order_token(get(&format!("/api/orders/{id}")), &token),
-    )
-    .await;
+    let guest = read_with_token(&app, id, &token).await;
     assert_hidden(&guest, id);
     let operator = call(&app, get(&format!("/api/admin/orders/{id}"))).await;
     assert_eq!(operator.status, StatusCode::OK, "{}", operator.text);
@@ -312,12 +301,7 @@ async fn a_decline_code_is_shown_to_the_owner_and_operators_but_not_to_a_guest(p
         .await
         .unwrap();
     }
-    let guest = call(
-        &app,
-        with_order_token(get(&format!("/api/orders/{guest_order}")), &token),
-    )
-    .await
-    .json();
+    let guest = read_with_token(&app, guest_order, &token).await.json();
     assert_eq!(
         guest["payment"],
         json!({"status": "DECLINED", "declineCode": null})

@@ -60,6 +60,26 @@ fn assert_judged(
     }
 }
 
+/// Each of `raws` as the cursor of the list at `list`: accepted (200) exactly when the
+/// documented `cursor` pattern admits it, otherwise refused with a 422 naming `cursor`.
+async fn assert_cursors_judged_as_documented(
+    app: &axum::Router,
+    list: &str,
+    cursor: &Regex,
+    raws: impl IntoIterator<Item = String>,
+) {
+    for raw in raws {
+        let reply = call(app, get(&format!("{list}?cursor={raw}"))).await;
+        assert_judged(
+            &reply,
+            cursor.is_match(&raw),
+            StatusCode::OK,
+            "cursor",
+            &format!("cursor {raw:?}"),
+        );
+    }
+}
+
 /// Names at the edges of the rule: white space and control characters at the ends and
 /// inside, the length limit before and after trimming, and text that is merely unusual.
 fn names() -> Vec<String> {
@@ -194,7 +214,7 @@ async fn the_documented_cursor_pattern_admits_exactly_the_cursors_the_api_accept
     );
 
     let id = "019ab5c0000170008000000000000001";
-    for raw in [
+    let raws = [
         issued.clone(),
         format!("0_{id}"),
         format!("9999999999999999_{id}"),
@@ -206,16 +226,8 @@ async fn the_documented_cursor_pattern_admits_exactly_the_cursors_the_api_accept
         // The earlier, base64 form, whose time could lie outside what PostgreSQL stores.
         "LTMwMDAwMDAwMDAwMDAwMDAwMHwwMTlhYjVjMC0wMDAxLTcwMDAtODAwMC0wMDAwMDAwMDAwMDE".to_owned(),
         "garbage".to_owned(),
-    ] {
-        let reply = call(&app, get(&format!("/api/admin/orders?cursor={raw}"))).await;
-        assert_judged(
-            &reply,
-            cursor.is_match(&raw),
-            StatusCode::OK,
-            "cursor",
-            &format!("cursor {raw:?}"),
-        );
-    }
+    ];
+    assert_cursors_judged_as_documented(&app, "/api/admin/orders", &cursor, raws).await;
 }
 
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
@@ -259,7 +271,7 @@ async fn the_dead_letter_list_documents_and_accepts_the_same_cursors(pool: PgPoo
     }
 
     let id = "019ab5c0000170008000000000000001";
-    for raw in [
+    let raws = [
         format!("0_{id}"),
         format!("1764000000123456_{}", "0".repeat(32)),
         format!("1764000000123456_{:032x}", 42),
@@ -271,16 +283,8 @@ async fn the_dead_letter_list_documents_and_accepts_the_same_cursors(pool: PgPoo
         "1_2a".to_owned(),
         "garbage".to_owned(),
         String::new(),
-    ] {
-        let reply = call(&app, get(&format!("/api/admin/dead-letters?cursor={raw}"))).await;
-        assert_judged(
-            &reply,
-            cursor.is_match(&raw),
-            StatusCode::OK,
-            "cursor",
-            &format!("cursor {raw:?}"),
-        );
-    }
+    ];
+    assert_cursors_judged_as_documented(&app, "/api/admin/dead-letters", &cursor, raws).await;
 }
 
 #[sqlx::test(migrator = "testkit::MIGRATOR")]

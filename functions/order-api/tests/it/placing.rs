@@ -11,19 +11,27 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::support::{
-    SEED_BODY, call, get, no_limits, order_body, placed_records, post_json, spawn_app, test_app,
+    SEED_BODY, TestApp, call, get, no_limits, order_body, placed_records, post_json, spawn_app,
+    test_app,
 };
 use testkit::kafka::publisher;
+
+/// The app served on a port, over `pool` and the broker at `bootstrap`, without abuse
+/// limits; its state too, to flush the outbox with.
+async fn served_on_the_shared_broker(pool: &PgPool, bootstrap: &str) -> (AppState, TestApp) {
+    let state = AppState::with_limits(
+        pool.clone(),
+        publisher(bootstrap, Duration::from_secs(10)).await,
+        no_limits(),
+    );
+    let api = spawn_app(state.clone()).await;
+    (state, api)
+}
 
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn the_seed_request_places_an_order_and_publishes_one_cloudevent(pool: PgPool) {
     let bootstrap = testkit::kafka::bootstrap();
-    let state = AppState::with_limits(
-        pool.clone(),
-        publisher(&bootstrap, Duration::from_secs(10)).await,
-        no_limits(),
-    );
-    let api = spawn_app(state.clone()).await;
+    let (state, api) = served_on_the_shared_broker(&pool, &bootstrap).await;
 
     let response = api.post_order(SEED_BODY).await;
 
@@ -145,12 +153,7 @@ async fn a_hundred_concurrent_posts_create_a_hundred_orders_and_as_many_distinct
     pool: PgPool,
 ) {
     let bootstrap = testkit::kafka::bootstrap();
-    let state = AppState::with_limits(
-        pool.clone(),
-        publisher(&bootstrap, Duration::from_secs(10)).await,
-        no_limits(),
-    );
-    let api = spawn_app(state.clone()).await;
+    let (state, api) = served_on_the_shared_broker(&pool, &bootstrap).await;
 
     let responses = futures::future::join_all((0..100).map(|n| {
         let body = order_body(&format!("Customer {n}"), &format!("Product {}", n % 5), 1);
