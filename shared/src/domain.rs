@@ -585,6 +585,10 @@ impl RejectionReason {
     }
 }
 
+decode_with!(RejectionReason, String, |raw: String| {
+    RejectionReason::parse(&raw)
+});
+
 impl fmt::Display for RejectionReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -605,6 +609,10 @@ pub enum PaymentStatus {
     Refunding,
     Refunded,
 }
+
+decode_with!(PaymentStatus, String, |raw: String| PaymentStatus::parse(
+    &raw
+));
 
 impl PaymentStatus {
     pub const ALL: [Self; 6] = [

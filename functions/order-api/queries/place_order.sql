@@ -21,17 +21,17 @@ WITH counted AS (
              WHERE NOT EXISTS (SELECT 1 FROM refused)
              ON CONFLICT (idempotency_key) DO NOTHING
              RETURNING id, customer_name, customer_email, product_name, quantity, status,
-                       rejection_reason, amount, currency, created_at, updated_at
+                       created_at, updated_at
          ), queued AS (
              INSERT INTO outbox (topic, key, payload, traceparent)
              SELECT $8, $9, $10, $12 FROM placed
              RETURNING id
          )
          SELECT (SELECT counter FROM refused) AS refused,
-                placed.id AS "id?", placed.customer_name AS "customer_name?",
-                placed.customer_email, placed.product_name AS "product_name?",
-                placed.quantity AS "quantity?", placed.status AS "status?",
-                placed.rejection_reason, placed.amount, placed.currency,
+                placed.id AS "id?", placed.customer_name AS "customer_name?: CustomerName",
+                placed.customer_email AS "customer_email?: EmailAddress",
+                placed.product_name AS "product_name?: ProductName",
+                placed.quantity AS "quantity?: Quantity", placed.status AS "status?: OrderStatus",
                 placed.created_at AS "created_at?",
                 placed.updated_at AS "updated_at?", queued.id AS "outbox_id?"
          FROM (SELECT 1) AS one

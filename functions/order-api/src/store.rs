@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use shared::db;
 use shared::domain::{
-    CustomerName, EmailAddress, Invalid, Money, NewOrder, OrderStatus, PaymentMethodId,
-    PaymentStatus, Price, ProductName, Quantity, RejectionReason, StockLevel,
+    CustomerName, EmailAddress, Money, NewOrder, OrderStatus, PaymentMethodId, PaymentStatus,
+    Price, ProductName, Quantity, RejectionReason, StockLevel,
 };
 use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData};
 use shared::lifecycle::{self, CancelRefusal, Cancellation, PaymentState};
@@ -103,8 +103,11 @@ pub struct Order {
     pub rejection_reason: Option<RejectionReason>,
     /// `quantity × unit price`, as it was when inventory reserved the stock.
     pub amount: Option<Money>,
-    /// The card payment of an order placed with a payment method, once it was claimed.
-    pub payment: Option<Payment>,
+    /// The status of its card payment, for an order placed with a payment method once the
+    /// payment function claimed it.
+    pub payment_status: Option<PaymentStatus>,
+    /// Stripe's reason for a declined payment.
+    pub decline_code: Option<String>,
     /// The customer account that placed it; `None` for a guest's order.
     pub customer_sub: Option<String>,
     /// SHA-256 of a guest order's token; `None` for a customer's order and for orders
@@ -112,83 +115,6 @@ pub struct Order {
     pub order_token_hash: Option<Vec<u8>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-/// An order's card payment as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Payment {
-    pub status: PaymentStatus,
-    /// Stripe's reason for a decline.
-    pub decline_code: Option<String>,
-}
-
-/// An order row as the queries read it, before its status and reason are parsed.
-struct OrderRow {
-    id: Uuid,
-    customer_name: String,
-    customer_email: Option<String>,
-    product_name: String,
-    quantity: i32,
-    status: String,
-    rejection_reason: Option<String>,
-    amount: Option<i64>,
-    currency: Option<String>,
-    payment_status: Option<String>,
-    decline_code: Option<String>,
-    customer_sub: Option<String>,
-    order_token_hash: Option<Vec<u8>>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl TryFrom<OrderRow> for Order {
-    type Error = StoreError;
-
-    fn try_from(row: OrderRow) -> Result<Self, StoreError> {
-        let broken = |column: &str, err: Invalid| {
-            StoreError::Unexpected(anyhow::anyhow!(
-                "order {} has an invalid {column}: {err}",
-                row.id
-            ))
-        };
-        Ok(Self {
-            status: OrderStatus::parse(&row.status).map_err(|err| broken("status", err))?,
-            rejection_reason: row
-                .rejection_reason
-                .as_deref()
-                .map(RejectionReason::parse)
-                .transpose()
-                .map_err(|err| broken("rejection_reason", err))?,
-            id: row.id,
-            customer_name: CustomerName::parse(&row.customer_name)
-                .map_err(|err| broken("customer_name", err))?,
-            customer_email: row
-                .customer_email
-                .as_deref()
-                .map(EmailAddress::parse)
-                .transpose()
-                .map_err(|err| broken("customer_email", err))?,
-            product_name: ProductName::parse(&row.product_name)
-                .map_err(|err| broken("product_name", err))?,
-            quantity: Quantity::new(row.quantity.into()).map_err(|err| broken("quantity", err))?,
-            amount: Money::from_columns(row.amount, row.currency.as_deref())
-                .map_err(|err| broken("amount", err))?,
-            payment: row
-                .payment_status
-                .as_deref()
-                .map(PaymentStatus::parse)
-                .transpose()
-                .map_err(|err| broken("payment status", err))?
-                .map(|status| Payment {
-                    status,
-                    decline_code: row.decline_code,
-                }),
-            customer_sub: row.customer_sub,
-            order_token_hash: row.order_token_hash,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        })
-    }
 }
 
 /// The outcome of [`place_order`].
@@ -262,7 +188,7 @@ pub async fn place_order(
     }
     match placed.into_order(placing.owner) {
         Some((order, outbox_id)) => Ok(Placement::Created {
-            order: Order::try_from(order)?,
+            order,
             outbox: vec![event.stored_as(outbox_id)],
         }),
         None => {
@@ -279,32 +205,29 @@ pub async fn place_order(
 struct PlacedRow {
     refused: Option<String>,
     id: Option<Uuid>,
-    customer_name: Option<String>,
-    customer_email: Option<String>,
-    product_name: Option<String>,
-    quantity: Option<i32>,
-    status: Option<String>,
-    rejection_reason: Option<String>,
-    amount: Option<i64>,
-    currency: Option<String>,
+    customer_name: Option<CustomerName>,
+    customer_email: Option<EmailAddress>,
+    product_name: Option<ProductName>,
+    quantity: Option<Quantity>,
+    status: Option<OrderStatus>,
     created_at: Option<DateTime<Utc>>,
     updated_at: Option<DateTime<Utc>>,
     outbox_id: Option<i64>,
 }
 
 impl PlacedRow {
-    /// The inserted order and its outbox row's id; `None` when nothing was inserted.
-    fn into_order(self, owner: Owner<'_>) -> Option<(OrderRow, i64)> {
-        let order = OrderRow {
+    /// The inserted order and its outbox row's id; `None` when nothing was inserted. A new
+    /// order has no rejection, amount or payment yet.
+    fn into_order(self, owner: Owner<'_>) -> Option<(Order, i64)> {
+        let order = Order {
             id: self.id?,
             customer_name: self.customer_name?,
             customer_email: self.customer_email,
             product_name: self.product_name?,
             quantity: self.quantity?,
             status: self.status?,
-            rejection_reason: self.rejection_reason,
-            amount: self.amount,
-            currency: self.currency,
+            rejection_reason: None,
+            amount: None,
             payment_status: None,
             decline_code: None,
             customer_sub: owner.sub().map(str::to_owned),
@@ -378,12 +301,7 @@ async fn replay(
     owner: Owner<'_>,
 ) -> Result<Placement, PlaceOrderError> {
     let winner = sqlx::query!(
-        r#"SELECT o.id, o.customer_name, o.customer_email, o.product_name, o.quantity, o.status,
-                o.rejection_reason, o.amount, o.currency, o.created_at, o.updated_at,
-                o.request_fingerprint, o.customer_sub, o.order_token_hash,
-                p.status AS "payment_status?", p.decline_code AS "decline_code?"
-         FROM orders o LEFT JOIN payments p ON p.order_id = o.id
-         WHERE o.idempotency_key = $1"#,
+        "SELECT id, request_fingerprint, order_token_hash FROM orders WHERE idempotency_key = $1",
         key.as_str(),
     )
     .fetch_optional(pool)
@@ -397,8 +315,7 @@ async fn replay(
     if winner.request_fingerprint.as_deref() != fingerprint.map(<[u8; 32]>::as_slice) {
         return Err(PlaceOrderError::IdempotencyKeyReused);
     }
-    let mut order_token_hash = winner.order_token_hash;
-    if let (Owner::Guest { token_hash }, Some(_)) = (owner, &order_token_hash) {
+    if let (Owner::Guest { token_hash }, Some(_)) = (owner, &winner.order_token_hash) {
         sqlx::query!(
             "UPDATE orders SET order_token_hash = $2 WHERE id = $1",
             winner.id,
@@ -407,44 +324,33 @@ async fn replay(
         .execute(pool)
         .await
         .map_err(|err| StoreError::from_sqlx(err, "renew a replayed order's token"))?;
-        order_token_hash = Some(token_hash.to_vec());
     }
-    Ok(Placement::Replayed(Order::try_from(OrderRow {
-        id: winner.id,
-        customer_name: winner.customer_name,
-        customer_email: winner.customer_email,
-        product_name: winner.product_name,
-        quantity: winner.quantity,
-        status: winner.status,
-        rejection_reason: winner.rejection_reason,
-        amount: winner.amount,
-        currency: winner.currency,
-        payment_status: winner.payment_status,
-        decline_code: winner.decline_code,
-        customer_sub: winner.customer_sub,
-        order_token_hash,
-        created_at: winner.created_at,
-        updated_at: winner.updated_at,
-    })?))
+    let order = get_order(pool, winner.id).await?.ok_or_else(|| {
+        StoreError::Unexpected(anyhow::anyhow!("the order of an idempotency key went away"))
+    })?;
+    Ok(Placement::Replayed(order))
 }
 
 /// One order by id, if it exists.
 pub async fn get_order(pool: &PgPool, id: Uuid) -> Result<Option<Order>, StoreError> {
     sqlx::query_as!(
-        OrderRow,
-        r#"SELECT o.id, o.customer_name, o.customer_email, o.product_name, o.quantity, o.status,
-                o.rejection_reason, o.amount, o.currency, o.created_at, o.updated_at,
-                o.customer_sub, o.order_token_hash,
-                p.status AS "payment_status?", p.decline_code AS "decline_code?"
+        Order,
+        r#"SELECT o.id, o.customer_name AS "customer_name: CustomerName",
+                o.customer_email AS "customer_email: EmailAddress",
+                o.product_name AS "product_name: ProductName", o.quantity AS "quantity: Quantity",
+                o.status AS "status: OrderStatus",
+                o.rejection_reason AS "rejection_reason: RejectionReason",
+                CASE WHEN o.amount IS NULL THEN NULL ELSE (o.amount, o.currency) END
+                    AS "amount?: Money",
+                o.created_at, o.updated_at, o.customer_sub, o.order_token_hash,
+                p.status AS "payment_status?: PaymentStatus", p.decline_code AS "decline_code?"
          FROM orders o LEFT JOIN payments p ON p.order_id = o.id
          WHERE o.id = $1"#,
         id,
     )
     .fetch_optional(pool)
     .await
-    .map_err(|err| StoreError::from_sqlx(err, "read order"))?
-    .map(Order::try_from)
-    .transpose()
+    .map_err(|err| StoreError::from_sqlx(err, "read order"))
 }
 
 /// Why an order could not be cancelled.
@@ -617,12 +523,17 @@ pub type OrderPage = Page<Order, Uuid>;
 /// combination of filters: an absent filter is a `NULL` parameter, which PostgreSQL folds
 /// away when it plans the query for the values at hand.
 pub async fn list_orders(pool: &PgPool, query: &OrderQuery) -> Result<OrderPage, StoreError> {
-    let rows = sqlx::query_as!(
-        OrderRow,
-        r#"SELECT o.id, o.customer_name, o.customer_email, o.product_name, o.quantity, o.status,
-                o.rejection_reason, o.amount, o.currency, o.created_at, o.updated_at,
-                o.customer_sub, o.order_token_hash,
-                p.status AS "payment_status?", p.decline_code AS "decline_code?"
+    let orders = sqlx::query_as!(
+        Order,
+        r#"SELECT o.id, o.customer_name AS "customer_name: CustomerName",
+                o.customer_email AS "customer_email: EmailAddress",
+                o.product_name AS "product_name: ProductName", o.quantity AS "quantity: Quantity",
+                o.status AS "status: OrderStatus",
+                o.rejection_reason AS "rejection_reason: RejectionReason",
+                CASE WHEN o.amount IS NULL THEN NULL ELSE (o.amount, o.currency) END
+                    AS "amount?: Money",
+                o.created_at, o.updated_at, o.customer_sub, o.order_token_hash,
+                p.status AS "payment_status?: PaymentStatus", p.decline_code AS "decline_code?"
          FROM orders o LEFT JOIN payments p ON p.order_id = o.id
          WHERE ($1::text IS NULL OR o.customer_email = $1)
            AND ($2::text IS NULL OR o.status = $2)
@@ -640,10 +551,6 @@ pub async fn list_orders(pool: &PgPool, query: &OrderQuery) -> Result<OrderPage,
     .fetch_all(pool)
     .await
     .map_err(|err| StoreError::from_sqlx(err, "list orders"))?;
-    let orders = rows
-        .into_iter()
-        .map(Order::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
     Ok(Page::from_rows(orders, query.limit, Cursor::after))
 }
 

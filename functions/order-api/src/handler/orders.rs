@@ -226,9 +226,9 @@ impl From<Order> for OrderView {
             rejection_reason: order.rejection_reason,
             amount: order.amount.map(Money::amount),
             currency: order.amount.map(|money| money.currency().to_string()),
-            payment: order.payment.map(|payment| PaymentView {
-                status: payment.status,
-                decline_code: payment.decline_code,
+            payment: order.payment_status.map(|status| PaymentView {
+                status,
+                decline_code: order.decline_code,
             }),
             created_at: order.created_at,
             updated_at: order.updated_at,
