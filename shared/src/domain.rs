@@ -420,11 +420,41 @@ impl sqlx::Type<sqlx::Postgres> for Money {
 
 impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Money {
     fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-        let mut record = sqlx::postgres::types::PgRecordDecoder::new(value)?;
-        let amount = record.try_decode::<i64>()?;
-        let currency = record.try_decode::<String>()?;
-        Ok(Self::new(amount, Currency::parse(&currency)?)?)
+        let (amount, currency) = amount_and_currency(value)?;
+        Ok(Self::new(amount, currency)?)
     }
+}
+
+/// A product's two price columns read as one value, as [`Money`]'s:
+/// `(unit_amount, currency) AS "price: Price"`.
+impl sqlx::Type<sqlx::Postgres> for Price {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        Money::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        Money::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Price {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let (unit_amount, currency) = amount_and_currency(value)?;
+        Ok(Self {
+            unit_amount: UnitAmount::new(unit_amount)?,
+            currency,
+        })
+    }
+}
+
+/// The `(bigint, text)` record of an amount and its currency.
+fn amount_and_currency(
+    value: sqlx::postgres::PgValueRef<'_>,
+) -> Result<(i64, Currency), sqlx::error::BoxDynError> {
+    let mut record = sqlx::postgres::types::PgRecordDecoder::new(value)?;
+    let amount = record.try_decode::<i64>()?;
+    let currency = record.try_decode::<String>()?;
+    Ok((amount, Currency::parse(&currency)?))
 }
 
 /// As people read it: `5997` `usd` is `59.97 USD`, `1200` `jpy` is `1200 JPY`.

@@ -6,8 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use shared::domain::{
-    Currency, CustomerName, EmailAddress, Money, OrderStatus, Price, ProductName, Quantity,
-    RejectionReason, UnitAmount,
+    CustomerName, EmailAddress, Money, OrderStatus, Price, ProductName, Quantity, RejectionReason,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -80,35 +79,27 @@ pub(crate) async fn lock_stock(
     }
     let names: Vec<String> = products.iter().map(|name| (*name).to_owned()).collect();
     let rows = sqlx::query!(
-        "SELECT product_name, quantity, unit_amount, currency
+        r#"SELECT product_name, quantity,
+                  CASE WHEN unit_amount IS NULL THEN NULL ELSE (unit_amount, currency) END
+                      AS "price?: Price"
          FROM stock
          WHERE product_name = ANY($1)
          ORDER BY product_name
-         FOR UPDATE",
+         FOR UPDATE"#,
         &names,
     )
     .fetch_all(conn)
     .await?;
-    rows.into_iter()
+    Ok(rows
+        .into_iter()
         .map(|row| {
-            let price = match (row.unit_amount, row.currency.as_deref()) {
-                (Some(amount), Some(currency)) => Some(Price {
-                    unit_amount: UnitAmount::new(amount)
-                        .map_err(|err| sqlx::Error::Decode(err.into()))?,
-                    currency: Currency::parse(currency)
-                        .map_err(|err| sqlx::Error::Decode(err.into()))?,
-                }),
-                _ => None,
+            let stock = StockRow {
+                level: row.quantity,
+                price: row.price,
             };
-            Ok((
-                row.product_name,
-                StockRow {
-                    level: row.quantity,
-                    price,
-                },
-            ))
+            (row.product_name, stock)
         })
-        .collect()
+        .collect())
 }
 
 /// Decrements the locked stock rows by what the batch took, in one statement; returns how

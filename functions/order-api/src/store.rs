@@ -557,11 +557,10 @@ pub async fn list_orders(pool: &PgPool, query: &OrderQuery) -> Result<OrderPage,
 /// A product's stock level and price.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockItem {
-    pub product_name: String,
+    pub product_name: ProductName,
     pub quantity: i32,
-    /// Per unit, in the smallest unit of `currency`; both `None` when the product has no price.
-    pub unit_amount: Option<i64>,
-    pub currency: Option<String>,
+    /// `None` when the product has no price.
+    pub price: Option<Price>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -572,8 +571,11 @@ pub async fn get_stock(
 ) -> Result<Option<StockItem>, StoreError> {
     sqlx::query_as!(
         StockItem,
-        "SELECT product_name, quantity, unit_amount, currency, updated_at
-         FROM stock WHERE product_name = $1",
+        r#"SELECT product_name AS "product_name: ProductName", quantity,
+                CASE WHEN unit_amount IS NULL THEN NULL ELSE (unit_amount, currency) END
+                    AS "price?: Price",
+                updated_at
+         FROM stock WHERE product_name = $1"#,
         product.as_str(),
     )
     .fetch_optional(pool)
@@ -585,8 +587,11 @@ pub async fn get_stock(
 pub async fn list_stock(pool: &PgPool) -> Result<Vec<StockItem>, StoreError> {
     sqlx::query_as!(
         StockItem,
-        "SELECT product_name, quantity, unit_amount, currency, updated_at
-         FROM stock ORDER BY product_name",
+        r#"SELECT product_name AS "product_name: ProductName", quantity,
+                CASE WHEN unit_amount IS NULL THEN NULL ELSE (unit_amount, currency) END
+                    AS "price?: Price",
+                updated_at
+         FROM stock ORDER BY product_name"#,
     )
     .fetch_all(pool)
     .await
@@ -603,13 +608,16 @@ pub async fn set_stock(
 ) -> Result<StockItem, StoreError> {
     sqlx::query_as!(
         StockItem,
-        "INSERT INTO stock (product_name, quantity, unit_amount, currency) VALUES ($1, $2, $3, $4)
+        r#"INSERT INTO stock (product_name, quantity, unit_amount, currency) VALUES ($1, $2, $3, $4)
          ON CONFLICT (product_name) DO UPDATE
              SET quantity = EXCLUDED.quantity,
                  unit_amount = COALESCE(EXCLUDED.unit_amount, stock.unit_amount),
                  currency = COALESCE(EXCLUDED.currency, stock.currency),
                  updated_at = now()
-         RETURNING product_name, quantity, unit_amount, currency, updated_at",
+         RETURNING product_name AS "product_name: ProductName", quantity,
+             CASE WHEN unit_amount IS NULL THEN NULL ELSE (unit_amount, currency) END
+                 AS "price?: Price",
+             updated_at"#,
         product.as_str(),
         level.get(),
         price.map(|price| price.unit_amount.get()),

@@ -36,10 +36,10 @@ pub struct StockView {
 impl From<StockItem> for StockView {
     fn from(item: StockItem) -> Self {
         Self {
-            product_name: item.product_name,
+            product_name: item.product_name.to_string(),
             quantity: item.quantity,
-            unit_amount: item.unit_amount,
-            currency: item.currency,
+            unit_amount: item.price.map(|price| price.unit_amount.get()),
+            currency: item.price.map(|price| price.currency.to_string()),
             updated_at: item.updated_at,
         }
     }
