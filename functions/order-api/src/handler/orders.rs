@@ -4,7 +4,7 @@
 //! A customer's routes are in [`super::my_orders`], an operator's in [`super::admin_orders`].
 
 use crate::idempotency::IdempotencyKey;
-use crate::paging::{Cursor, PageLimit};
+use crate::paging::{CursorId, PageCursor, PageLimit};
 use crate::store::{
     self as repo, Order, OrderPage, OrderQuery, Owner, PlaceOrderError, Placement, Placing,
 };
@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::domain::{
-    CustomerName, EmailAddress, Money, NewOrder, OrderStatus, PaymentMethodId, PaymentStatus,
-    ProductName, Quantity, RejectionReason, new_id,
+    CustomerName, EmailAddress, Invalid, Money, NewOrder, OrderStatus, PaymentMethodId,
+    PaymentStatus, ProductName, Quantity, RejectionReason, new_id,
 };
 use shared::trace::TraceContext;
 use utoipa::{IntoParams, ToSchema};
@@ -79,6 +79,31 @@ impl FieldErrors {
         result
             .map_err(|message| self.0.push(FieldError::new(field, message)))
             .ok()
+    }
+
+    /// Reads an optional query value with `parse`, recording its refusal under `field`: the
+    /// list routes read every filter this way, so each refusal is worded alike.
+    pub(crate) fn check_optional<T>(
+        &mut self,
+        field: &str,
+        raw: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, Invalid>,
+    ) -> Option<Option<T>> {
+        self.check(field, raw.map(parse).transpose().map_err(|err| err.0))
+    }
+
+    /// A list's `limit` (the default when left out) and `cursor` query values: every
+    /// newest-first list pages the same way, orders by UUID and dead letters by serial id.
+    pub(crate) fn check_page<Id: CursorId>(
+        &mut self,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Option<(PageLimit, Option<PageCursor<Id>>)> {
+        let limit = self
+            .check_optional("limit", limit, PageLimit::parse)
+            .map(Option::unwrap_or_default);
+        let after = self.check_optional("cursor", cursor, PageCursor::decode);
+        limit.zip(after)
     }
 
     pub(crate) fn extend(&mut self, errors: impl IntoIterator<Item = FieldError>) {
@@ -270,45 +295,15 @@ impl TryFrom<&ListOrdersParams> for OrderQuery {
 
     fn try_from(params: &ListOrdersParams) -> Result<Self, Vec<FieldError>> {
         let mut errors = FieldErrors::default();
-        let customer_email = errors.check(
+        let customer_email = errors.check_optional(
             "customerEmail",
-            params
-                .customer_email
-                .as_deref()
-                .map(EmailAddress::parse)
-                .transpose()
-                .map_err(|err| err.0),
+            params.customer_email.as_deref(),
+            EmailAddress::parse,
         );
-        let status = errors.check(
-            "status",
-            params
-                .status
-                .as_deref()
-                .map(OrderStatus::parse)
-                .transpose()
-                .map_err(|err| err.0),
-        );
-        let limit = errors.check(
-            "limit",
-            params
-                .limit
-                .as_deref()
-                .map(PageLimit::parse)
-                .transpose()
-                .map(Option::unwrap_or_default)
-                .map_err(|err| err.0),
-        );
-        let after = errors.check(
-            "cursor",
-            params
-                .cursor
-                .as_deref()
-                .map(Cursor::decode)
-                .transpose()
-                .map_err(|err| err.0),
-        );
-        match (customer_email, status, limit, after) {
-            (Some(customer_email), Some(status), Some(limit), Some(after)) => Ok(Self {
+        let status = errors.check_optional("status", params.status.as_deref(), OrderStatus::parse);
+        let page = errors.check_page(params.limit.as_deref(), params.cursor.as_deref());
+        match (customer_email, status, page) {
+            (Some(customer_email), Some(status), Some((limit, after))) => Ok(Self {
                 owner: None,
                 customer_email,
                 status,
@@ -575,12 +570,36 @@ pub async fn get_order(
     let presented = headers
         .get(ORDER_TOKEN_HEADER)
         .and_then(|value| value.to_str().ok());
+    order_for(&state, id, |order| {
+        order_token::matches(presented, order.order_token_hash.as_deref())
+    })
+    .await
+    .map(|order| Json(OrderView::from(order).for_guest()))
+}
+
+/// Order `id` when `visible` says the caller may see it. An unknown order and one that
+/// is not the caller's answer the same `404`, so that no caller learns of another's orders.
+pub(crate) async fn order_for(
+    state: &AppState,
+    id: Uuid,
+    visible: impl FnOnce(&Order) -> bool,
+) -> Result<Order, ApiError> {
     state
         .check(repo::get_order(state.pool(), id).await)
         .await?
-        .filter(|order| order_token::matches(presented, order.order_token_hash.as_deref()))
-        .map(|order| Json(OrderView::from(order).for_guest()))
+        .filter(visible)
         .ok_or(ApiError::OrderNotFound(id))
+}
+
+/// One page of the orders `query` selects, as every audience's list route answers it.
+pub(crate) async fn order_page(
+    state: &AppState,
+    query: &OrderQuery,
+) -> Result<Json<OrderPageView>, ApiError> {
+    let page = state
+        .check(repo::list_orders(state.pool(), query).await)
+        .await?;
+    Ok(Json(page.into()))
 }
 
 /// The order id in the path, recorded on the request's span; `400` when it is not a UUID.
