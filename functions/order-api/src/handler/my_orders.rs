@@ -6,7 +6,6 @@
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use shared::trace::TraceContext;
@@ -14,11 +13,10 @@ use utoipa::IntoParams;
 
 use super::admin_orders::cancelled;
 use super::orders::{
-    ListOrdersParams, OrderPageView, OrderView, PlaceOrderRequest, Placer, order_for,
-    order_id_from, order_page, place, query_params,
+    ListOrdersParams, OrderPageView, OrderRequest, OrderView, PlaceOrderRequest, Placer, order_for,
+    order_id_from, order_page, query_params,
 };
 use crate::caller::Customer;
-use crate::extract::JsonObject;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 use crate::store::OrderQuery;
@@ -72,20 +70,9 @@ pub struct MyOrdersParams {
 )]
 pub async fn place_my_order(
     customer: Customer,
-    State(state): State<AppState>,
-    Extension(trace): Extension<TraceContext>,
-    headers: HeaderMap,
-    JsonObject(body): JsonObject<PlaceOrderRequest>,
+    request: OrderRequest,
 ) -> Result<Response, ApiError> {
-    place(
-        &state,
-        trace,
-        &headers,
-        &body,
-        Placer::Customer(&customer),
-        MY_ORDERS,
-    )
-    .await
+    request.place(Placer::Customer(&customer), MY_ORDERS).await
 }
 
 /// The signed-in customer's orders, newest first, with keyset pagination.

@@ -10,7 +10,7 @@ use crate::store::{
 };
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -333,88 +333,125 @@ pub(crate) enum Placer<'a> {
     Customer(&'a Customer),
 }
 
-/// Places an order for `placer`: validates the body (every bad field listed at once),
-/// counts it against the abuse limits, and commits it with its `order.placed` event, which
-/// is published right after the answer. A broker that is down does not fail the order; the
-/// outbox relay publishes the event later. `location` is where the new order is read.
-pub(crate) async fn place(
-    state: &AppState,
+/// What placing an order takes from the request, whoever places it: the caller's trace, the
+/// headers (for the `Idempotency-Key`) and the body. Both place routes take it whole, after
+/// their caller, so that they read the request alike and refuse it alike.
+pub struct OrderRequest {
+    state: AppState,
     trace: TraceContext,
-    headers: &HeaderMap,
-    body: &PlaceOrderRequest,
-    placer: Placer<'_>,
-    location: &str,
-) -> Result<Response, ApiError> {
-    let limits = state.limits();
-    let (mut order, key) = validate(limits, headers, body, &placer)?;
-    let token = matches!(placer, Placer::Guest(_)).then(OrderToken::generate);
-    let token_hash = token.as_ref().map(OrderToken::hash);
-    let (owner, audience, source_ip) = match (&placer, &token_hash) {
-        (Placer::Customer(customer), _) => {
-            // Mail goes to the account's address, never to one the body names.
-            order.customer_email = customer.email.clone();
-            (
-                Owner::Customer(&customer.sub),
-                Audience::Customer,
-                customer.source_ip,
-            )
-        }
-        (Placer::Guest(guest), Some(token_hash)) => (
-            Owner::Guest { token_hash },
-            Audience::Guest,
-            guest.source_ip,
-        ),
-        (Placer::Guest(_), None) => unreachable!("a guest's order always has a token"),
-    };
-    let counters = limits.counters_for(&OrderAttempt {
-        audience,
-        source_ip,
-        email: order.customer_email.as_ref(),
-        by_card: order.payment_method.is_some(),
-    });
-    let window = limits.window_at(std::time::SystemTime::now());
+    headers: HeaderMap,
+    body: PlaceOrderRequest,
+}
 
-    let id = new_id();
-    record_order_id(id);
-    let placing = Placing {
-        id,
-        order: &order,
-        owner,
-        idempotency_key: key.as_ref(),
-        counters: &counters,
-        window,
-        trace,
-    };
-    let placement = match repo::place_order(state.pool(), &placing).await {
-        Ok(placement) => placement,
-        Err(PlaceOrderError::Store(err)) => return Err(state.fail(err).await),
-        Err(PlaceOrderError::Limited(counter)) => {
-            tracing::info!(counter, "abuse limit reached: order refused");
-            return Err(ApiError::RateLimited {
-                counter,
-                retry_after_secs: window.retry_after_secs,
-            });
-        }
-        Err(err) => return Err(err.into()),
-    };
-    let replayed = matches!(placement, Placement::Replayed(_));
-    let placed = match placement {
-        Placement::Created {
-            order: placed,
-            outbox: rows,
-        } => {
-            tracing::info!(product = %order.product_name, quantity = order.quantity.get(), "order placed");
-            shared::metrics::order_placed();
-            state.outbox().hand_over(rows).await;
-            placed
-        }
-        Placement::Replayed(first) => {
-            record_order_id(first.id);
-            tracing::info!("repeated Idempotency-Key: returning the first order");
-            first
-        }
-    };
-    Ok(placed_response(&placed, replayed, token, location))
+impl FromRequest<AppState> for OrderRequest {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Extension(trace) = Extension::<TraceContext>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let JsonObject(body) = JsonObject::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            state: state.clone(),
+            trace,
+            headers,
+            body,
+        })
+    }
+}
+
+impl OrderRequest {
+    /// Places the order for `placer`: validates the body (every bad field listed at once),
+    /// counts it against the abuse limits, and commits it with its `order.placed` event,
+    /// which is published right after the answer. A broker that is down does not fail the
+    /// order; the outbox relay publishes the event later. `location` is where the new order
+    /// is read.
+    pub(crate) async fn place(
+        self,
+        placer: Placer<'_>,
+        location: &str,
+    ) -> Result<Response, ApiError> {
+        let Self {
+            state,
+            trace,
+            headers,
+            body,
+        } = self;
+        let limits = state.limits();
+        let (mut order, key) = validate(limits, &headers, &body, &placer)?;
+        let token = matches!(placer, Placer::Guest(_)).then(OrderToken::generate);
+        let token_hash = token.as_ref().map(OrderToken::hash);
+        let (owner, audience, source_ip) = match (&placer, &token_hash) {
+            (Placer::Customer(customer), _) => {
+                // Mail goes to the account's address, never to one the body names.
+                order.customer_email = customer.email.clone();
+                (
+                    Owner::Customer(&customer.sub),
+                    Audience::Customer,
+                    customer.source_ip,
+                )
+            }
+            (Placer::Guest(guest), Some(token_hash)) => (
+                Owner::Guest { token_hash },
+                Audience::Guest,
+                guest.source_ip,
+            ),
+            (Placer::Guest(_), None) => unreachable!("a guest's order always has a token"),
+        };
+        let counters = limits.counters_for(&OrderAttempt {
+            audience,
+            source_ip,
+            email: order.customer_email.as_ref(),
+            by_card: order.payment_method.is_some(),
+        });
+        let window = limits.window_at(std::time::SystemTime::now());
+
+        let id = new_id();
+        record_order_id(id);
+        let placing = Placing {
+            id,
+            order: &order,
+            owner,
+            idempotency_key: key.as_ref(),
+            counters: &counters,
+            window,
+            trace,
+        };
+        let placement = match repo::place_order(state.pool(), &placing).await {
+            Ok(placement) => placement,
+            Err(PlaceOrderError::Store(err)) => return Err(state.fail(err).await),
+            Err(PlaceOrderError::Limited(counter)) => {
+                tracing::info!(counter, "abuse limit reached: order refused");
+                return Err(ApiError::RateLimited {
+                    counter,
+                    retry_after_secs: window.retry_after_secs,
+                });
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let replayed = matches!(placement, Placement::Replayed(_));
+        let placed = match placement {
+            Placement::Created {
+                order: placed,
+                outbox: rows,
+            } => {
+                tracing::info!(product = %order.product_name, quantity = order.quantity.get(), "order placed");
+                shared::metrics::order_placed();
+                state.outbox().hand_over(rows).await;
+                placed
+            }
+            Placement::Replayed(first) => {
+                record_order_id(first.id);
+                tracing::info!("repeated Idempotency-Key: returning the first order");
+                first
+            }
+        };
+        Ok(placed_response(&placed, replayed, token, location))
+    }
 }
 
 /// The body and the `Idempotency-Key` of an order to place, every bad field listed at once:
@@ -524,22 +561,8 @@ fn placed_response(
         (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
     ),
 )]
-pub async fn place_order(
-    guest: Guest,
-    State(state): State<AppState>,
-    Extension(trace): Extension<TraceContext>,
-    headers: HeaderMap,
-    JsonObject(body): JsonObject<PlaceOrderRequest>,
-) -> Result<Response, ApiError> {
-    place(
-        &state,
-        trace,
-        &headers,
-        &body,
-        Placer::Guest(&guest),
-        "/api/orders",
-    )
-    .await
+pub async fn place_order(guest: Guest, request: OrderRequest) -> Result<Response, ApiError> {
+    request.place(Placer::Guest(&guest), "/api/orders").await
 }
 
 /// A guest's order, read with the `Order-Token` its placing answered with. Someone else's
