@@ -175,13 +175,20 @@ async fn discarded_batch(
     (sqs, queue_url)
 }
 
-/// A pool on the test's database, for the tests that take its connect options to reach it
-/// another way too (through a proxy, or from the operator binary).
-async fn pool_of(connect: &PgConnectOptions) -> PgPool {
-    PgPoolOptions::new()
+/// Where the tests that redrive a whole batch start: four placed orders, on a pool of their
+/// own (these tests also reach the database another way: through a proxy, or from the
+/// operator binary), and the on-failure message of the batch of all four, queued. Returns
+/// the pool, the orders, and the queue with its client.
+async fn whole_batch_discarded(
+    connect: &PgConnectOptions,
+) -> (PgPool, Placed, aws_sdk_sqs::Client, String) {
+    let pool = PgPoolOptions::new()
         .connect_with(connect.clone())
         .await
-        .unwrap()
+        .unwrap();
+    let placed = place_four_orders(&pool).await;
+    let (sqs, queue_url) = discarded_batch(&placed, 0, placed.offsets.len() - 1).await;
+    (pool, placed, sqs, queue_url)
 }
 
 async fn statuses(pool: &PgPool, orders: &[Uuid]) -> Vec<String> {
@@ -240,10 +247,8 @@ async fn a_message_whose_batch_fails_again_or_that_describes_no_batch_stays_in_t
     _: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let pool = pool_of(&connect).await;
-    let placed = place_four_orders(&pool).await;
+    let (pool, placed, sqs, queue_url) = whole_batch_discarded(&connect).await;
     let bootstrap = placed.broker.bootstrap();
-    let (sqs, queue_url) = discarded_batch(&placed, 0, placed.offsets.len() - 1).await;
     send(&sqs, &queue_url, "not an on-failure record".to_owned()).await;
     // The consumer's database is cut off: the batch fails again, transiently.
     let proxy = TcpProxy::start(format!("{}:{}", connect.get_host(), connect.get_port())).await;
@@ -272,10 +277,8 @@ async fn operator_redrive_hands_a_queue_to_the_named_consumer(
     _: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let pool = pool_of(&connect).await;
-    let placed = place_four_orders(&pool).await;
+    let (pool, placed, sqs, queue_url) = whole_batch_discarded(&connect).await;
     let bootstrap = placed.broker.bootstrap();
-    let (sqs, queue_url) = discarded_batch(&placed, 0, placed.offsets.len() - 1).await;
     let redrive = |function: &str| {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_operator"))
             .args(["redrive", "--queue-url", &queue_url, "--function", function])
