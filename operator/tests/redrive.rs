@@ -156,6 +156,41 @@ async fn place_four_orders(pool: &PgPool) -> Placed {
     }
 }
 
+/// A queue holding the one on-failure message the trigger leaves when it discards the batch
+/// of `placed`'s orders `first` to `last` (by index): where every redrive starts.
+async fn discarded_batch(
+    placed: &Placed,
+    first: usize,
+    last: usize,
+) -> (aws_sdk_sqs::Client, String) {
+    let sqs = sqs().await;
+    let queue_url = queue(&sqs).await;
+    let message = on_failure_message(
+        &placed.broker.bootstrap(),
+        placed.partition,
+        placed.offsets[first],
+        placed.offsets[last],
+    );
+    send(&sqs, &queue_url, message).await;
+    (sqs, queue_url)
+}
+
+/// Where the tests that redrive a whole batch start: four placed orders, on a pool of their
+/// own (these tests also reach the database another way: through a proxy, or from the
+/// operator binary), and the on-failure message of the batch of all four, queued. Returns
+/// the pool, the orders, and the queue with its client.
+async fn whole_batch_discarded(
+    connect: &PgConnectOptions,
+) -> (PgPool, Placed, aws_sdk_sqs::Client, String) {
+    let pool = PgPoolOptions::new()
+        .connect_with(connect.clone())
+        .await
+        .unwrap();
+    let placed = place_four_orders(&pool).await;
+    let (sqs, queue_url) = discarded_batch(&placed, 0, placed.offsets.len() - 1).await;
+    (pool, placed, sqs, queue_url)
+}
+
 async fn statuses(pool: &PgPool, orders: &[Uuid]) -> Vec<String> {
     let mut found = Vec::new();
     for id in orders {
@@ -175,16 +210,9 @@ async fn a_discarded_batch_is_read_back_from_kafka_handed_to_the_consumer_and_th
     pool: PgPool,
 ) {
     let placed = place_four_orders(&pool).await;
-    let (sqs, bootstrap) = (sqs().await, placed.broker.bootstrap());
-    let queue_url = queue(&sqs).await;
+    let bootstrap = placed.broker.bootstrap();
     // The trigger discarded the batch of the second and third orders.
-    let (first, last) = (placed.offsets[1], placed.offsets[2]);
-    send(
-        &sqs,
-        &queue_url,
-        on_failure_message(&bootstrap, placed.partition, first, last),
-    )
-    .await;
+    let (sqs, queue_url) = discarded_batch(&placed, 1, 2).await;
     let inventory = inventory::consumer(
         pool.clone(),
         testkit::kafka::publisher(&placed.broker.bootstrap(), Duration::from_secs(5)).await,
@@ -219,20 +247,8 @@ async fn a_message_whose_batch_fails_again_or_that_describes_no_batch_stays_in_t
     _: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let pool = PgPoolOptions::new()
-        .connect_with(connect.clone())
-        .await
-        .unwrap();
-    let placed = place_four_orders(&pool).await;
-    let (sqs, bootstrap) = (sqs().await, placed.broker.bootstrap());
-    let queue_url = queue(&sqs).await;
-    let last = *placed.offsets.last().unwrap();
-    send(
-        &sqs,
-        &queue_url,
-        on_failure_message(&bootstrap, placed.partition, placed.offsets[0], last),
-    )
-    .await;
+    let (pool, placed, sqs, queue_url) = whole_batch_discarded(&connect).await;
+    let bootstrap = placed.broker.bootstrap();
     send(&sqs, &queue_url, "not an on-failure record".to_owned()).await;
     // The consumer's database is cut off: the batch fails again, transiently.
     let proxy = TcpProxy::start(format!("{}:{}", connect.get_host(), connect.get_port())).await;
@@ -261,20 +277,8 @@ async fn operator_redrive_hands_a_queue_to_the_named_consumer(
     _: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let pool = PgPoolOptions::new()
-        .connect_with(connect.clone())
-        .await
-        .unwrap();
-    let placed = place_four_orders(&pool).await;
-    let (sqs, bootstrap) = (sqs().await, placed.broker.bootstrap());
-    let queue_url = queue(&sqs).await;
-    let last = *placed.offsets.last().unwrap();
-    send(
-        &sqs,
-        &queue_url,
-        on_failure_message(&bootstrap, placed.partition, placed.offsets[0], last),
-    )
-    .await;
+    let (pool, placed, sqs, queue_url) = whole_batch_discarded(&connect).await;
+    let bootstrap = placed.broker.bootstrap();
     let redrive = |function: &str| {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_operator"))
             .args(["redrive", "--queue-url", &queue_url, "--function", function])

@@ -62,6 +62,21 @@ pub struct Batch {
     pub dead_letters: DeadLetters,
 }
 
+/// A database failure of a batch and the step it happened in (`"storing dead letters"`), for
+/// the steps the consumers share; each takes it into its own error, which names the step.
+#[derive(Debug)]
+pub struct StepFailure {
+    pub step: &'static str,
+    pub source: sqlx::Error,
+}
+
+impl StepFailure {
+    /// Tags a database failure with the step it happened in, for `map_err`.
+    pub fn at(step: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+        move |source| Self { step, source }
+    }
+}
+
 /// The poison records of a batch, bound for `dead_letters` under the consumer's name. A
 /// handler stores them where its transaction needs them; forgetting to is a compile warning.
 #[derive(Debug)]
@@ -75,6 +90,20 @@ impl DeadLetters {
     /// Stores the poison records in one statement (a redelivered one is stored once).
     pub async fn store(self, conn: &mut sqlx::PgConnection) -> sqlx::Result<u64> {
         store_dead_letters(conn, self.consumer, &self.records).await
+    }
+
+    /// Opens the batch's transaction (`begin` names that step) and stores the poison records
+    /// in it first, so that they commit with the batch's effects or not at all.
+    pub async fn begin_with(
+        self,
+        pool: &sqlx::PgPool,
+        begin: &'static str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StepFailure> {
+        let mut tx = pool.begin().await.map_err(StepFailure::at(begin))?;
+        self.store(&mut tx)
+            .await
+            .map_err(StepFailure::at("storing dead letters"))?;
+        Ok(tx)
     }
 
     pub fn len(&self) -> usize {

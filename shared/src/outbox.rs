@@ -10,6 +10,7 @@
 
 use sqlx::{PgConnection, PgPool};
 
+use crate::consumer::StepFailure;
 use crate::events::OrderEvent;
 use crate::kafka::{KafkaPublisher, Outgoing, PublishError};
 
@@ -149,6 +150,19 @@ pub async fn publish(
         Forget::Asynchronously => {}
     }
     Ok(report)
+}
+
+/// [`publish`] as a consumer does it once its batch's transaction committed: the delivered
+/// rows are forgotten synchronously (a consumer's batches are few and large), and a database
+/// failure is named as the step "marking events published".
+pub async fn publish_committed(
+    pool: &PgPool,
+    publisher: &KafkaPublisher,
+    rows: &[OutboxRow],
+) -> Result<PublishReport, StepFailure> {
+    publish(pool, publisher, rows, Forget::Synchronously)
+        .await
+        .map_err(StepFailure::at("marking events published"))
 }
 
 /// The statement that opens a deleting transaction: its commit does not wait for the WAL

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use bench::scratch::ScratchDatabase;
+use bench::scratch::{self, ScratchDatabase};
 use bench::settings::{env, env_number, load_average};
 use bench::stats::{LatencySummary, ms};
 use serde_json::{Value, json};
@@ -82,14 +82,7 @@ impl Subject {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let base_url = env(
-        "DATABASE_URL",
-        "postgres://postgres:postgres@127.0.0.1:5432/orders",
-    );
-    let database = ScratchDatabase::create(&base_url, "bench_cold_start").await?;
-    let outcome = run(&database).await;
-    database.drop_database().await?;
-    outcome
+    scratch::with_database("bench_cold_start", async |database| run(database).await).await
 }
 
 /// Starts every subject `BENCH_COLD_STARTS` times, round-robin, against the run's services,

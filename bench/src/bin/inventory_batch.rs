@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use aws_lambda_events::event::kafka::KafkaEvent;
 use bench::pgbench::parse_summary;
-use bench::scratch::ScratchDatabase;
+use bench::scratch::{self, ScratchDatabase};
 use bench::settings::{env, env_number};
 use bench::stats::median;
 use bench::workload::{Broker, PRODUCTS, placed_batch, publisher, stock_products};
@@ -74,14 +74,7 @@ async fn main() -> anyhow::Result<()> {
             .context("--memory-probe <database url> <bootstrap>")?;
         return memory_probe(&url, &bootstrap).await;
     }
-    let base_url = env(
-        "DATABASE_URL",
-        "postgres://postgres:postgres@127.0.0.1:5432/orders",
-    );
-    let database = ScratchDatabase::create(&base_url, "bench_inventory").await?;
-    let outcome = run(&database).await;
-    database.drop_database().await?;
-    outcome
+    scratch::with_database("bench_inventory", async |database| run(database).await).await
 }
 
 async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {

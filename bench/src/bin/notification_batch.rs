@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use bench::scratch::ScratchDatabase;
-use bench::settings::{env, env_number};
+use bench::scratch::{self, ScratchDatabase};
+use bench::settings::env_number;
 use bench::stats::median;
 use futures::{StreamExt, TryStreamExt, stream};
 use lettre::message::{Mailbox, MultiPart};
@@ -48,14 +48,10 @@ async fn main() -> anyhow::Result<()> {
         concurrency: env_number("BENCH_CONCURRENCY", 8)?,
         rounds: env_number::<usize>("BENCH_ROUNDS", 3)?.max(1),
     };
-    let base_url = env(
-        "DATABASE_URL",
-        "postgres://postgres:postgres@127.0.0.1:5432/orders",
-    );
-    let database = ScratchDatabase::create(&base_url, "bench_notification").await?;
-    let outcome = run(&settings, &database).await;
-    database.drop_database().await?;
-    outcome
+    scratch::with_database("bench_notification", async |database| {
+        run(&settings, database).await
+    })
+    .await
 }
 
 /// Warms up, measures the three paths round by round, then checks that every mail went out.

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use bench::load::LoadOptions;
-use bench::scratch::ScratchDatabase;
+use bench::scratch::{self, ScratchDatabase};
 use bench::settings::{env, env_number, env_secs};
 use bench::stats::median;
 use bench::workload::{
@@ -121,14 +121,7 @@ async fn main() -> anyhow::Result<()> {
         println!("rate {rate}");
         return Ok(());
     }
-    let base_url = env(
-        "DATABASE_URL",
-        "postgres://postgres:postgres@127.0.0.1:5432/orders",
-    );
-    let database = ScratchDatabase::create(&base_url, "bench_observability").await?;
-    let outcome = run(&database).await;
-    database.drop_database().await?;
-    outcome
+    scratch::with_database("bench_observability", async |database| run(database).await).await
 }
 
 async fn run(database: &ScratchDatabase) -> anyhow::Result<()> {

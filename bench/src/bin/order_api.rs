@@ -49,8 +49,8 @@ use anyhow::{Context, ensure};
 use bench::cpu::CpuTimes;
 use bench::load::{LoadOptions, LoadReport};
 use bench::pgbench::{PgBench, PgBenchReport};
-use bench::scratch::ScratchDatabase;
-use bench::settings::{env, env_number, env_secs, load_average};
+use bench::scratch::{self, ScratchDatabase};
+use bench::settings::{env_number, env_secs, load_average};
 use bench::stats::ms;
 use bench::workload::{Broker, OrderLoad, gateway, jwt_settings, load_orders, loopback_sources};
 use local_runtime::gateway::Gateway;
@@ -119,14 +119,10 @@ async fn main() -> anyhow::Result<()> {
         pgbench_threads: env_number("BENCH_PGBENCH_THREADS", 2)?,
         rounds: env_number("BENCH_ROUNDS", 2)?,
     };
-    let base_url = env(
-        "DATABASE_URL",
-        "postgres://postgres:postgres@127.0.0.1:5432/orders",
-    );
-    let database = ScratchDatabase::create(&base_url, "bench_order_api").await?;
-    let outcome = run(&settings, &database).await;
-    database.drop_database().await?;
-    outcome
+    scratch::with_database("bench_order_api", async |database| {
+        run(&settings, database).await
+    })
+    .await
 }
 
 async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<()> {

@@ -17,7 +17,7 @@
 use std::time::Instant;
 
 use anyhow::ensure;
-use bench::scratch::ScratchDatabase;
+use bench::scratch::{self, ScratchDatabase};
 use bench::settings::{env, env_number};
 use futures::{StreamExt, TryStreamExt, stream};
 use payment::Stripe;
@@ -47,14 +47,10 @@ async fn main() -> anyhow::Result<()> {
         concurrency: env_number("BENCH_CONCURRENCY", 8)?,
         rounds: env_number::<usize>("BENCH_ROUNDS", 4)?.max(1),
     };
-    let base_url = env(
-        "DATABASE_URL",
-        "postgres://postgres:postgres@127.0.0.1:5432/orders",
-    );
-    let database = ScratchDatabase::create(&base_url, "bench_payment").await?;
-    let outcome = run(&settings, &database).await;
-    database.drop_database().await?;
-    outcome
+    scratch::with_database("bench_payment", async |database| {
+        run(&settings, database).await
+    })
+    .await
 }
 
 async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<()> {

@@ -41,7 +41,7 @@ use bench::pipeline::api::Api;
 use bench::pipeline::mailbox::Mailbox;
 use bench::pipeline::orders::{PRODUCTS, STOCK};
 use bench::pipeline::{Settings, latency, sustained};
-use bench::scratch::ScratchDatabase;
+use bench::scratch::{self, ScratchDatabase};
 use bench::settings::{env, env_number, env_secs};
 use sqlx::PgPool;
 use testkit::maildev::Maildev;
@@ -86,14 +86,10 @@ fn settings_from_env() -> anyhow::Result<Settings> {
 async fn main() -> anyhow::Result<()> {
     let settings = settings_from_env()?;
     let binary = bench::local_runtime_binary().await?;
-    let base_url = env(
-        "DATABASE_URL",
-        "postgres://postgres:postgres@127.0.0.1:5432/orders",
-    );
-    let database = ScratchDatabase::create(&base_url, "bench_pipeline").await?;
-    let outcome = run(&settings, &binary, &database).await;
-    database.drop_database().await?;
-    outcome
+    scratch::with_database("bench_pipeline", async |database| {
+        run(&settings, &binary, database).await
+    })
+    .await
 }
 
 async fn run(settings: &Settings, binary: &Path, database: &ScratchDatabase) -> anyhow::Result<()> {

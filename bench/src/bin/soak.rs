@@ -42,8 +42,8 @@ use anyhow::{Context, ensure};
 use bench::pipeline::api::Api;
 use bench::pipeline::offered_load::{Offered, offer_bodies};
 use bench::pipeline::orders::{PRODUCTS, customer_email_pattern, order_seq};
-use bench::scratch::ScratchDatabase;
-use bench::settings::{env, env_number, env_secs};
+use bench::scratch::{self, ScratchDatabase};
+use bench::settings::{env_number, env_secs};
 use bench::soak::audiences::{Customer, OPERATOR_PRODUCT, SideTraffic, Tally};
 use bench::soak::faults::{OBSERVER, System};
 use bench::soak::invariants::{self, Run};
@@ -100,11 +100,7 @@ async fn main() -> anyhow::Result<()> {
         "SOAK_POISON_EVERY must be positive"
     );
     let binary = bench::local_runtime_binary().await?;
-    let base_url = env(
-        "DATABASE_URL",
-        "postgres://postgres:postgres@127.0.0.1:5432/orders",
-    );
-    let database = ScratchDatabase::create(&base_url, "soak").await?;
+    let database = scratch::create("soak").await?;
     let outcome = soak(&settings, binary, &database).await;
     if outcome.is_ok() {
         database.drop_database().await?;

@@ -23,7 +23,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
-use shared::consumer::{Batch, BatchError, BatchHandler, DeadLetters, Invocation};
+use shared::consumer::{Batch, BatchError, BatchHandler, DeadLetters, Invocation, StepFailure};
 use shared::db::is_transient;
 use shared::domain::RejectionReason;
 use shared::events::topics;
@@ -96,6 +96,14 @@ impl InventoryError {
     }
 }
 
+/// The steps every consumer shares (its transaction, its dead letters, its outbox) fail as
+/// any other database step does.
+impl From<StepFailure> for InventoryError {
+    fn from(StepFailure { step, source }: StepFailure) -> Self {
+        Self::Database { step, source }
+    }
+}
+
 impl BatchError for InventoryError {
     fn name(&self) -> &'static str {
         match self {
@@ -150,14 +158,7 @@ impl BatchHandler for Inventory {
         } = batch;
         let Applied { mut summary, rows } = self.apply(&records, dead_letters).await?;
         drop(records);
-        let report = outbox::publish(
-            &self.pool,
-            &self.publisher,
-            &rows,
-            outbox::Forget::Synchronously,
-        )
-        .await
-        .map_err(InventoryError::database("marking events published"))?;
+        let report = outbox::publish_committed(&self.pool, &self.publisher, &rows).await?;
         summary.published = report.published;
         tracing::info!(
             confirmed = summary.confirmed,
@@ -191,15 +192,9 @@ impl Inventory {
                 rows: Vec::new(),
             });
         }
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(InventoryError::database("beginning the transaction"))?;
-        dead_letters
-            .store(&mut tx)
-            .await
-            .map_err(InventoryError::database("storing dead letters"))?;
+        let mut tx = dead_letters
+            .begin_with(&self.pool, "beginning the transaction")
+            .await?;
         let event_ids: BTreeSet<Uuid> = records.iter().map(|record| record.event.id).collect();
         let claimed = store::claim_events(&mut tx, &event_ids)
             .await

@@ -12,7 +12,9 @@ use std::net::IpAddr;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayV2httpRequestContext,
+};
 use lambda_http::request::RequestContext;
 use shared::domain::{EmailAddress, Invalid};
 
@@ -78,6 +80,19 @@ fn gateway_context(parts: &Parts) -> Result<&ApiGatewayV2httpRequestContext, Api
     }
 }
 
+/// The credentials the gateway's authorizer checked that `pick` takes (a JWT's, an IAM
+/// signature's); `401` without them, as the gateway itself answers a request without any.
+fn authorized<'a, T>(
+    context: &'a ApiGatewayV2httpRequestContext,
+    pick: impl FnOnce(&'a ApiGatewayRequestAuthorizer) -> Option<&'a T>,
+) -> Result<&'a T, ApiError> {
+    context
+        .authorizer
+        .as_ref()
+        .and_then(pick)
+        .ok_or(ApiError::Unauthorized)
+}
+
 fn source_ip(context: &ApiGatewayV2httpRequestContext) -> Result<IpAddr, ApiError> {
     context
         .http
@@ -109,12 +124,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Customer {
     /// customer, so the answer is `401`, as the gateway gives for a token without one.
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let context = gateway_context(parts)?;
-        let claims = context
-            .authorizer
-            .as_ref()
-            .and_then(|authorizer| authorizer.jwt.as_ref())
-            .map(|jwt| &jwt.claims)
-            .ok_or(ApiError::Unauthorized)?;
+        let claims = &authorized(context, |authorizer| authorizer.jwt.as_ref())?.claims;
         let sub = claims
             .get("sub")
             .and_then(|sub| CustomerSub::parse(sub).ok())
@@ -141,11 +151,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Operator {
     /// requests before they arrive, so this only guards against a route wired without IAM).
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let context = gateway_context(parts)?;
-        let iam = context
-            .authorizer
-            .as_ref()
-            .and_then(|authorizer| authorizer.iam.as_ref())
-            .ok_or(ApiError::Unauthorized)?;
+        let iam = authorized(context, |authorizer| authorizer.iam.as_ref())?;
         Ok(Self {
             principal: iam
                 .user_arn

@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use futures::StreamExt;
 use serde::Serialize;
-use shared::consumer::{Batch, BatchError, BatchHandler, DeadLetters, Invocation};
+use shared::consumer::{Batch, BatchError, BatchHandler, DeadLetters, Invocation, StepFailure};
 use shared::db::is_transient;
 use shared::events::{EventType, OrderEvent, OrderEventData, PaymentData, topics};
 use shared::kafka::KafkaPublisher;
@@ -86,6 +86,14 @@ pub enum PaymentError {
 impl PaymentError {
     fn database(step: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
         move |source| Self::Database { step, source }
+    }
+}
+
+/// The steps every consumer shares (its transaction, its dead letters, its outbox) fail as
+/// any other database step does.
+impl From<StepFailure> for PaymentError {
+    fn from(StepFailure { step, source }: StepFailure) -> Self {
+        Self::Database { step, source }
     }
 }
 
@@ -221,14 +229,7 @@ impl BatchHandler for Payments {
         let rows = self
             .record(&charged, &refunded, &failures, &traces, &mut summary)
             .await?;
-        let report = outbox::publish(
-            &self.pool,
-            &self.publisher,
-            &rows,
-            outbox::Forget::Synchronously,
-        )
-        .await
-        .map_err(PaymentError::database("marking events published"))?;
+        let report = outbox::publish_committed(&self.pool, &self.publisher, &rows).await?;
         summary.published = report.published;
         let transient = failures.iter().filter(|(_, e)| e.is_transient()).count();
         // An intent not recorded is retried like a transient Stripe failure.
@@ -277,15 +278,9 @@ impl Payments {
         if reserved.is_empty() && cancelled.is_empty() && dead_letters.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(PaymentError::database("beginning the claim"))?;
-        dead_letters
-            .store(&mut tx)
-            .await
-            .map_err(PaymentError::database("storing dead letters"))?;
+        let mut tx = dead_letters
+            .begin_with(&self.pool, "beginning the claim")
+            .await?;
         let attempts = store::claim_attempts(&mut tx, reserved)
             .await
             .map_err(PaymentError::database("claiming payments"))?;

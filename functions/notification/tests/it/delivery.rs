@@ -6,6 +6,16 @@ use testkit::maildev::Maildev;
 
 use crate::helpers::*;
 
+/// The mails that reached `address`, once `count` of them have (or [`MAIL_WAIT`] passed),
+/// failing unless exactly `count` did: every test reads the mails it checks this way.
+async fn mails_to(address: &str, count: usize) -> Vec<serde_json::Value> {
+    let mails = Maildev::shared()
+        .wait_for_messages(address, count, MAIL_WAIT)
+        .await;
+    assert_eq!(mails.len(), count, "{mails:#?}");
+    mails
+}
+
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_placed_order_mails_the_customer_once_with_text_html_and_stable_headers(pool: PgPool) {
     let email = unique_address("placed");
@@ -16,10 +26,7 @@ async fn a_placed_order_mails_the_customer_once_with_text_html_and_stable_header
     let summary = notifier.handle(batch(&[&event])).await.unwrap();
 
     assert_eq!((summary.records, summary.sent), (1, 1), "{summary:?}");
-    let mails = Maildev::shared()
-        .wait_for_messages(&email, 1, MAIL_WAIT)
-        .await;
-    assert_eq!(mails.len(), 1, "{mails:#?}");
+    let mails = mails_to(&email, 1).await;
     let mail = &mails[0];
     assert_eq!(
         mail["subject"],
@@ -68,10 +75,7 @@ async fn a_rejected_order_mails_why_it_could_not_be_fulfilled(pool: PgPool) {
         .unwrap();
 
     assert_eq!(summary.sent, 2, "{summary:?}");
-    let mails = Maildev::shared()
-        .wait_for_messages(&email, 2, MAIL_WAIT)
-        .await;
-    assert_eq!(mails.len(), 2, "{mails:#?}");
+    let mails = mails_to(&email, 2).await;
     for (event, why) in [
         (
             &out_of_stock,
@@ -112,10 +116,7 @@ async fn an_order_without_email_is_mailed_to_the_fallback_address(pool: PgPool) 
     let summary = notifier.handle(batch(&[&event])).await.unwrap();
 
     assert_eq!(summary.sent, 1, "{summary:?}");
-    let mails = Maildev::shared()
-        .wait_for_messages(&fallback, 1, MAIL_WAIT)
-        .await;
-    assert_eq!(mails.len(), 1, "{mails:#?}");
+    let mails = mails_to(&fallback, 1).await;
     assert_eq!(
         header(&mails[0], "x-order-id"),
         event.data.order_id.to_string()
@@ -153,10 +154,7 @@ async fn a_script_tag_in_the_customer_name_is_escaped_in_the_html(pool: PgPool) 
 
     notifier.handle(batch(&[&event])).await.unwrap();
 
-    let mails = Maildev::shared()
-        .wait_for_messages(&email, 1, MAIL_WAIT)
-        .await;
-    assert_eq!(mails.len(), 1, "{mails:#?}");
+    let mails = mails_to(&email, 1).await;
     let html = text(&mails[0], "html");
     assert!(!html.contains("<script>"), "{html}");
     assert!(
@@ -197,10 +195,7 @@ async fn a_paid_order_is_mailed_its_confirmation_with_the_amount_and_an_invoiced
         .unwrap();
 
     assert_eq!(summary.sent, 2, "{summary:?}");
-    let mails = Maildev::shared()
-        .wait_for_messages(&email, 2, MAIL_WAIT)
-        .await;
-    assert_eq!(mails.len(), 2, "{mails:#?}");
+    let mails = mails_to(&email, 2).await;
     let subject = |mail: &serde_json::Value| mail["subject"].as_str().unwrap().to_owned();
     let confirmed = mails
         .iter()

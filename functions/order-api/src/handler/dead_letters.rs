@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::caller::Operator;
-use crate::handler::orders::FieldErrors;
-use crate::paging::{DeadLetterCursor, PageLimit};
+use crate::handler::orders::{FieldErrors, query_params};
 use crate::problem::{ApiError, FieldError, Problem};
 use crate::state::AppState;
 use crate::store::{self as repo, DeadLetter, DeadLetterQuery, ReplayClaim};
@@ -94,27 +93,9 @@ impl TryFrom<&ListDeadLettersParams> for DeadLetterQuery {
                 consumer => Ok(consumer.map(str::to_owned)),
             },
         );
-        let limit = errors.check(
-            "limit",
-            params
-                .limit
-                .as_deref()
-                .map(PageLimit::parse)
-                .transpose()
-                .map(Option::unwrap_or_default)
-                .map_err(|err| err.0),
-        );
-        let after = errors.check(
-            "cursor",
-            params
-                .cursor
-                .as_deref()
-                .map(DeadLetterCursor::decode)
-                .transpose()
-                .map_err(|err| err.0),
-        );
-        match (consumer, limit, after) {
-            (Some(consumer), Some(limit), Some(after)) => Ok(Self {
+        let page = errors.check_page(params.limit.as_deref(), params.cursor.as_deref());
+        match (consumer, page) {
+            (Some(consumer), Some((limit, after))) => Ok(Self {
                 consumer,
                 limit,
                 after,
@@ -156,9 +137,7 @@ pub async fn list_dead_letters(
     State(state): State<AppState>,
     query: Result<Query<ListDeadLettersParams>, QueryRejection>,
 ) -> Result<Json<DeadLetterPageView>, ApiError> {
-    let Query(params) =
-        query.map_err(|_| ApiError::bad_request("The query string could not be read"))?;
-    let query = DeadLetterQuery::try_from(&params).map_err(ApiError::Validation)?;
+    let query = DeadLetterQuery::try_from(&query_params(query)?).map_err(ApiError::Validation)?;
     let page = state
         .check(repo::list_dead_letters(state.pool(), &query).await)
         .await?;

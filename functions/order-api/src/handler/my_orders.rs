@@ -6,7 +6,6 @@
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use shared::trace::TraceContext;
@@ -14,14 +13,13 @@ use utoipa::IntoParams;
 
 use super::admin_orders::cancelled;
 use super::orders::{
-    ListOrdersParams, OrderPageView, OrderView, PlaceOrderRequest, Placer, order_id_from, place,
-    query_params,
+    ListOrdersParams, OrderPageView, OrderRequest, OrderView, PlaceOrderRequest, Placer, order_for,
+    order_id_from, order_page, query_params,
 };
 use crate::caller::Customer;
-use crate::extract::JsonObject;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
-use crate::store::{self as repo, OrderQuery};
+use crate::store::OrderQuery;
 
 /// Where a customer reads the orders they placed.
 const MY_ORDERS: &str = "/api/me/orders";
@@ -72,20 +70,9 @@ pub struct MyOrdersParams {
 )]
 pub async fn place_my_order(
     customer: Customer,
-    State(state): State<AppState>,
-    Extension(trace): Extension<TraceContext>,
-    headers: HeaderMap,
-    JsonObject(body): JsonObject<PlaceOrderRequest>,
+    request: OrderRequest,
 ) -> Result<Response, ApiError> {
-    place(
-        &state,
-        trace,
-        &headers,
-        &body,
-        Placer::Customer(&customer),
-        MY_ORDERS,
-    )
-    .await
+    request.place(Placer::Customer(&customer), MY_ORDERS).await
 }
 
 /// The signed-in customer's orders, newest first, with keyset pagination.
@@ -117,10 +104,7 @@ pub async fn list_my_orders(
     })
     .map_err(ApiError::Validation)?;
     query.owner = Some(customer.sub);
-    let page = state
-        .check(repo::list_orders(state.pool(), &query).await)
-        .await?;
-    Ok(Json(page.into()))
+    order_page(&state, &query).await
 }
 
 /// One of the signed-in customer's orders.
@@ -144,12 +128,11 @@ pub async fn get_my_order(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<OrderView>, ApiError> {
     let id = order_id_from(path)?;
-    state
-        .check(repo::get_order(state.pool(), id).await)
-        .await?
-        .filter(|order| order.customer_sub.as_deref() == Some(customer.sub.as_str()))
-        .map(|order| Json(order.into()))
-        .ok_or(ApiError::OrderNotFound(id))
+    order_for(&state, id, |order| {
+        order.customer_sub.as_deref() == Some(customer.sub.as_str())
+    })
+    .await
+    .map(|order| Json(order.into()))
 }
 
 /// Cancels one of the signed-in customer's orders, with the operator's rules: held stock

@@ -4,21 +4,21 @@
 //! A customer's routes are in [`super::my_orders`], an operator's in [`super::admin_orders`].
 
 use crate::idempotency::IdempotencyKey;
-use crate::paging::{Cursor, PageLimit};
+use crate::paging::{CursorId, PageCursor, PageLimit};
 use crate::store::{
     self as repo, Order, OrderPage, OrderQuery, Owner, PlaceOrderError, Placement, Placing,
 };
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::domain::{
-    CustomerName, EmailAddress, Money, NewOrder, OrderStatus, PaymentMethodId, PaymentStatus,
-    ProductName, Quantity, RejectionReason, new_id,
+    CustomerName, EmailAddress, Invalid, Money, NewOrder, OrderStatus, PaymentMethodId,
+    PaymentStatus, ProductName, Quantity, RejectionReason, new_id,
 };
 use shared::trace::TraceContext;
 use utoipa::{IntoParams, ToSchema};
@@ -79,6 +79,31 @@ impl FieldErrors {
         result
             .map_err(|message| self.0.push(FieldError::new(field, message)))
             .ok()
+    }
+
+    /// Reads an optional query value with `parse`, recording its refusal under `field`: the
+    /// list routes read every filter this way, so each refusal is worded alike.
+    pub(crate) fn check_optional<T>(
+        &mut self,
+        field: &str,
+        raw: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, Invalid>,
+    ) -> Option<Option<T>> {
+        self.check(field, raw.map(parse).transpose().map_err(|err| err.0))
+    }
+
+    /// A list's `limit` (the default when left out) and `cursor` query values: every
+    /// newest-first list pages the same way, orders by UUID and dead letters by serial id.
+    pub(crate) fn check_page<Id: CursorId>(
+        &mut self,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Option<(PageLimit, Option<PageCursor<Id>>)> {
+        let limit = self
+            .check_optional("limit", limit, PageLimit::parse)
+            .map(Option::unwrap_or_default);
+        let after = self.check_optional("cursor", cursor, PageCursor::decode);
+        limit.zip(after)
     }
 
     pub(crate) fn extend(&mut self, errors: impl IntoIterator<Item = FieldError>) {
@@ -270,45 +295,15 @@ impl TryFrom<&ListOrdersParams> for OrderQuery {
 
     fn try_from(params: &ListOrdersParams) -> Result<Self, Vec<FieldError>> {
         let mut errors = FieldErrors::default();
-        let customer_email = errors.check(
+        let customer_email = errors.check_optional(
             "customerEmail",
-            params
-                .customer_email
-                .as_deref()
-                .map(EmailAddress::parse)
-                .transpose()
-                .map_err(|err| err.0),
+            params.customer_email.as_deref(),
+            EmailAddress::parse,
         );
-        let status = errors.check(
-            "status",
-            params
-                .status
-                .as_deref()
-                .map(OrderStatus::parse)
-                .transpose()
-                .map_err(|err| err.0),
-        );
-        let limit = errors.check(
-            "limit",
-            params
-                .limit
-                .as_deref()
-                .map(PageLimit::parse)
-                .transpose()
-                .map(Option::unwrap_or_default)
-                .map_err(|err| err.0),
-        );
-        let after = errors.check(
-            "cursor",
-            params
-                .cursor
-                .as_deref()
-                .map(Cursor::decode)
-                .transpose()
-                .map_err(|err| err.0),
-        );
-        match (customer_email, status, limit, after) {
-            (Some(customer_email), Some(status), Some(limit), Some(after)) => Ok(Self {
+        let status = errors.check_optional("status", params.status.as_deref(), OrderStatus::parse);
+        let page = errors.check_page(params.limit.as_deref(), params.cursor.as_deref());
+        match (customer_email, status, page) {
+            (Some(customer_email), Some(status), Some((limit, after))) => Ok(Self {
                 owner: None,
                 customer_email,
                 status,
@@ -338,88 +333,125 @@ pub(crate) enum Placer<'a> {
     Customer(&'a Customer),
 }
 
-/// Places an order for `placer`: validates the body (every bad field listed at once),
-/// counts it against the abuse limits, and commits it with its `order.placed` event, which
-/// is published right after the answer. A broker that is down does not fail the order; the
-/// outbox relay publishes the event later. `location` is where the new order is read.
-pub(crate) async fn place(
-    state: &AppState,
+/// What placing an order takes from the request, whoever places it: the caller's trace, the
+/// headers (for the `Idempotency-Key`) and the body. Both place routes take it whole, after
+/// their caller, so that they read the request alike and refuse it alike.
+pub struct OrderRequest {
+    state: AppState,
     trace: TraceContext,
-    headers: &HeaderMap,
-    body: &PlaceOrderRequest,
-    placer: Placer<'_>,
-    location: &str,
-) -> Result<Response, ApiError> {
-    let limits = state.limits();
-    let (mut order, key) = validate(limits, headers, body, &placer)?;
-    let token = matches!(placer, Placer::Guest(_)).then(OrderToken::generate);
-    let token_hash = token.as_ref().map(OrderToken::hash);
-    let (owner, audience, source_ip) = match (&placer, &token_hash) {
-        (Placer::Customer(customer), _) => {
-            // Mail goes to the account's address, never to one the body names.
-            order.customer_email = customer.email.clone();
-            (
-                Owner::Customer(&customer.sub),
-                Audience::Customer,
-                customer.source_ip,
-            )
-        }
-        (Placer::Guest(guest), Some(token_hash)) => (
-            Owner::Guest { token_hash },
-            Audience::Guest,
-            guest.source_ip,
-        ),
-        (Placer::Guest(_), None) => unreachable!("a guest's order always has a token"),
-    };
-    let counters = limits.counters_for(&OrderAttempt {
-        audience,
-        source_ip,
-        email: order.customer_email.as_ref(),
-        by_card: order.payment_method.is_some(),
-    });
-    let window = limits.window_at(std::time::SystemTime::now());
+    headers: HeaderMap,
+    body: PlaceOrderRequest,
+}
 
-    let id = new_id();
-    record_order_id(id);
-    let placing = Placing {
-        id,
-        order: &order,
-        owner,
-        idempotency_key: key.as_ref(),
-        counters: &counters,
-        window,
-        trace,
-    };
-    let placement = match repo::place_order(state.pool(), &placing).await {
-        Ok(placement) => placement,
-        Err(PlaceOrderError::Store(err)) => return Err(state.fail(err).await),
-        Err(PlaceOrderError::Limited(counter)) => {
-            tracing::info!(counter, "abuse limit reached: order refused");
-            return Err(ApiError::RateLimited {
-                counter,
-                retry_after_secs: window.retry_after_secs,
-            });
-        }
-        Err(err) => return Err(err.into()),
-    };
-    let replayed = matches!(placement, Placement::Replayed(_));
-    let placed = match placement {
-        Placement::Created {
-            order: placed,
-            outbox: rows,
-        } => {
-            tracing::info!(product = %order.product_name, quantity = order.quantity.get(), "order placed");
-            shared::metrics::order_placed();
-            state.outbox().hand_over(rows).await;
-            placed
-        }
-        Placement::Replayed(first) => {
-            record_order_id(first.id);
-            tracing::info!("repeated Idempotency-Key: returning the first order");
-            first
-        }
-    };
-    Ok(placed_response(&placed, replayed, token, location))
+impl FromRequest<AppState> for OrderRequest {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Extension(trace) = Extension::<TraceContext>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let JsonObject(body) = JsonObject::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            state: state.clone(),
+            trace,
+            headers,
+            body,
+        })
+    }
+}
+
+impl OrderRequest {
+    /// Places the order for `placer`: validates the body (every bad field listed at once),
+    /// counts it against the abuse limits, and commits it with its `order.placed` event,
+    /// which is published right after the answer. A broker that is down does not fail the
+    /// order; the outbox relay publishes the event later. `location` is where the new order
+    /// is read.
+    pub(crate) async fn place(
+        self,
+        placer: Placer<'_>,
+        location: &str,
+    ) -> Result<Response, ApiError> {
+        let Self {
+            state,
+            trace,
+            headers,
+            body,
+        } = self;
+        let limits = state.limits();
+        let (mut order, key) = validate(limits, &headers, &body, &placer)?;
+        let token = matches!(placer, Placer::Guest(_)).then(OrderToken::generate);
+        let token_hash = token.as_ref().map(OrderToken::hash);
+        let (owner, audience, source_ip) = match (&placer, &token_hash) {
+            (Placer::Customer(customer), _) => {
+                // Mail goes to the account's address, never to one the body names.
+                order.customer_email = customer.email.clone();
+                (
+                    Owner::Customer(&customer.sub),
+                    Audience::Customer,
+                    customer.source_ip,
+                )
+            }
+            (Placer::Guest(guest), Some(token_hash)) => (
+                Owner::Guest { token_hash },
+                Audience::Guest,
+                guest.source_ip,
+            ),
+            (Placer::Guest(_), None) => unreachable!("a guest's order always has a token"),
+        };
+        let counters = limits.counters_for(&OrderAttempt {
+            audience,
+            source_ip,
+            email: order.customer_email.as_ref(),
+            by_card: order.payment_method.is_some(),
+        });
+        let window = limits.window_at(std::time::SystemTime::now());
+
+        let id = new_id();
+        record_order_id(id);
+        let placing = Placing {
+            id,
+            order: &order,
+            owner,
+            idempotency_key: key.as_ref(),
+            counters: &counters,
+            window,
+            trace,
+        };
+        let placement = match repo::place_order(state.pool(), &placing).await {
+            Ok(placement) => placement,
+            Err(PlaceOrderError::Store(err)) => return Err(state.fail(err).await),
+            Err(PlaceOrderError::Limited(counter)) => {
+                tracing::info!(counter, "abuse limit reached: order refused");
+                return Err(ApiError::RateLimited {
+                    counter,
+                    retry_after_secs: window.retry_after_secs,
+                });
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let replayed = matches!(placement, Placement::Replayed(_));
+        let placed = match placement {
+            Placement::Created {
+                order: placed,
+                outbox: rows,
+            } => {
+                tracing::info!(product = %order.product_name, quantity = order.quantity.get(), "order placed");
+                shared::metrics::order_placed();
+                state.outbox().hand_over(rows).await;
+                placed
+            }
+            Placement::Replayed(first) => {
+                record_order_id(first.id);
+                tracing::info!("repeated Idempotency-Key: returning the first order");
+                first
+            }
+        };
+        Ok(placed_response(&placed, replayed, token, location))
+    }
 }
 
 /// The body and the `Idempotency-Key` of an order to place, every bad field listed at once:
@@ -529,22 +561,8 @@ fn placed_response(
         (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
     ),
 )]
-pub async fn place_order(
-    guest: Guest,
-    State(state): State<AppState>,
-    Extension(trace): Extension<TraceContext>,
-    headers: HeaderMap,
-    JsonObject(body): JsonObject<PlaceOrderRequest>,
-) -> Result<Response, ApiError> {
-    place(
-        &state,
-        trace,
-        &headers,
-        &body,
-        Placer::Guest(&guest),
-        "/api/orders",
-    )
-    .await
+pub async fn place_order(guest: Guest, request: OrderRequest) -> Result<Response, ApiError> {
+    request.place(Placer::Guest(&guest), "/api/orders").await
 }
 
 /// A guest's order, read with the `Order-Token` its placing answered with. Someone else's
@@ -575,12 +593,36 @@ pub async fn get_order(
     let presented = headers
         .get(ORDER_TOKEN_HEADER)
         .and_then(|value| value.to_str().ok());
+    order_for(&state, id, |order| {
+        order_token::matches(presented, order.order_token_hash.as_deref())
+    })
+    .await
+    .map(|order| Json(OrderView::from(order).for_guest()))
+}
+
+/// Order `id` when `visible` says the caller may see it. An unknown order and one that
+/// is not the caller's answer the same `404`, so that no caller learns of another's orders.
+pub(crate) async fn order_for(
+    state: &AppState,
+    id: Uuid,
+    visible: impl FnOnce(&Order) -> bool,
+) -> Result<Order, ApiError> {
     state
         .check(repo::get_order(state.pool(), id).await)
         .await?
-        .filter(|order| order_token::matches(presented, order.order_token_hash.as_deref()))
-        .map(|order| Json(OrderView::from(order).for_guest()))
+        .filter(visible)
         .ok_or(ApiError::OrderNotFound(id))
+}
+
+/// One page of the orders `query` selects, as every audience's list route answers it.
+pub(crate) async fn order_page(
+    state: &AppState,
+    query: &OrderQuery,
+) -> Result<Json<OrderPageView>, ApiError> {
+    let page = state
+        .check(repo::list_orders(state.pool(), query).await)
+        .await?;
+    Ok(Json(page.into()))
 }
 
 /// The order id in the path, recorded on the request's span; `400` when it is not a UUID.
