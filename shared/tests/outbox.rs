@@ -28,7 +28,7 @@ async fn forgetting_deletes_exactly_the_acknowledged_rows(pool: PgPool) {
 
     outbox::forget_published(&pool, published).await.unwrap();
 
-    let left: Vec<i64> = sqlx::query_scalar("SELECT id FROM outbox ORDER BY id")
+    let left: Vec<i64> = sqlx::query_scalar!("SELECT id FROM outbox ORDER BY id")
         .fetch_all(&pool)
         .await
         .unwrap();
@@ -46,7 +46,7 @@ async fn a_row_already_deleted_by_another_writer_is_no_error(pool: PgPool) {
     let first = [rows[0].id];
     outbox::forget_published(&mut *conn, &first).await.unwrap();
     outbox::forget_published(&mut *conn, &first).await.unwrap();
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+    let left: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM outbox"#)
         .fetch_one(&mut *conn)
         .await
         .unwrap();

@@ -41,17 +41,17 @@ pub async fn insert_placed(
     payment_method: Option<&str>,
 ) -> OrderEvent {
     let event = OrderEvent::placed(ada_orders(product, quantity.into()));
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO orders (id, customer_name, customer_email, product_name, quantity, status,
                              payment_method)
          VALUES ($1, $2, $3, $4, $5, 'PLACED', $6)",
+        event.data.order_id,
+        event.data.customer_name.as_str(),
+        event.data.customer_email.as_ref().map(EmailAddress::as_str),
+        product,
+        quantity,
+        payment_method,
     )
-    .bind(event.data.order_id)
-    .bind(event.data.customer_name.as_str())
-    .bind(event.data.customer_email.as_ref().map(EmailAddress::as_str))
-    .bind(product)
-    .bind(quantity)
-    .bind(payment_method)
     .execute(pool)
     .await
     .expect("orders can be inserted");
@@ -60,7 +60,7 @@ pub async fn insert_placed(
 
 /// The ids of the orders in `pool`'s database (a test's own), as events name them.
 pub async fn ids(pool: &PgPool) -> HashSet<String> {
-    sqlx::query_scalar("SELECT id::text FROM orders")
+    sqlx::query_scalar!(r#"SELECT id::text AS "id!" FROM orders"#)
         .fetch_all(pool)
         .await
         .expect("the orders can be read")
@@ -75,11 +75,11 @@ pub async fn ids(pool: &PgPool) -> HashSet<String> {
 /// finds them all). The outbox is read first, so an event published meanwhile is found on
 /// the broker.
 pub async fn emitted_events(pool: &PgPool, topic: &str) -> Vec<OrderEvent> {
-    let waiting: Vec<Value> = sqlx::query_scalar("SELECT payload FROM outbox WHERE topic = $1")
-        .bind(topic)
-        .fetch_all(pool)
-        .await
-        .expect("the outbox can be read");
+    let waiting: Vec<Value> =
+        sqlx::query_scalar!("SELECT payload FROM outbox WHERE topic = $1", topic)
+            .fetch_all(pool)
+            .await
+            .expect("the outbox can be read");
     let sent =
         crate::kafka::order_events(&crate::kafka::bootstrap(), &[topic], &ids(pool).await).await;
     let mut events: Vec<OrderEvent> = waiting

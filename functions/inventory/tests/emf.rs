@@ -15,7 +15,7 @@ use testkit::msk::{BrokerRecord, kafka_event};
 async fn one_invocation_writes_valid_emf_lines_carrying_the_batch_reports_counts(pool: PgPool) {
     testkit::init_tracing();
     let collector = shared::metrics::emf::install_in("OrderSystemTest".to_owned()).unwrap();
-    sqlx::query("INSERT INTO stock (product_name, quantity) VALUES ('Mouse', 2)")
+    sqlx::query!("INSERT INTO stock (product_name, quantity) VALUES ('Mouse', 2)")
         .execute(&pool)
         .await
         .unwrap();

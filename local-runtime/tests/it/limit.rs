@@ -143,7 +143,7 @@ async fn a_burst_beyond_the_connection_limit_answers_201_or_503_and_loses_nothin
     tracing::info!(?by_status, "burst answered");
 
     let ids: Vec<String> = accepted.iter().map(|o| o.id.clone().unwrap()).collect();
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+    let stored: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM orders"#)
         .fetch_one(&system.pool)
         .await
         .unwrap();
@@ -152,10 +152,10 @@ async fn a_burst_beyond_the_connection_limit_answers_201_or_503_and_loses_nothin
         "every accepted order is decided",
         SETTLED_WITHIN,
         || async {
-            let placed: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM orders WHERE id::text = ANY($1) AND status <> 'PLACED'",
+            let placed: i64 = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "count!" FROM orders WHERE id::text = ANY($1) AND status <> 'PLACED'"#,
+                &ids
             )
-            .bind(&ids)
             .fetch_one(&system.pool)
             .await
             .unwrap();
@@ -170,10 +170,13 @@ async fn a_burst_beyond_the_connection_limit_answers_201_or_503_and_loses_nothin
 
     // A received mail per accepted order, and a rejected mail for each rejected one.
     let statuses: Vec<(String, String)> =
-        sqlx::query_as("SELECT customer_email, status FROM orders")
+        sqlx::query!(r#"SELECT customer_email AS "customer_email!", status FROM orders"#)
             .fetch_all(&system.pool)
             .await
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|order| (order.customer_email, order.status))
+            .collect();
     let expected: HashMap<String, usize> = statuses
         .into_iter()
         .map(|(email, status)| {
@@ -210,12 +213,15 @@ async fn a_burst_beyond_the_connection_limit_answers_201_or_503_and_loses_nothin
         .count();
     assert_eq!(refused_but_mailed, 0, "a refused order was mailed");
 
-    let decided: Vec<(String, String, i32)> = sqlx::query_as(
+    let decided: Vec<(String, String, i32)> = sqlx::query!(
         "SELECT product_name, status, quantity FROM orders WHERE status = 'CONFIRMED'",
     )
     .fetch_all(&system.pool)
     .await
-    .unwrap();
+    .unwrap()
+    .into_iter()
+    .map(|order| (order.product_name, order.status, order.quantity))
+    .collect();
     for product in PRODUCTS {
         let confirmed: i64 = decided
             .iter()

@@ -27,8 +27,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use sqlx::PgPool;
+use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use testkit::postgres::Cluster;
 
@@ -263,19 +262,6 @@ const EXPECTED_FRAGMENTS: [(&str, &str); 6] = [
     ("outbox-relay claiming stragglers", "FOR UPDATE SKIP LOCKED"),
 ];
 
-/// Runs `insert`, which takes an `order-placed` record's topic, key and payload (`$1` to
-/// `$3`) and returns the id of the row it adds: the copies the test plants for the relay and
-/// the replay.
-async fn insert_copy(pool: &PgPool, insert: &str, key: &str, payload: &Value) -> i64 {
-    sqlx::query_scalar(insert)
-        .bind(shared::events::topics::ORDER_PLACED)
-        .bind(key)
-        .bind(payload)
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn no_function_sends_a_statement_that_pins_an_rds_proxy_connection() {
     let cluster = Cluster::start(&[
@@ -346,25 +332,31 @@ async fn no_function_sends_a_statement_that_pins_an_rds_proxy_connection() {
         .first()
         .expect("an order.placed record on the broker");
     let (key, payload) = (applied.key_str().unwrap_or_default(), applied.json());
-    let straggler = insert_copy(
-        &system.pool,
+    // The copies the test plants for the relay and the replay, each of the record's topic,
+    // key and payload.
+    let straggler = sqlx::query_scalar!(
         "INSERT INTO outbox (topic, key, payload, created_at)
          VALUES ($1, $2, $3, now() - interval '1 minute')
          RETURNING id",
+        shared::events::topics::ORDER_PLACED,
         key,
         &payload,
     )
-    .await;
-    let dead_letter = insert_copy(
-        &system.pool,
+    .fetch_one(&system.pool)
+    .await
+    .unwrap();
+    let dead_letter = sqlx::query_scalar!(
         r#"INSERT INTO dead_letters (consumer, topic, "partition", "offset", key, value, error)
            VALUES ('inventory', $1, 0, 1000000, convert_to($2, 'UTF8'),
-                   convert_to($3::text, 'UTF8'), 'copied by the pinning test')
+                   convert_to($3::jsonb::text, 'UTF8'), 'copied by the pinning test')
            RETURNING id"#,
+        shared::events::topics::ORDER_PLACED,
         key,
         &payload,
     )
-    .await;
+    .fetch_one(&system.pool)
+    .await
+    .unwrap();
     let replay = client
         .post(system.url(&format!("/api/admin/dead-letters/{dead_letter}/replay")))
         .send()
@@ -372,12 +364,13 @@ async fn no_function_sends_a_statement_that_pins_an_rds_proxy_connection() {
         .unwrap();
     assert_eq!(replay.status(), 200, "{}", replay.text().await.unwrap());
     testkit::eventually("the relay sends the straggler", WITHIN, || async {
-        let published: bool =
-            sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM outbox WHERE id = $1)")
-                .bind(straggler)
-                .fetch_one(&system.pool)
-                .await
-                .unwrap();
+        let published: bool = sqlx::query_scalar!(
+            r#"SELECT NOT EXISTS (SELECT 1 FROM outbox WHERE id = $1) AS "published!""#,
+            straggler
+        )
+        .fetch_one(&system.pool)
+        .await
+        .unwrap();
         if published {
             Ok(())
         } else {

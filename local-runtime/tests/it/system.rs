@@ -163,10 +163,10 @@ async fn assert_consistent(
     );
 
     for (product, initial) in initial_stock {
-        let confirmed: i64 = sqlx::query_scalar(
-            "SELECT coalesce(sum(quantity), 0)::bigint FROM orders WHERE product_name = $1 AND status = 'CONFIRMED'",
+        let confirmed: i64 = sqlx::query_scalar!(
+            r#"SELECT coalesce(sum(quantity), 0)::bigint AS "confirmed!" FROM orders WHERE product_name = $1 AND status = 'CONFIRMED'"#,
+            product
         )
-        .bind(product)
         .fetch_one(pool)
         .await
         .unwrap();
@@ -289,10 +289,12 @@ async fn mails_held_back_by_an_smtp_outage_arrive_exactly_once(
         orders.iter().all(|o| o["status"] == "CONFIRMED"),
         "orders confirm while mail is down"
     );
-    let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'SENT'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let sent: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM notifications WHERE status = 'SENT'"#
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(sent, 0);
 
     system.mail.start().await;

@@ -97,7 +97,7 @@ async fn update_runs_again_without_changing_anything_and_keeps_the_physical_id(p
     let deps = deps(pool.clone(), &broker.bootstrap());
     let first = ResponseUrl::start().await;
     answer_request(Ok(&deps), "Create", &first).await;
-    sqlx::query("INSERT INTO stock (product_name, quantity) VALUES ('kept', 7)")
+    sqlx::query!("INSERT INTO stock (product_name, quantity) VALUES ('kept', 7)")
         .execute(&pool)
         .await
         .unwrap();
@@ -118,7 +118,7 @@ async fn update_runs_again_without_changing_anything_and_keeps_the_physical_id(p
         answer["Data"]["TopicsExisting"],
         "order-placed,order-confirmed,order-rejected,order-reserved,order-paid,order-payment-failed,order-cancelled"
     );
-    let kept: i32 = sqlx::query_scalar("SELECT quantity FROM stock WHERE product_name = 'kept'")
+    let kept: i32 = sqlx::query_scalar!("SELECT quantity FROM stock WHERE product_name = 'kept'")
         .fetch_one(&pool)
         .await
         .unwrap();

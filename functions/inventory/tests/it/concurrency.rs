@@ -73,15 +73,16 @@ async fn concurrent_invocations_on_overlapping_products_never_oversell_or_deadlo
     assert_eq!(duplicates, deliveries - unique);
     for product in products {
         assert_eq!(stock(&pool, product).await, Some(0), "{product}");
-        let (confirmed, placed): (i64, i64) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE status = 'CONFIRMED'),
-                    count(*) FILTER (WHERE status = 'PLACED')
-             FROM orders WHERE product_name = $1",
+        let counts = sqlx::query!(
+            r#"SELECT count(*) FILTER (WHERE status = 'CONFIRMED') AS "confirmed!",
+                      count(*) FILTER (WHERE status = 'PLACED') AS "placed!"
+               FROM orders WHERE product_name = $1"#,
+            product
         )
-        .bind(product)
         .fetch_one(&pool)
         .await
         .unwrap();
+        let (confirmed, placed): (i64, i64) = (counts.confirmed, counts.placed);
         assert_eq!((confirmed, placed), (10, 0), "{product}");
     }
     let sent = sent_decisions(&pool).await;

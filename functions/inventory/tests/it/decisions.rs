@@ -72,7 +72,7 @@ async fn a_mixed_batch_is_decided_and_its_events_reach_their_topics_as_cloudeven
     assert_eq!(stock(&pool, "Monitor").await, Some(29));
     assert_eq!(stock(&pool, "Keyboard").await, Some(97));
     assert_eq!(stock(&pool, "Tablet").await, None);
-    let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+    let unpublished: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM outbox"#)
         .fetch_one(&pool)
         .await
         .unwrap();
@@ -220,11 +220,13 @@ async fn events_for_missing_or_already_decided_orders_are_recorded_and_change_no
 ) {
     set_stock(&pool, &[("Desk Lamp", 10)]).await;
     let decided = place_order(&pool, "Desk Lamp", 1).await;
-    sqlx::query("UPDATE orders SET status = 'CONFIRMED' WHERE id = $1")
-        .bind(decided.data.order_id)
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query!(
+        "UPDATE orders SET status = 'CONFIRMED' WHERE id = $1",
+        decided.data.order_id
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     let missing = OrderEvent::placed(decided.data.clone());
     let missing = OrderEvent {
         data: shared::events::OrderEventData {
@@ -252,7 +254,7 @@ async fn events_for_missing_or_already_decided_orders_are_recorded_and_change_no
     assert_eq!(stock(&pool, "Desk Lamp").await, Some(10));
     assert_eq!(count(&pool, "outbox").await, 0);
     assert_eq!(count(&pool, "orders").await, 1, "no order is created");
-    let processed: Vec<Uuid> = sqlx::query_scalar(
+    let processed: Vec<Uuid> = sqlx::query_scalar!(
         "SELECT event_id FROM processed_events WHERE consumer = 'inventory' ORDER BY event_id",
     )
     .fetch_all(&pool)
@@ -269,17 +271,17 @@ async fn events_for_missing_or_already_decided_orders_are_recorded_and_change_no
 
 /// `(amount, currency)` of an order.
 async fn order_amount(pool: &PgPool, id: Uuid) -> (Option<i64>, Option<String>) {
-    sqlx::query_as("SELECT amount, currency FROM orders WHERE id = $1")
-        .bind(id)
+    let order = sqlx::query!("SELECT amount, currency FROM orders WHERE id = $1", id)
         .fetch_one(pool)
         .await
-        .expect("orders can be read")
+        .expect("orders can be read");
+    (order.amount, order.currency)
 }
 
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn a_reserved_order_keeps_the_amount_of_the_price_at_reservation(pool: PgPool) {
     set_stock(&pool, &[("Desk Lamp", 10), ("Bookshelf", 10)]).await;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE stock SET unit_amount = 2599, currency = 'eur' WHERE product_name = 'Desk Lamp'",
     )
     .execute(&pool)
@@ -299,7 +301,7 @@ async fn a_reserved_order_keeps_the_amount_of_the_price_at_reservation(pool: PgP
         .await
         .unwrap();
     // A later price change does not reach an order already reserved.
-    sqlx::query("UPDATE stock SET unit_amount = 1 WHERE product_name = 'Desk Lamp'")
+    sqlx::query!("UPDATE stock SET unit_amount = 1 WHERE product_name = 'Desk Lamp'")
         .execute(&pool)
         .await
         .unwrap();

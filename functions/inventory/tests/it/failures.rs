@@ -63,8 +63,8 @@ async fn a_database_outage_mid_batch_applies_nothing_and_the_retry_succeeds(
     // Hold one stock row so that the handler stops inside its transaction, after it has
     // stored dead letters and claimed the events, then cut the line.
     let mut blocker = direct.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM stock WHERE product_name = 'Bookshelf' FOR UPDATE")
-        .execute(&mut *blocker)
+    sqlx::query!("SELECT 1 AS one FROM stock WHERE product_name = 'Bookshelf' FOR UPDATE")
+        .fetch_all(&mut *blocker)
         .await
         .unwrap();
     let handler = tokio::spawn({
@@ -134,7 +134,7 @@ async fn a_broker_outage_after_the_commit_fails_the_invocation_and_the_retry_is_
         order_state(&pool, rejected.data.order_id).await.0,
         "REJECTED"
     );
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+    let pending: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM outbox"#)
         .fetch_one(&pool)
         .await
         .unwrap();

@@ -45,12 +45,12 @@ pub async fn inventory(pool: &PgPool) -> Consumer<Inventory> {
 
 pub async fn set_stock(pool: &PgPool, levels: &[(&str, i32)]) {
     for (product, quantity) in levels {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO stock (product_name, quantity) VALUES ($1, $2)
              ON CONFLICT (product_name) DO UPDATE SET quantity = EXCLUDED.quantity",
+            *product,
+            *quantity,
         )
-        .bind(product)
-        .bind(quantity)
         .execute(pool)
         .await
         .expect("stock can be set");
@@ -71,20 +71,25 @@ pub fn records(events: &[OrderEvent], partition: i32, first_offset: i64) -> Vec<
 }
 
 pub async fn stock(pool: &PgPool, product: &str) -> Option<i32> {
-    sqlx::query_scalar("SELECT quantity FROM stock WHERE product_name = $1")
-        .bind(product)
-        .fetch_optional(pool)
-        .await
-        .expect("stock can be read")
+    sqlx::query_scalar!(
+        "SELECT quantity FROM stock WHERE product_name = $1",
+        product
+    )
+    .fetch_optional(pool)
+    .await
+    .expect("stock can be read")
 }
 
 /// `(status, rejection_reason)` of an order.
 pub async fn order_state(pool: &PgPool, id: Uuid) -> (String, Option<String>) {
-    sqlx::query_as("SELECT status, rejection_reason FROM orders WHERE id = $1")
-        .bind(id)
-        .fetch_one(pool)
-        .await
-        .expect("the order exists")
+    let order = sqlx::query!(
+        "SELECT status, rejection_reason FROM orders WHERE id = $1",
+        id
+    )
+    .fetch_one(pool)
+    .await
+    .expect("the order exists");
+    (order.status, order.rejection_reason)
 }
 
 /// The decision events inventory sent for the orders of `pool`'s database, read back from
@@ -132,20 +137,22 @@ impl Snapshot {
 }
 
 pub async fn snapshot(pool: &PgPool) -> Snapshot {
-    let stock: Vec<(String, i32)> = sqlx::query_as("SELECT product_name, quantity FROM stock")
+    let stock = sqlx::query!("SELECT product_name, quantity FROM stock")
         .fetch_all(pool)
         .await
         .unwrap();
-    let orders: Vec<(Uuid, String, Option<String>)> =
-        sqlx::query_as("SELECT id, status, rejection_reason FROM orders")
-            .fetch_all(pool)
-            .await
-            .unwrap();
+    let orders = sqlx::query!("SELECT id, status, rejection_reason FROM orders")
+        .fetch_all(pool)
+        .await
+        .unwrap();
     Snapshot {
-        stock: stock.into_iter().collect(),
+        stock: stock
+            .into_iter()
+            .map(|row| (row.product_name, row.quantity))
+            .collect(),
         orders: orders
             .into_iter()
-            .map(|(id, status, reason)| (id, (status, reason)))
+            .map(|row| (row.id, (row.status, row.rejection_reason)))
             .collect(),
         outbox: count(pool, "outbox").await,
         processed: count(pool, "processed_events").await,

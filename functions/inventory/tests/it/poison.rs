@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::helpers::*;
 
 /// One row of `dead_letters`.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 struct DeadLetter {
     consumer: String,
     topic: String,
@@ -65,7 +65,8 @@ async fn poison_records_are_dead_lettered_while_the_valid_ones_around_them_are_p
     assert_eq!(stock(&pool, "Mouse").await, Some(99));
     assert_eq!(stock(&pool, "Keyboard").await, Some(97));
 
-    let letters: Vec<DeadLetter> = sqlx::query_as(
+    let letters: Vec<DeadLetter> = sqlx::query_as!(
+        DeadLetter,
         r#"SELECT consumer, topic, "partition", "offset", key, value, error
            FROM dead_letters ORDER BY "offset""#,
     )

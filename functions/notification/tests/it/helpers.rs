@@ -89,7 +89,7 @@ pub fn batch(events: &[&OrderEvent]) -> KafkaEvent {
 }
 
 /// One `notifications` row.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub struct Row {
     pub recipient: Option<String>,
     pub status: String,
@@ -99,23 +99,26 @@ pub struct Row {
 }
 
 pub async fn row(pool: &PgPool, order_id: Uuid, kind: &str) -> Row {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Row,
         "SELECT recipient, status, attempts, last_error, sent_at
          FROM notifications WHERE order_id = $1 AND kind = $2",
+        order_id,
+        kind,
     )
-    .bind(order_id)
-    .bind(kind)
     .fetch_one(pool)
     .await
     .unwrap_or_else(|err| panic!("no notification row {order_id} {kind}: {err}"))
 }
 
 pub async fn count_with_status(pool: &PgPool, status: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = $1")
-        .bind(status)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM notifications WHERE status = $1"#,
+        status
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }
 
 /// A header of a mail as maildev's API returns it (lower-case names).

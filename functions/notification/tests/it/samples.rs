@@ -75,12 +75,15 @@ async fn poison_records_are_dead_lettered_and_the_rest_of_the_batch_is_mailed(po
         "{summary:?}"
     );
     assert_eq!((again.sent, again.already_done), (0, 2), "{again:?}");
-    let dead: Vec<(String, String, i32, i64, String)> = sqlx::query_as(
+    let dead: Vec<(String, String, i32, i64, String)> = sqlx::query!(
         r#"SELECT consumer, topic, "partition", "offset", error FROM dead_letters ORDER BY "offset""#,
     )
     .fetch_all(&pool)
     .await
-    .unwrap();
+    .unwrap()
+    .into_iter()
+    .map(|row| (row.consumer, row.topic, row.partition, row.offset, row.error))
+    .collect();
     assert_eq!(dead.len(), 2, "{dead:?}");
     for (consumer, topic, partition, _, _) in &dead {
         assert_eq!(

@@ -11,10 +11,6 @@ use testkit::msk::kafka_event;
 
 const DAY: &str = "1 day";
 
-async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
-}
-
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn old_rows_go_in_batches_and_young_ones_stay(pool: PgPool) {
     // 5 old and 2 young of each; batches of 2, so the old ones take three statements.
@@ -58,13 +54,34 @@ async fn old_rows_go_in_batches_and_young_ones_stay(pool: PgPool) {
         "windows that started over 8 days ago"
     );
     assert_eq!(
-        count(&pool, "SELECT count(*) FROM processed_events").await,
+        sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM processed_events"#)
+            .fetch_one(&pool)
+            .await
+            .unwrap(),
         2
     );
-    assert_eq!(count(&pool, "SELECT count(*) FROM notifications").await, 2);
+    assert_eq!(
+        sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM notifications"#)
+            .fetch_one(&pool)
+            .await
+            .unwrap(),
+        2
+    );
     // The young replayed one and the one never replayed stay.
-    assert_eq!(count(&pool, "SELECT count(*) FROM dead_letters").await, 2);
-    assert_eq!(count(&pool, "SELECT count(*) FROM request_counts").await, 8);
+    assert_eq!(
+        sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM dead_letters"#)
+            .fetch_one(&pool)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM request_counts"#)
+            .fetch_one(&pool)
+            .await
+            .unwrap(),
+        8
+    );
     // Nothing is left to prune.
     let again = prune(&pool, &retention).await.unwrap();
     assert_eq!(again, Default::default());
@@ -103,11 +120,11 @@ async fn a_record_redelivered_within_the_retention_is_applied_once(pool: PgPool)
         payment_method: None,
     };
     let id = new_id();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO orders (id, customer_name, product_name, quantity, status)
          VALUES ($1, 'Ada', 'Laptop', 3, 'PLACED')",
+        id
     )
-    .bind(id)
     .execute(&pool)
     .await
     .unwrap();
@@ -129,7 +146,7 @@ async fn a_record_redelivered_within_the_retention_is_applied_once(pool: PgPool)
     let inventory = inventory::consumer(pool.clone(), publisher);
     inventory.handle(batch()).await.unwrap();
     // Seven days later (the topics' retention), the dedup record is still young enough.
-    sqlx::query("UPDATE processed_events SET processed_at = now() - interval '7 days'")
+    sqlx::query!("UPDATE processed_events SET processed_at = now() - interval '7 days'")
         .execute(&pool)
         .await
         .unwrap();
@@ -139,7 +156,10 @@ async fn a_record_redelivered_within_the_retention_is_applied_once(pool: PgPool)
 
     assert_eq!(again.duplicates, 1);
     assert_eq!(
-        count(&pool, "SELECT quantity::bigint FROM stock").await,
+        sqlx::query_scalar!(r#"SELECT quantity::bigint AS "quantity!" FROM stock"#)
+            .fetch_one(&pool)
+            .await
+            .unwrap(),
         7,
         "the stock was taken once"
     );

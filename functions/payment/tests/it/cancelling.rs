@@ -93,10 +93,11 @@ async fn a_refund_whose_outcome_was_lost_is_not_made_twice(pool: PgPool) {
     flow.pay().await.unwrap();
     cancel(&pool, order).await.unwrap();
     // The first attempt reached Stripe, then the function stopped before recording it.
-    let intent: String = sqlx::query_scalar(
-        "UPDATE payments SET attempts = 1 WHERE order_id = $1 RETURNING payment_intent_id",
+    let intent: String = sqlx::query_scalar!(
+        r#"UPDATE payments SET attempts = 1 WHERE order_id = $1
+           RETURNING payment_intent_id AS "payment_intent_id!""#,
+        order
     )
-    .bind(order)
     .fetch_one(&pool)
     .await
     .unwrap();

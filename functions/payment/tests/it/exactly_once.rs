@@ -84,14 +84,14 @@ async fn retry_after_an_earlier_attempt(pool: PgPool, confirmed: bool) {
     else {
         panic!("a good card's intent is created");
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO payments (order_id, amount, currency, payment_method, status, attempts,
                                payment_intent_id)
          VALUES ($1, 5000, 'usd', $2, 'PENDING', 1, $3)",
+        order,
+        GOOD_CARD,
+        &intent,
     )
-    .bind(order)
-    .bind(GOOD_CARD)
-    .bind(&intent)
     .execute(&pool)
     .await
     .unwrap();

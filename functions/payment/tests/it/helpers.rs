@@ -102,16 +102,16 @@ impl Flow {
 
 /// Sets a product's stock and price (`unit_amount` in cents of `usd`, or no price).
 pub async fn set_stock(pool: &PgPool, product: &str, quantity: i32, unit_amount: Option<i64>) {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO stock (product_name, quantity, unit_amount, currency)
          VALUES ($1, $2, $3, CASE WHEN $3::bigint IS NULL THEN NULL ELSE 'usd' END)
          ON CONFLICT (product_name) DO UPDATE
              SET quantity = EXCLUDED.quantity, unit_amount = EXCLUDED.unit_amount,
                  currency = EXCLUDED.currency",
+        product,
+        quantity,
+        unit_amount,
     )
-    .bind(product)
-    .bind(quantity)
-    .bind(unit_amount)
     .execute(pool)
     .await
     .expect("stock can be set");
@@ -124,26 +124,34 @@ pub fn batch(events: &[OrderEvent], first_offset: i64) -> KafkaEvent {
 
 /// `(status, rejection_reason, amount)` of an order.
 pub async fn order_state(pool: &PgPool, id: Uuid) -> (String, Option<String>, Option<i64>) {
-    sqlx::query_as("SELECT status, rejection_reason, amount FROM orders WHERE id = $1")
-        .bind(id)
-        .fetch_one(pool)
-        .await
-        .expect("the order exists")
+    let order = sqlx::query!(
+        "SELECT status, rejection_reason, amount FROM orders WHERE id = $1",
+        id
+    )
+    .fetch_one(pool)
+    .await
+    .expect("the order exists");
+    (order.status, order.rejection_reason, order.amount)
 }
 
 /// `(status, decline_code)` of an order's payment.
 pub async fn payment_state(pool: &PgPool, id: Uuid) -> Option<(String, Option<String>)> {
-    sqlx::query_as("SELECT status, decline_code FROM payments WHERE order_id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .expect("payments can be read")
+    sqlx::query!(
+        "SELECT status, decline_code FROM payments WHERE order_id = $1",
+        id
+    )
+    .fetch_optional(pool)
+    .await
+    .expect("payments can be read")
+    .map(|payment| (payment.status, payment.decline_code))
 }
 
 pub async fn stock(pool: &PgPool, product: &str) -> i32 {
-    sqlx::query_scalar("SELECT quantity FROM stock WHERE product_name = $1")
-        .bind(product)
-        .fetch_one(pool)
-        .await
-        .expect("the product exists")
+    sqlx::query_scalar!(
+        "SELECT quantity FROM stock WHERE product_name = $1",
+        product
+    )
+    .fetch_one(pool)
+    .await
+    .expect("the product exists")
 }
