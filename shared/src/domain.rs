@@ -376,22 +376,6 @@ impl Money {
         Ok(Self { amount, currency })
     }
 
-    /// The amount and currency columns of a row: both or neither, else the row is corrupt.
-    pub fn from_columns(
-        amount: Option<i64>,
-        currency: Option<&str>,
-    ) -> Result<Option<Self>, Invalid> {
-        match (amount, currency) {
-            (Some(amount), Some(currency)) => Self::try_from(StoredMoney {
-                amount,
-                currency: currency.to_owned(),
-            })
-            .map(Some),
-            (None, None) => Ok(None),
-            _ => Err(invalid("an amount and its currency come together")),
-        }
-    }
-
     /// In the smallest unit of [`Self::currency`].
     pub fn amount(self) -> i64 {
         self.amount
@@ -880,13 +864,6 @@ mod tests {
         };
         let most = price.total(Quantity::new(Quantity::MAX).unwrap());
         assert_eq!(most.amount(), UnitAmount::MAX * Quantity::MAX);
-        assert_eq!(
-            Money::from_columns(Some(5), Some("usd")).unwrap(),
-            Some(Money::new(5, usd).unwrap())
-        );
-        assert_eq!(Money::from_columns(None, None).unwrap(), None);
-        assert!(Money::from_columns(Some(5), None).is_err());
-        assert!(Money::from_columns(Some(5), Some("USD")).is_err());
     }
 
     #[test]
