@@ -10,9 +10,11 @@
 //!   typed view.
 //! - [`Secret`], [`DatabaseProxy`], [`IamRole`]: who can read which secret (the database
 //!   logins).
+//! - [`bundle`]: what `sam build` left for each function (`scripts/test sam_build`).
 //! - [`contract`]: compares the view with what the code expects ([`contract::Expectation`],
 //!   [`contract::DatabaseLogins`]) and lists every [`contract::Drift`].
 
+pub mod bundle;
 pub mod contract;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -109,6 +111,8 @@ pub const NO_AUTHORIZER: &str = "NONE";
 pub struct Function {
     pub logical_id: String,
     pub code_uri: Option<String>,
+    /// `Metadata.BuildMethod`, such as `rust-cargolambda`: how `sam build` builds it.
+    pub build_method: Option<String>,
     /// `Metadata.BuildProperties.Binary`: which workspace binary cargo-lambda builds.
     pub binary: Option<String>,
     /// Names of the environment variables set (function and `Globals`).
@@ -235,6 +239,9 @@ impl Template {
                 code_uri: properties["CodeUri"]
                     .as_str()
                     .or_else(|| globals["CodeUri"].as_str())
+                    .map(str::to_owned),
+                build_method: resource["Metadata"]["BuildMethod"]
+                    .as_str()
                     .map(str::to_owned),
                 binary: resource["Metadata"]["BuildProperties"]["Binary"]
                     .as_str()
@@ -624,6 +631,7 @@ Resources:
         let template = Template::parse(SAMPLE).unwrap();
         let inventory = template.function("InventoryFunction").unwrap();
         assert_eq!(inventory.binary.as_deref(), Some("inventory"));
+        assert_eq!(inventory.build_method.as_deref(), Some("rust-cargolambda"));
         assert_eq!(inventory.code_uri.as_deref(), Some("."));
         assert_eq!(
             inventory.environment.iter().collect::<Vec<_>>(),
