@@ -11,11 +11,14 @@
 //! - [`Secret`], [`DatabaseProxy`], [`IamRole`]: who can read which secret (the database
 //!   logins).
 //! - [`bundle`]: what `sam build` left for each function (`scripts/test sam_build`).
+//! - [`variant`]: a copy of the template with another parameter default (`scripts/test
+//!   template`).
 //! - [`contract`]: compares the view with what the code expects ([`contract::Expectation`],
 //!   [`contract::DatabaseLogins`]) and lists every [`contract::Drift`].
 
 pub mod bundle;
 pub mod contract;
+pub mod variant;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
