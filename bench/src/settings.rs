@@ -34,3 +34,28 @@ pub fn load_average() -> Option<f64> {
         .parse()
         .ok()
 }
+
+/// The knobs of the benchmarks that time a handler's batch against a bare loop of the same
+/// client: both paths must run the same number of items at the same concurrency for their
+/// ratio to mean anything, so they read them in one place.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSettings {
+    /// Items per batch (mails, payments…), from the benchmark's own variable.
+    pub batch: usize,
+    /// Items in flight at once in both paths, `BENCH_CONCURRENCY` (default 8).
+    pub concurrency: usize,
+    /// Measured rounds, `BENCH_ROUNDS`, at least 1.
+    pub rounds: usize,
+}
+
+impl BatchSettings {
+    /// Reads the batch size from `batch_var` (default `batch`), then the shared
+    /// concurrency and rounds (default `rounds`).
+    pub fn from_env(batch_var: &str, batch: usize, rounds: usize) -> anyhow::Result<Self> {
+        Ok(Self {
+            batch: env_number(batch_var, batch)?,
+            concurrency: env_number("BENCH_CONCURRENCY", 8)?,
+            rounds: env_number::<usize>("BENCH_ROUNDS", rounds)?.max(1),
+        })
+    }
+}

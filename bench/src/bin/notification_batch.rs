@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use bench::scratch::{self, ScratchDatabase};
-use bench::settings::env_number;
+use bench::settings::BatchSettings;
 use bench::stats::median;
 use futures::{StreamExt, TryStreamExt, stream};
 use lettre::message::{Mailbox, MultiPart};
@@ -35,19 +35,9 @@ use testkit::msk::kafka_event;
 
 const MAIL_FROM: &str = "Orders <orders@shop.example>";
 
-struct Settings {
-    mails: usize,
-    concurrency: usize,
-    rounds: usize,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings {
-        mails: env_number("BENCH_MAILS", 500)?,
-        concurrency: env_number("BENCH_CONCURRENCY", 8)?,
-        rounds: env_number::<usize>("BENCH_ROUNDS", 3)?.max(1),
-    };
+    let settings = BatchSettings::from_env("BENCH_MAILS", 500, 3)?;
     scratch::with_database("bench_notification", async |database| {
         run(&settings, database).await
     })
@@ -55,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Warms up, measures the three paths round by round, then checks that every mail went out.
-async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<()> {
+async fn run(settings: &BatchSettings, database: &ScratchDatabase) -> anyhow::Result<()> {
     let (sink, smtp_port) = smtp_sink().await?;
     let mut smtp = SmtpSettings::plain("127.0.0.1", smtp_port);
     smtp.timeout = Duration::from_secs(30);
@@ -86,7 +76,7 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
 
     println!(
         "notification benchmark: batches of {} placed orders, {} mails in flight, {} rounds, SMTP 127.0.0.1:{smtp_port} ({})",
-        settings.mails,
+        settings.batch,
         settings.concurrency,
         settings.rounds,
         if sink.is_some() {
@@ -125,7 +115,7 @@ struct Paths<'a> {
 }
 
 /// Warms every pool so that none pays for connection set-up in the measured rounds.
-async fn warm_up(settings: &Settings, paths: &Paths<'_>) -> anyhow::Result<()> {
+async fn warm_up(settings: &BatchSettings, paths: &Paths<'_>) -> anyhow::Result<()> {
     handler_round(paths.notifier, paths.recipient, settings.concurrency * 2).await?;
     for path in &paths.bare {
         bare_round(
@@ -141,18 +131,18 @@ async fn warm_up(settings: &Settings, paths: &Paths<'_>) -> anyhow::Result<()> {
 }
 
 /// The measured rounds, each path in turn, each round printed; then the medians and ratios.
-async fn measure(settings: &Settings, paths: &Paths<'_>) -> anyhow::Result<()> {
+async fn measure(settings: &BatchSettings, paths: &Paths<'_>) -> anyhow::Result<()> {
     let mut handler_rates = Vec::new();
     let mut bare_rates = Vec::new();
     let mut lettre_rates = Vec::new();
     for round in 1..=settings.rounds {
-        let handler = handler_round(paths.notifier, paths.recipient, settings.mails).await?;
+        let handler = handler_round(paths.notifier, paths.recipient, settings.batch).await?;
         let [bare_rate, lettre_rate] = [
             bare_round(
                 &paths.bare[0],
                 paths.recipient,
                 &paths.bodies,
-                settings.mails,
+                settings.batch,
                 settings.concurrency,
             )
             .await?,
@@ -160,7 +150,7 @@ async fn measure(settings: &Settings, paths: &Paths<'_>) -> anyhow::Result<()> {
                 &paths.bare[1],
                 paths.recipient,
                 &paths.bodies,
-                settings.mails,
+                settings.batch,
                 settings.concurrency,
             )
             .await?,
@@ -194,7 +184,7 @@ async fn measure(settings: &Settings, paths: &Paths<'_>) -> anyhow::Result<()> {
 /// Checks that the handler recorded every mail of the run as SENT and, with a private sink,
 /// that the sink received every mail of all three paths.
 async fn check_delivered(
-    settings: &Settings,
+    settings: &BatchSettings,
     database: &ScratchDatabase,
     sink: Option<&Maildev>,
     paths: &Paths<'_>,
@@ -202,7 +192,7 @@ async fn check_delivered(
     let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'SENT'")
         .fetch_one(&database.pool)
         .await?;
-    let expected = settings.mails * settings.rounds + settings.concurrency * 2;
+    let expected = settings.batch * settings.rounds + settings.concurrency * 2;
     ensure!(
         sent as usize == expected,
         "{sent} notifications SENT, expected {expected}"
@@ -210,7 +200,7 @@ async fn check_delivered(
     if let Some(sink) = sink {
         let received = sink.messages_to(paths.recipient).await.len();
         let expected = expected
-            + paths.bare.len() * (settings.mails * settings.rounds + settings.concurrency * 2);
+            + paths.bare.len() * (settings.batch * settings.rounds + settings.concurrency * 2);
         ensure!(
             received == expected,
             "the sink holds {received} mails, expected {expected}"

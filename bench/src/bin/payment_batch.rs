@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::ensure;
 use bench::scratch::{self, ScratchDatabase};
-use bench::settings::{env, env_number};
+use bench::settings::{BatchSettings, env};
 use futures::{StreamExt, TryStreamExt, stream};
 use payment::Stripe;
 use payment::stripe::{Charge, Created};
@@ -34,26 +34,16 @@ use uuid::Uuid;
 const AMOUNT: i64 = 129_900;
 const CARD: &str = "pm_card_visa";
 
-struct Settings {
-    payments: usize,
-    concurrency: usize,
-    rounds: usize,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings {
-        payments: env_number("BENCH_PAYMENTS", 100)?,
-        concurrency: env_number("BENCH_CONCURRENCY", 8)?,
-        rounds: env_number::<usize>("BENCH_ROUNDS", 4)?.max(1),
-    };
+    let settings = BatchSettings::from_env("BENCH_PAYMENTS", 100, 4)?;
     scratch::with_database("bench_payment", async |database| {
         run(&settings, database).await
     })
     .await
 }
 
-async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<()> {
+async fn run(settings: &BatchSettings, database: &ScratchDatabase) -> anyhow::Result<()> {
     let stripe = LocalStripe::spawn().await;
     let client = Stripe::new(stripe.base_url(), API_KEY.into());
     let kafka = KafkaSettings::plaintext(env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"));
@@ -66,7 +56,7 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
     );
     println!(
         "payment benchmark: batches of {} reserved orders, {} Stripe calls in flight, {} rounds, private localstripe at {}",
-        settings.payments,
+        settings.batch,
         settings.concurrency,
         settings.rounds,
         stripe.base_url(),
@@ -82,12 +72,12 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
         // file on every change), so the path that goes second would always meet a larger
         // state: they take turns going first.
         let (handler, bare) = if round % 2 == 1 {
-            let handler = handler_round(&handler, database, settings.payments).await?;
-            let bare = bare_round(&client, settings.payments, settings.concurrency).await?;
+            let handler = handler_round(&handler, database, settings.batch).await?;
+            let bare = bare_round(&client, settings.batch, settings.concurrency).await?;
             (handler, bare)
         } else {
-            let bare = bare_round(&client, settings.payments, settings.concurrency).await?;
-            let handler = handler_round(&handler, database, settings.payments).await?;
+            let bare = bare_round(&client, settings.batch, settings.concurrency).await?;
+            let handler = handler_round(&handler, database, settings.batch).await?;
             (handler, bare)
         };
         println!(
@@ -120,7 +110,7 @@ async fn run(settings: &Settings, database: &ScratchDatabase) -> anyhow::Result<
         sqlx::query_scalar("SELECT count(*) FROM payments WHERE status = 'SUCCEEDED'")
             .fetch_one(&database.pool)
             .await?;
-    let charged_by_handler = settings.payments * settings.rounds + settings.concurrency * 2;
+    let charged_by_handler = settings.batch * settings.rounds + settings.concurrency * 2;
     ensure!(
         succeeded as usize == charged_by_handler,
         "{succeeded} payments SUCCEEDED, expected {charged_by_handler}"

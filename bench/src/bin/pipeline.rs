@@ -40,7 +40,7 @@ use anyhow::{Context, anyhow, ensure};
 use bench::pipeline::api::Api;
 use bench::pipeline::mailbox::Mailbox;
 use bench::pipeline::orders::{PRODUCTS, STOCK};
-use bench::pipeline::{Settings, latency, sustained};
+use bench::pipeline::{Run, Settings, latency, sustained};
 use bench::scratch::{self, ScratchDatabase};
 use bench::settings::{env, env_number, env_secs};
 use sqlx::PgPool;
@@ -139,13 +139,19 @@ async fn measure(
         api.set_stock(product, STOCK).await?;
     }
     let mails = Mailbox::new(sink);
-    latency::warm_up(settings, api, pool, &mails).await?;
+    let run = Run {
+        settings,
+        api,
+        pool,
+        mails: &mails,
+    };
+    latency::warm_up(run).await?;
     if settings.orders > 0 {
-        latency::phase(settings, api, pool, &mails).await?;
+        latency::phase(run).await?;
     }
     mails.clear().await?;
     if !settings.steps.is_empty() {
-        sustained::phase(settings, api, pool, &mails).await?;
+        sustained::phase(run).await?;
     }
     Ok(())
 }

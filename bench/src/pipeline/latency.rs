@@ -11,8 +11,7 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::Settings;
-use super::api::Api;
+use super::Run;
 use super::mailbox::Mailbox;
 use super::offered_load::offer;
 use super::orders::order_seq;
@@ -23,13 +22,8 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Consumer groups join, pools and producers connect: 20 orders at 10/s, of which only the
 /// slowest is shown.
-pub async fn warm_up(
-    settings: &Settings,
-    api: &Api,
-    pool: &PgPool,
-    mails: &Mailbox<'_>,
-) -> anyhow::Result<()> {
-    let warmup = latency_run(settings, api, pool, mails, "warmup", 20, 10.0).await?;
+pub async fn warm_up(run: Run<'_>) -> anyhow::Result<()> {
+    let warmup = latency_run(run, "warmup", 20, 10.0).await?;
     println!(
         "  warm-up: 20 orders confirmed and mailed (slowest {})",
         ms(warmup.both.map_or(Duration::ZERO, |s| s.max))
@@ -38,12 +32,8 @@ pub async fn warm_up(
 }
 
 /// Phase 1: `settings.orders` orders at `settings.rate`; prints the latencies.
-pub async fn phase(
-    settings: &Settings,
-    api: &Api,
-    pool: &PgPool,
-    mails: &Mailbox<'_>,
-) -> anyhow::Result<()> {
+pub async fn phase(run: Run<'_>) -> anyhow::Result<()> {
+    let Run { settings, .. } = run;
     println!();
     println!(
         "1. end-to-end latency: {} orders at {} orders/s, observed every {} ms",
@@ -51,16 +41,7 @@ pub async fn phase(
         settings.rate,
         settings.poll.as_millis()
     );
-    let report = latency_run(
-        settings,
-        api,
-        pool,
-        mails,
-        "latency",
-        settings.orders,
-        settings.rate,
-    )
-    .await?;
+    let report = latency_run(run, "latency", settings.orders, settings.rate).await?;
     report.print();
     Ok(())
 }
@@ -106,14 +87,17 @@ impl LatencyReport {
 
 /// Places `count` orders at `rate` and waits until each was seen confirmed and mailed.
 async fn latency_run(
-    settings: &Settings,
-    api: &Api,
-    pool: &PgPool,
-    mails: &Mailbox<'_>,
+    run: Run<'_>,
     tag: &str,
     count: usize,
     rate: f64,
 ) -> anyhow::Result<LatencyReport> {
+    let Run {
+        settings,
+        api,
+        pool,
+        mails,
+    } = run;
     let (placed_tx, placed_rx) = mpsc::unbounded_channel();
     let (offered, observed) = tokio::join!(
         offer(

@@ -17,6 +17,11 @@ pub mod sustained;
 
 use std::time::Duration;
 
+use sqlx::PgPool;
+
+use self::api::Api;
+use self::mailbox::Mailbox;
+
 /// The benchmark's knobs (the command reads them from `BENCH_*` variables).
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -39,4 +44,15 @@ pub struct Settings {
     pub max_in_flight: usize,
     /// How many steps halve the gap between the highest rate kept up with and the lowest not.
     pub refine: usize,
+}
+
+/// What every phase works with: the knobs, the API it sends orders to, the database whose
+/// backlog and statuses it watches, and the mail sink it reads. The command builds it once,
+/// so the phases cannot be handed a mismatched set.
+#[derive(Clone, Copy)]
+pub struct Run<'a> {
+    pub settings: &'a Settings,
+    pub api: &'a Api,
+    pub pool: &'a PgPool,
+    pub mails: &'a Mailbox<'a>,
 }

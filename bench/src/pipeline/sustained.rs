@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use sqlx::PgPool;
 
-use super::Settings;
 use super::api::Api;
-use super::mailbox::Mailbox;
 use super::offered_load::offer;
 use super::orders::customer_email_pattern;
+use super::{Run, Settings};
 use crate::cpu::CpuTimes;
 use crate::stats::{LatencySummary, ms};
 
@@ -34,12 +33,13 @@ const DRAIN_SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 /// Phase 2: steps through `settings.steps` (then refines), and prints a row per step and
 /// the highest rate kept up with.
-pub async fn phase(
-    settings: &Settings,
-    api: &Api,
-    pool: &PgPool,
-    mails: &Mailbox<'_>,
-) -> anyhow::Result<()> {
+pub async fn phase(run: Run<'_>) -> anyhow::Result<()> {
+    let Run {
+        settings,
+        api,
+        pool,
+        mails,
+    } = run;
     println!();
     println!(
         "2. sustained rate: offered rate stepped up, {} s per step; kept up = every POST ok at the offered rate, backlog not growing, drained within {} s",

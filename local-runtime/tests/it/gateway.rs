@@ -15,52 +15,9 @@ use local_runtime::gateway::{DeclaredApi, Gateway, Guard, JwtSettings};
 use serde_json::{Value, json};
 use testkit::cognito::{Customer, Forge, Pool, Tokens};
 
-/// The shape of the order API's routes in `template.yaml`, with the three audiences.
-const TEMPLATE: &str = r#"
-Resources:
-  OrderHttpApi:
-    Type: AWS::Serverless::HttpApi
-    Properties:
-      Auth:
-        EnableIamAuthorizer: true
-        Authorizers:
-          CustomerJwt:
-            IdentitySource: $request.header.Authorization
-            JwtConfiguration:
-              issuer: !Sub "https://cognito-idp.${AWS::Region}.amazonaws.com/${CustomerPool}"
-              audience: [!Ref CustomerPoolClient]
-  OrderApiFunction:
-    Type: AWS::Serverless::Function
-    Metadata:
-      BuildProperties:
-        Binary: order-api
-    Properties:
-      Events:
-        PlaceOrder:
-          Type: HttpApi
-          Properties: { ApiId: !Ref OrderHttpApi, Method: POST, Path: /api/orders }
-        PlaceMyOrder:
-          Type: HttpApi
-          Properties:
-            ApiId: !Ref OrderHttpApi
-            Method: POST
-            Path: /api/me/orders
-            Auth: { Authorizer: CustomerJwt }
-        GetMyOrder:
-          Type: HttpApi
-          Properties:
-            ApiId: !Ref OrderHttpApi
-            Method: GET
-            Path: /api/me/orders/{id}
-            Auth: { Authorizer: CustomerJwt }
-        SetStock:
-          Type: HttpApi
-          Properties:
-            ApiId: !Ref OrderHttpApi
-            Method: PUT
-            Path: /api/admin/stock/{productName}
-            Auth: { Authorizer: AWS_IAM }
-"#;
+/// The shape of the order API's routes in `template.yaml`, with the three audiences; the
+/// gateway's unit tests read the same.
+const TEMPLATE: &str = include_str!("../../src/gateway/test_template.yaml");
 
 /// Answers with the request context it was handed (500 when there was none).
 fn echo() -> Router {

@@ -423,6 +423,18 @@ impl Partition0Outage {
     }
 }
 
+/// Three records for each of the `others` partitions, then three more behind partition 0's
+/// failed batch; waits until the others' are committed, which they must be while partition
+/// 0 still fails.
+async fn produce_past_the_outage(broker: &Tansu, group: &str, others: &[i32]) {
+    for &partition in others {
+        produce_to(broker, partition, 3).await;
+    }
+    produce_to(broker, 0, 3).await;
+    let committed: Vec<(i32, i64)> = others.iter().map(|&partition| (partition, 3)).collect();
+    wait_until_committed(broker, group, &committed).await;
+}
+
 /// Lets partition 0 succeed again, waits until the six records produced to it and the three
 /// to each other partition are committed, and stops the trigger: partition 0's six were each
 /// delivered once, in offset order. Every call the trigger made, for the test's own checks.
@@ -447,11 +459,7 @@ async fn a_failing_partition_holds_back_only_itself_and_its_records_then_arrive_
     let broker = Tansu::start().await;
     let (group, trigger) = Partition0Outage::failing_on(&broker).await;
 
-    // Records for the other partitions, and more behind partition 0's failed batch.
-    produce_to(&broker, 1, 3).await;
-    produce_to(&broker, 2, 3).await;
-    produce_to(&broker, 0, 3).await;
-    wait_until_committed(&broker, &group, &[(1, 3), (2, 3)]).await;
+    produce_past_the_outage(&broker, &group, &[1, 2]).await;
 
     let while_failing = trigger.calls();
     assert!(
@@ -499,9 +507,7 @@ async fn a_failing_partition_holds_back_only_itself_and_its_records_then_arrive_
 async fn a_broker_outage_while_a_partition_fails_loses_nothing_and_keeps_its_order() {
     let broker = Tansu::start_behind_proxy().await;
     let (group, trigger) = Partition0Outage::failing_on(&broker).await;
-    produce_to(&broker, 1, 3).await;
-    produce_to(&broker, 0, 3).await;
-    wait_until_committed(&broker, &group, &[(1, 3)]).await;
+    produce_past_the_outage(&broker, &group, &[1]).await;
 
     // Cut off for longer than a consumer group's session would last: the trigger is no
     // member of the group, so it keeps its partitions, and partition 0's batch is still
