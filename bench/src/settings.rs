@@ -58,4 +58,14 @@ impl BatchSettings {
             rounds: env_number::<usize>("BENCH_ROUNDS", rounds)?.max(1),
         })
     }
+
+    /// Runs `bench` with these settings on a scratch database named `database`, which is
+    /// dropped afterwards, so that every batch benchmark starts from empty tables.
+    pub async fn run_on_scratch(
+        &self,
+        database: &str,
+        bench: impl AsyncFnOnce(&Self, &crate::scratch::ScratchDatabase) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        crate::scratch::with_database(database, async |scratch| bench(self, scratch).await).await
+    }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use bench::scratch::{self, ScratchDatabase};
+use bench::scratch::ScratchDatabase;
 use bench::settings::BatchSettings;
 use bench::stats::median;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -37,11 +37,9 @@ const MAIL_FROM: &str = "Orders <orders@shop.example>";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = BatchSettings::from_env("BENCH_MAILS", 500, 3)?;
-    scratch::with_database("bench_notification", async |database| {
-        run(&settings, database).await
-    })
-    .await
+    BatchSettings::from_env("BENCH_MAILS", 500, 3)?
+        .run_on_scratch("bench_notification", run)
+        .await
 }
 
 /// Warms up, measures the three paths round by round, then checks that every mail went out.

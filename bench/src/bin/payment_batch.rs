@@ -17,7 +17,7 @@
 use std::time::Instant;
 
 use anyhow::ensure;
-use bench::scratch::{self, ScratchDatabase};
+use bench::scratch::ScratchDatabase;
 use bench::settings::{BatchSettings, env};
 use futures::{StreamExt, TryStreamExt, stream};
 use payment::Stripe;
@@ -36,13 +36,13 @@ const CARD: &str = "pm_card_visa";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = BatchSettings::from_env("BENCH_PAYMENTS", 100, 4)?;
-    scratch::with_database("bench_payment", async |database| {
-        run(&settings, database).await
-    })
-    .await
+    BatchSettings::from_env("BENCH_PAYMENTS", 100, 4)?
+        .run_on_scratch("bench_payment", run)
+        .await
 }
 
+/// Warms up, then times the payment consumer and bare Stripe calls round by round, each
+/// round in the other order.
 async fn run(settings: &BatchSettings, database: &ScratchDatabase) -> anyhow::Result<()> {
     let stripe = LocalStripe::spawn().await;
     let client = Stripe::new(stripe.base_url(), API_KEY.into());

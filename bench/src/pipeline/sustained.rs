@@ -34,12 +34,7 @@ const DRAIN_SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// Phase 2: steps through `settings.steps` (then refines), and prints a row per step and
 /// the highest rate kept up with.
 pub async fn phase(run: Run<'_>) -> anyhow::Result<()> {
-    let Run {
-        settings,
-        api,
-        pool,
-        mails,
-    } = run;
+    let settings = run.settings;
     println!();
     println!(
         "2. sustained rate: offered rate stepped up, {} s per step; kept up = every POST ok at the offered rate, backlog not growing, drained within {} s",
@@ -55,8 +50,15 @@ pub async fn phase(run: Run<'_>) -> anyhow::Result<()> {
     queue.reverse();
     let mut refinements = settings.refine;
     while let Some(rate) = queue.pop() {
-        let step = rate_step(settings, api, pool, &format!("step{}", rows.len()), rate).await?;
-        mails.clear().await?;
+        let step = rate_step(
+            settings,
+            run.api,
+            run.pool,
+            &format!("step{}", rows.len()),
+            rate,
+        )
+        .await?;
+        run.mails.clear().await?;
         if step.kept_up(settings) {
             kept = Some(kept.map_or(rate, |k: f64| k.max(rate)));
         } else {
