@@ -74,6 +74,41 @@ async fn publish_placed(broker: &Tansu, count: usize) -> Vec<Uuid> {
     events.iter().map(|e| e.id).collect()
 }
 
+/// Runs a trigger for `group` on `broker` with `handler`, in a task of its own, until
+/// `shutdown` is cancelled.
+fn spawn_trigger<H, F, E>(
+    broker: &Tansu,
+    group: &str,
+    handler: H,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<()>>
+where
+    H: Fn(KafkaEvent) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    tokio::spawn(trigger::run(
+        spec(group),
+        kafka(broker),
+        "arn:aws:kafka:local".to_owned(),
+        handler,
+        shutdown.clone(),
+    ))
+}
+
+/// A consumer group no test has used.
+fn new_group() -> String {
+    format!("group-{}", new_id())
+}
+
+/// A broker of its own with `count` order-placed records on it, and a new group to read
+/// them with.
+async fn placed_on_a_new_broker(count: usize) -> (Tansu, Vec<Uuid>, String) {
+    let broker = Tansu::start().await;
+    let published = publish_placed(&broker, count).await;
+    (broker, published, new_group())
+}
+
 /// Event ids in delivery order, per delivered batch.
 type Deliveries = Arc<Mutex<Vec<Vec<Uuid>>>>;
 
@@ -114,13 +149,7 @@ async fn run_trigger(
             }
         }
     };
-    let task = tokio::spawn(trigger::run(
-        spec(group),
-        kafka(broker),
-        "arn:aws:kafka:local".to_owned(),
-        handler,
-        shutdown.clone(),
-    ));
+    let task = spawn_trigger(broker, group, handler, &shutdown);
     // Gives up quietly after `timeout`: the caller checks what was delivered.
     let _ = testkit::poll_until(timeout, || async {
         let done = succeeded.lock().unwrap().len();
@@ -137,9 +166,7 @@ async fn run_trigger(
 #[tokio::test]
 async fn every_record_is_delivered_once_in_lambda_shape_and_committed() {
     testkit::init_tracing();
-    let broker = Tansu::start().await;
-    let published = publish_placed(&broker, 30).await;
-    let group = format!("group-{}", new_id());
+    let (broker, published, group) = placed_on_a_new_broker(30).await;
 
     let (_, succeeded) = run_trigger(&broker, &group, 0, 30, Duration::from_secs(30)).await;
 
@@ -156,9 +183,7 @@ async fn every_record_is_delivered_once_in_lambda_shape_and_committed() {
 
 #[tokio::test]
 async fn a_failed_batch_is_retried_whole_until_it_succeeds() {
-    let broker = Tansu::start().await;
-    let published = publish_placed(&broker, 10).await;
-    let group = format!("group-{}", new_id());
+    let (broker, published, group) = placed_on_a_new_broker(10).await;
 
     let (deliveries, succeeded) =
         run_trigger(&broker, &group, 3, 10, Duration::from_secs(30)).await;
@@ -178,9 +203,7 @@ async fn a_failed_batch_is_retried_whole_until_it_succeeds() {
 
 #[tokio::test]
 async fn an_uncommitted_batch_is_delivered_again_after_a_restart() {
-    let broker = Tansu::start().await;
-    let published = publish_placed(&broker, 5).await;
-    let group = format!("group-{}", new_id());
+    let (broker, published, group) = placed_on_a_new_broker(5).await;
 
     let (failing, succeeded) =
         run_trigger(&broker, &group, usize::MAX, 5, Duration::from_secs(3)).await;
@@ -199,7 +222,7 @@ async fn an_uncommitted_batch_is_delivered_again_after_a_restart() {
 async fn batches_respect_the_batch_size() {
     let broker = Tansu::start().await;
     publish_placed(&broker, 25).await;
-    let group = format!("group-{}", new_id());
+    let group = new_group();
     let deliveries: Deliveries = Arc::default();
     let shutdown = CancellationToken::new();
     let mut small = spec(&group);
@@ -367,13 +390,7 @@ impl Partition0Outage {
             }
         };
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(trigger::run(
-            spec(group),
-            kafka(broker),
-            "arn:aws:kafka:local".to_owned(),
-            handler,
-            shutdown.clone(),
-        ));
+        let task = spawn_trigger(broker, group, handler, &shutdown);
         Self {
             calls,
             down,
@@ -385,7 +402,7 @@ impl Partition0Outage {
     /// A trigger on a new group whose first batch, three records of partition 0, has
     /// failed; returns the group and the trigger.
     async fn failing_on(broker: &Tansu) -> (String, Self) {
-        let group = format!("group-{}", new_id());
+        let group = new_group();
         produce_to(broker, 0, 3).await;
         let trigger = Self::start(broker, &group);
         trigger
@@ -539,7 +556,7 @@ async fn a_broker_outage_while_a_partition_fails_loses_nothing_and_keeps_its_ord
 #[tokio::test]
 async fn a_trigger_started_again_resumes_at_once_from_the_committed_offsets() {
     let broker = Tansu::start().await;
-    let group = format!("group-{}", new_id());
+    let group = new_group();
     produce_to(&broker, 0, 2).await;
     let first = Partition0Outage::start(&broker, &group);
     first.recover();
@@ -562,7 +579,7 @@ async fn records_two_producers_write_at_once_are_all_delivered_once_in_offset_or
     // one; the trigger must read the partition again rather than skip.
     testkit::init_tracing();
     let broker = Tansu::start().await;
-    let group = format!("group-{}", new_id());
+    let group = new_group();
     let trigger = Partition0Outage::start(&broker, &group);
     trigger.recover();
     const EACH: usize = 200;
