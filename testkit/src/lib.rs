@@ -17,6 +17,8 @@
 //! - [`process`]: the one child-process type every service above runs as.
 //! - [`scratch`]: a throwaway, migrated database next to the configured one.
 //! - [`runtime`]: the `local-runtime` binary as a child process, as a user runs it.
+//! - [`system`]: private services for a command, and the whole system on them
+//!   (`with-test-services`, `fuzz-api`).
 //! - [`lambda_api`]: a stand-in for the Lambda Runtime and Extensions APIs, to run a
 //!   function's real binary as Lambda does, one invocation at a time or many at once.
 //! - [`eventually`]: the one way tests wait, always with a deadline.
@@ -41,6 +43,7 @@ pub mod runtime;
 pub mod scratch;
 pub mod secrets;
 pub mod stripe;
+pub mod system;
 pub mod tansu;
 
 use std::future::Future;
