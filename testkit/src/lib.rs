@@ -19,6 +19,7 @@
 //! - [`runtime`]: the `local-runtime` binary as a child process, as a user runs it.
 //! - [`system`]: private services for a command, and the whole system on them
 //!   (`with-test-services`, `fuzz-api`).
+//! - [`fuzz_api`]: the order API under schemathesis, against the whole system.
 //! - [`lambda_api`]: a stand-in for the Lambda Runtime and Extensions APIs, to run a
 //!   function's real binary as Lambda does, one invocation at a time or many at once.
 //! - [`eventually`]: the one way tests wait, always with a deadline.
@@ -30,6 +31,7 @@
 pub mod api_gateway;
 pub mod cognito;
 pub mod emf;
+pub mod fuzz_api;
 pub mod kafka;
 pub mod lambda_api;
 pub mod maildev;
