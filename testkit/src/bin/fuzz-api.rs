@@ -63,14 +63,17 @@ async fn main() -> ExitCode {
         }
     };
     let started = Instant::now();
-    let outcome = run(&Options::from_env(extra_args)).await;
-    eprintln!("[fuzz-api] done in {}s", started.elapsed().as_secs());
-    match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
+    let passed = match run(&Options::from_env(extra_args)).await {
+        Ok(passed) => passed,
         Err(err) => {
             eprintln!("[fuzz-api] {err:#}");
-            ExitCode::FAILURE
+            false
         }
+    };
+    eprintln!("[fuzz-api] done in {}s", started.elapsed().as_secs());
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
