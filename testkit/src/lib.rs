@@ -17,6 +17,9 @@
 //! - [`process`]: the one child-process type every service above runs as.
 //! - [`scratch`]: a throwaway, migrated database next to the configured one.
 //! - [`runtime`]: the `local-runtime` binary as a child process, as a user runs it.
+//! - [`system`]: private services for a command, and the whole system on them
+//!   (`with-test-services`, `fuzz-api`).
+//! - [`fuzz_api`]: the order API under schemathesis, against the whole system.
 //! - [`lambda_api`]: a stand-in for the Lambda Runtime and Extensions APIs, to run a
 //!   function's real binary as Lambda does, one invocation at a time or many at once.
 //! - [`eventually`]: the one way tests wait, always with a deadline.
@@ -28,6 +31,7 @@
 pub mod api_gateway;
 pub mod cognito;
 pub mod emf;
+pub mod fuzz_api;
 pub mod kafka;
 pub mod lambda_api;
 pub mod maildev;
@@ -41,6 +45,7 @@ pub mod runtime;
 pub mod scratch;
 pub mod secrets;
 pub mod stripe;
+pub mod system;
 pub mod tansu;
 
 use std::future::Future;

@@ -84,8 +84,9 @@ pub struct LocalRuntime {
     service: Service,
 }
 
-/// The workspace root, where `template.yaml` is (the runtime reads it from its working folder).
-fn workspace_root() -> PathBuf {
+/// The workspace root, where `template.yaml` is (the runtime reads it from its working
+/// folder), and `scripts/` and `seed/`.
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
