@@ -195,12 +195,12 @@ async fn schemathesis_run(
     let mut command = Command::new(schemathesis);
     command
         .current_dir(workspace_root())
-        // The customer schemathesis is (scripts/fuzz-api.toml reads the variable).
+        // The customer schemathesis is (testkit/fuzz/schemathesis.toml reads the variable).
         .env("FUZZ_CUSTOMER_TOKEN", token)
         .args([
             "--no-color",
             "--config-file",
-            "scripts/fuzz-api.toml",
+            "testkit/fuzz/schemathesis.toml",
             "run",
         ])
         .args(["--checks", "all"])

@@ -21,7 +21,7 @@
 //! Who calls: guests (no credentials) on the open routes; the demo customer ada@example.com
 //! (`scripts/services up` creates it in the local Cognito user pool) on the customer routes,
 //! signed in once here: its ID token goes to every operation the document guards with the
-//! customerJwt scheme (the `[auth.openapi.customerJwt]` block of scripts/fuzz-api.toml),
+//! customerJwt scheme (the `[auth.openapi.customerJwt]` block of testkit/fuzz/schemathesis.toml),
 //! which the runtime's gateway checks as API Gateway does, so those routes are fuzzed past
 //! the authorizer, and schemathesis' auth checks try them without and with a broken token
 //! too. The operator routes (IAM in AWS) are open on 127.0.0.1, as the runtime serves them
@@ -33,8 +33,8 @@
 //!
 //! The expectations added to the document (422s it describes in words for requests its
 //! schema allows: a reused Idempotency-Key, a guest's quantity over the guest ceiling, a
-//! customer naming another address) are set in scripts/fuzz-api.toml and
-//! scripts/fuzz-api-hooks.py.
+//! customer naming another address) are set in testkit/fuzz/schemathesis.toml and
+//! testkit/fuzz/hooks.py.
 //!
 //! - `FUZZ_SEED`: the generation seed (the same seed and code give the same run; 20251129)
 //! - `FUZZ_MAX_EXAMPLES`: test cases per operation and phase: more explores more, slower (150)

@@ -1,5 +1,5 @@
 //! The OpenAPI document and the code agree on input: a value the document allows is accepted,
-//! a value it rules out is refused. These are the rules API fuzzing (scripts/fuzz-api) found
+//! a value it rules out is refused. These are the rules API fuzzing (testkit's fuzz-api) found
 //! stated too loosely: names, the list cursors, and integers written with a zero fraction.
 
 use axum::http::StatusCode;

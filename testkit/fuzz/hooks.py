@@ -1,4 +1,4 @@
-"""The expectations scripts/fuzz-api adds to what the OpenAPI document says.
+"""The expectations API fuzzing (testkit's fuzz-api) adds to what the OpenAPI document says.
 
 Each is a 422 the document describes in words for a request that its schema allows, because
 no schema can express the rule; schemathesis reports such a 422 as a schema-valid request
