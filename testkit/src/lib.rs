@@ -17,6 +17,8 @@
 //! - [`process`]: the one child-process type every service above runs as.
 //! - [`scratch`]: a throwaway, migrated database next to the configured one.
 //! - [`runtime`]: the `local-runtime` binary as a child process, as a user runs it.
+//! - [`local_services`]: the shared local services of `scripts/services` and `scripts/run`,
+//!   started as daemons that outlive the command, checked, provisioned and stopped.
 //! - [`lambda_api`]: a stand-in for the Lambda Runtime and Extensions APIs, to run a
 //!   function's real binary as Lambda does, one invocation at a time or many at once.
 //! - [`eventually`]: the one way tests wait, always with a deadline.
@@ -30,6 +32,7 @@ pub mod cognito;
 pub mod emf;
 pub mod kafka;
 pub mod lambda_api;
+pub mod local_services;
 pub mod maildev;
 pub mod msk;
 pub mod orders;
