@@ -20,6 +20,8 @@
 //! - [`system`]: private services for a command, and the whole system on them
 //!   (`with-test-services`, `fuzz-api`).
 //! - [`fuzz_api`]: the order API under schemathesis, against the whole system.
+//! - [`local_services`]: the shared local services of `scripts/services` and `scripts/run`,
+//!   started as daemons that outlive the command, checked, provisioned and stopped.
 //! - [`lambda_api`]: a stand-in for the Lambda Runtime and Extensions APIs, to run a
 //!   function's real binary as Lambda does, one invocation at a time or many at once.
 //! - [`eventually`]: the one way tests wait, always with a deadline.
@@ -34,6 +36,7 @@ pub mod emf;
 pub mod fuzz_api;
 pub mod kafka;
 pub mod lambda_api;
+pub mod local_services;
 pub mod maildev;
 pub mod msk;
 pub mod orders;
