@@ -101,7 +101,7 @@ struct Placed {
 async fn place_four_orders(pool: &PgPool) -> Placed {
     testkit::init_tracing();
     let broker = Tansu::start().await;
-    sqlx::query("INSERT INTO stock (product_name, quantity) VALUES ('Laptop', 10)")
+    sqlx::query!("INSERT INTO stock (product_name, quantity) VALUES ('Laptop', 10)")
         .execute(pool)
         .await
         .unwrap();
@@ -116,12 +116,12 @@ async fn place_four_orders(pool: &PgPool) -> Placed {
         })
         .collect();
     for event in &events {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO orders (id, customer_name, product_name, quantity, status)
              VALUES ($1, $2, 'Laptop', 1, 'PLACED')",
+            event.data.order_id,
+            event.data.customer_name.as_str(),
         )
-        .bind(event.data.order_id)
-        .bind(event.data.customer_name.as_str())
         .execute(pool)
         .await
         .unwrap();
@@ -195,8 +195,7 @@ async fn statuses(pool: &PgPool, orders: &[Uuid]) -> Vec<String> {
     let mut found = Vec::new();
     for id in orders {
         found.push(
-            sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-                .bind(id)
+            sqlx::query_scalar!("SELECT status FROM orders WHERE id = $1", id)
                 .fetch_one(pool)
                 .await
                 .unwrap(),

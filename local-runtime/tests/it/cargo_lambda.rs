@@ -136,19 +136,20 @@ impl Drop for Watch {
 }
 
 async fn order_status(pool: &PgPool, id: &str) -> String {
-    sqlx::query_scalar("SELECT status FROM orders WHERE id = $1::uuid")
-        .bind(id)
+    sqlx::query_scalar!("SELECT status FROM orders WHERE id::text = $1", id)
         .fetch_one(pool)
         .await
         .unwrap()
 }
 
 async fn stock(pool: &PgPool, product: &str) -> i32 {
-    sqlx::query_scalar("SELECT quantity FROM stock WHERE product_name = $1")
-        .bind(product)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar!(
+        "SELECT quantity FROM stock WHERE product_name = $1",
+        product
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }
 
 async fn apply(pool: &PgPool, file: &str) {
@@ -179,10 +180,11 @@ async fn invoking_inventory_with_its_sample_under_cargo_lambda_watch_confirms_th
     assert_eq!(answer["confirmed"], 1, "{answer}");
     assert_eq!(order_status(&pool, SAMPLE_ORDER).await, "CONFIRMED");
     assert_eq!(stock(&pool, "Laptop").await, laptops - 1);
-    let processed: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM processed_events WHERE consumer = 'inventory' AND event_id = $1::uuid)",
+    let processed = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM processed_events
+                          WHERE consumer = 'inventory' AND event_id::text = $1) AS "exists!""#,
+        SAMPLE_EVENT,
     )
-    .bind(SAMPLE_EVENT)
     .fetch_one(&pool)
     .await
     .unwrap();
@@ -222,12 +224,13 @@ async fn invoking_order_api_under_cargo_lambda_watch_answers_201_and_publishes_a
         "the published outbox row deleted",
         Duration::from_secs(10),
         || async {
-            let left: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE payload->>'subject' = $1")
-                    .bind(&id)
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
+            let left = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "count!" FROM outbox WHERE payload->>'subject' = $1"#,
+                &id,
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
             if left == 0 {
                 Ok(())
             } else {

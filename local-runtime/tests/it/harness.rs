@@ -221,10 +221,11 @@ impl System {
     pub async fn wait_until_decided(&self, ids: &[String], timeout: Duration) -> Vec<Value> {
         // Gives up quietly: the caller's assertions on the states say what went wrong.
         let _ = testkit::poll_until(timeout, || async {
-            let placed: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM orders WHERE id::text = ANY($1) AND status = 'PLACED'",
+            let placed = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "count!" FROM orders
+                   WHERE id::text = ANY($1) AND status = 'PLACED'"#,
+                ids,
             )
-            .bind(ids)
             .fetch_one(&self.pool)
             .await
             .unwrap();

@@ -108,13 +108,17 @@ async fn a_guest_token_reads_its_own_order_and_nothing_else(pool: PgPool) {
 async fn a_guest_token_is_kept_only_as_its_hash_and_never_in_the_event(pool: PgPool) {
     let app = test_app(&pool).await;
     let (id, token) = place_as_guest(&app, &order_body("Ada", "Laptop", 1)).await;
-    let (hash, payload): (Vec<u8>, Value) = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT o.order_token_hash, x.payload FROM orders o, outbox x WHERE o.id = $1",
+        id
     )
-    .bind(id)
     .fetch_one(&pool)
     .await
     .unwrap();
+    let (hash, payload) = (
+        row.order_token_hash.expect("a guest order keeps a hash"),
+        row.payload,
+    );
     use sha2::Digest;
     assert_eq!(hash, sha2::Sha256::digest(token.as_bytes()).to_vec());
     assert!(!payload.to_string().contains(&token), "{payload}");
@@ -124,11 +128,13 @@ async fn a_guest_token_is_kept_only_as_its_hash_and_never_in_the_event(pool: PgP
 async fn orders_placed_before_tokens_existed_are_for_operators_only(pool: PgPool) {
     let app = test_app(&pool).await;
     let (id, token) = place_as_guest(&app, &order_body("Ada", "Laptop", 1)).await;
-    sqlx::query("UPDATE orders SET order_token_hash = NULL WHERE id = $1")
-        .bind(id)
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query!(
+        "UPDATE orders SET order_token_hash = NULL WHERE id = $1",
+        id
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     let guest = read_with_token(&app, id, &token).await;
     assert_hidden(&guest, id);
     let operator = call(&app, get(&format!("/api/admin/orders/{id}"))).await;
@@ -241,11 +247,13 @@ async fn a_customer_order_mails_the_accounts_address_and_refuses_another(pool: P
     assert_eq!(place_as(&app, ADA, &body).await.status, StatusCode::CREATED);
     let plain = place_as(&app, ADA, &order_body("Ada", "Laptop", 1)).await;
     assert_eq!(plain.status, StatusCode::CREATED);
-    let stored: Vec<(Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT customer_email, customer_sub FROM orders")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let stored: Vec<_> = sqlx::query!("SELECT customer_email, customer_sub FROM orders")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.customer_email, row.customer_sub))
+        .collect();
     assert_eq!(
         stored,
         vec![(Some(ADA.1.to_owned()), Some(ADA.0.to_owned())); 2]
@@ -292,11 +300,11 @@ async fn a_decline_code_is_shown_to_the_owner_and_operators_but_not_to_a_guest(p
         .parse()
         .unwrap();
     for id in [guest_order, customer_order] {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO payments (order_id, amount, currency, payment_method, status, decline_code)
              VALUES ($1, 1999, 'usd', 'pm_card_chargeCustomerFail', 'DECLINED', 'card_declined')",
+            id
         )
-        .bind(id)
         .execute(&pool)
         .await
         .unwrap();

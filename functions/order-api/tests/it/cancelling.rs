@@ -19,7 +19,7 @@ fn cancel(id: impl std::fmt::Display) -> Request<Body> {
 }
 
 async fn stock(pool: &PgPool) -> i32 {
-    sqlx::query_scalar("SELECT quantity FROM stock WHERE product_name = 'Laptop'")
+    sqlx::query_scalar!("SELECT quantity FROM stock WHERE product_name = 'Laptop'")
         .fetch_one(pool)
         .await
         .unwrap()
@@ -33,7 +33,7 @@ async fn order_in(
     status: &str,
     payment: Option<(&str, i32)>,
 ) -> Uuid {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO stock (product_name, quantity, unit_amount, currency)
          VALUES ('Laptop', 10, 1000, 'usd') ON CONFLICT (product_name) DO NOTHING",
     )
@@ -47,33 +47,33 @@ async fn order_in(
     let id = place(app, &body).await;
     if status != "PLACED" {
         let reason = (status == "REJECTED").then_some("OUT_OF_STOCK");
-        sqlx::query(
+        sqlx::query!(
             "UPDATE orders SET status = $2, rejection_reason = $3, amount = 2000, currency = 'usd'
              WHERE id = $1",
+            id,
+            status,
+            reason,
         )
-        .bind(id)
-        .bind(status)
-        .bind(reason)
         .execute(pool)
         .await
         .unwrap();
     }
     if matches!(status, "RESERVED" | "CONFIRMED") {
-        sqlx::query("UPDATE stock SET quantity = quantity - 2 WHERE product_name = 'Laptop'")
+        sqlx::query!("UPDATE stock SET quantity = quantity - 2 WHERE product_name = 'Laptop'")
             .execute(pool)
             .await
             .unwrap();
     }
     if let Some((payment_status, attempts)) = payment {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO payments (order_id, amount, currency, payment_method, status, attempts,
                                    payment_intent_id)
              VALUES ($1, 2000, 'usd', 'pm_card_visa', $2, $3,
                      CASE WHEN $2 = 'PENDING' THEN NULL ELSE 'pi_test' END)",
+            id,
+            payment_status,
+            attempts,
         )
-        .bind(id)
-        .bind(payment_status)
-        .bind(attempts)
         .execute(pool)
         .await
         .unwrap();
@@ -90,8 +90,7 @@ async fn cancelled_events(pool: &PgPool, id: Uuid) -> Vec<OrderEvent> {
 }
 
 async fn payment_status(pool: &PgPool, id: Uuid) -> Option<String> {
-    sqlx::query_scalar("SELECT status FROM payments WHERE order_id = $1")
-        .bind(id)
+    sqlx::query_scalar!("SELECT status FROM payments WHERE order_id = $1", id)
         .fetch_optional(pool)
         .await
         .unwrap()

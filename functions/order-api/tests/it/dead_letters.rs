@@ -28,15 +28,15 @@ async fn dead_letter(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
 ) -> i64 {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         r#"INSERT INTO dead_letters (consumer, topic, "partition", "offset", key, value, error)
            VALUES ($1, $2, 0, (SELECT count(*) FROM dead_letters), $3, $4, 'value is not valid JSON')
            RETURNING id"#,
+        consumer,
+        TOPIC,
+        key,
+        value,
     )
-    .bind(consumer)
-    .bind(TOPIC)
-    .bind(key)
-    .bind(value)
     .fetch_one(pool)
     .await
     .expect("dead letters can be inserted")
@@ -62,8 +62,7 @@ async fn replay(app: &Router, id: i64) -> Reply {
 }
 
 async fn replayed_at(pool: &PgPool, id: i64) -> Option<chrono::DateTime<chrono::Utc>> {
-    sqlx::query_scalar("SELECT replayed_at FROM dead_letters WHERE id = $1")
-        .bind(id)
+    sqlx::query_scalar!("SELECT replayed_at FROM dead_letters WHERE id = $1", id)
         .fetch_one(pool)
         .await
         .unwrap()
@@ -100,7 +99,7 @@ async fn dead_letters_are_listed_newest_first_page_by_page_and_by_consumer(pool:
     }
     let notification = dead_letter(&pool, "notification", None, Some(&[0xff, 0x00])).await;
     // Equal received_at everywhere: the id alone must then order the pages.
-    sqlx::query(
+    sqlx::query!(
         "UPDATE dead_letters SET received_at = (SELECT min(received_at) FROM dead_letters)",
     )
     .execute(&pool)
@@ -211,15 +210,15 @@ async fn a_dead_letter_whose_cause_was_fixed_is_processed_by_the_consumer_after_
     let app = test_app(&pool).await;
     // An order.placed event that an older inventory refused; today's inventory reads it.
     let event = OrderEvent::placed(testkit::orders::order_data("Ada", None, "Laptop", 2));
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO orders (id, customer_name, product_name, quantity, status)
          VALUES ($1, 'Ada', 'Laptop', 2, 'PLACED')",
+        event.data.order_id,
     )
-    .bind(event.data.order_id)
     .execute(&pool)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO stock (product_name, quantity) VALUES ('Laptop', 5)")
+    sqlx::query!("INSERT INTO stock (product_name, quantity) VALUES ('Laptop', 5)")
         .execute(&pool)
         .await
         .unwrap();
@@ -253,11 +252,13 @@ async fn a_dead_letter_whose_cause_was_fixed_is_processed_by_the_consumer_after_
     );
     let report = inventory.handle(delivered).await.unwrap();
     assert_eq!((report.dead_lettered, report.confirmed), (0, 1));
-    let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-        .bind(event.data.order_id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let status = sqlx::query_scalar!(
+        "SELECT status FROM orders WHERE id = $1",
+        event.data.order_id
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(status, "CONFIRMED");
 }
 

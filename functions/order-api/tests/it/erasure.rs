@@ -72,11 +72,14 @@ async fn a_customer_erases_their_account_and_address_and_no_one_else(pool: PgPoo
     let again = call(&app, delete_me()).await.json();
     assert_eq!(again["erased"]["orders"], 0);
 
-    let left: Vec<(String, Option<String>)> =
-        sqlx::query_as("SELECT customer_name, customer_email FROM orders ORDER BY customer_name")
+    let left: Vec<_> =
+        sqlx::query!("SELECT customer_name, customer_email FROM orders ORDER BY customer_name")
             .fetch_all(&pool)
             .await
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|row| (row.customer_name, row.customer_email))
+            .collect();
     assert_eq!(
         left,
         [

@@ -187,11 +187,12 @@ async fn card_attempts_are_limited_apart_from_unpaid_orders(pool: PgPool) {
     // Paying on invoice is counted apart.
     let unpaid = place_from(&app, "127.0.0.2", &order_body("Ada", "Laptop", 1)).await;
     assert_eq!(unpaid.status, StatusCode::CREATED);
-    let card_orders: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM orders WHERE payment_method IS NOT NULL")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let card_orders = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM orders WHERE payment_method IS NOT NULL"#
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(
         card_orders, 2,
         "the refused card attempt never reaches payment"
@@ -236,11 +237,14 @@ async fn counters_keep_no_address_only_hashes(pool: PgPool) {
         place_from(&app, "127.0.0.2", &body).await.status,
         StatusCode::CREATED
     );
-    let rows: Vec<(String, Vec<u8>, i32)> =
-        sqlx::query_as("SELECT counter, subject, hits FROM request_counts ORDER BY counter")
+    let rows: Vec<_> =
+        sqlx::query!("SELECT counter, subject, hits FROM request_counts ORDER BY counter")
             .fetch_all(&pool)
             .await
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|row| (row.counter, row.subject, row.hits))
+            .collect();
     let names: Vec<_> = rows
         .iter()
         .map(|(name, _, hits)| (name.as_str(), *hits))

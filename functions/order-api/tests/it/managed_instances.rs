@@ -87,12 +87,13 @@ pub(crate) async fn wait_for_answers(
 async fn assert_published(pool: &PgPool, orders: &HashSet<Uuid>) {
     let subjects: Vec<String> = orders.iter().map(Uuid::to_string).collect();
     testkit::eventually("every published outbox row is deleted", WAIT, || async {
-        let unpublished: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE payload->>'subject' = ANY($1)")
-                .bind(&subjects)
-                .fetch_one(pool)
-                .await
-                .unwrap();
+        let unpublished = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "count!" FROM outbox WHERE payload->>'subject' = ANY($1)"#,
+            &subjects,
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
         if unpublished == 0 {
             Ok(())
         } else {
@@ -146,11 +147,13 @@ async fn with_a_concurrency_of_eight_one_instance_places_eight_orders_at_once(
     let orders: HashSet<Uuid> = answers.iter().map(placed_order).collect();
     assert_eq!(orders.len(), 8, "eight distinct orders");
     let ids: Vec<Uuid> = orders.iter().copied().collect();
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE id = ANY($1)")
-        .bind(&ids)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let stored = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM orders WHERE id = ANY($1)"#,
+        &ids
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(stored, 8);
     assert_published(&pool, &orders).await;
     assert_eq!(

@@ -123,7 +123,7 @@ async fn a_database_outage_is_503_with_retry_after_and_service_resumes(
     .await;
     assert_eq!(call(&api, get("/api/health")).await.status, StatusCode::OK);
     let direct = PgPoolOptions::new().connect_with(connect).await.unwrap();
-    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+    let orders = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM orders"#)
         .fetch_one(&direct)
         .await
         .unwrap();

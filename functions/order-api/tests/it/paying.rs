@@ -15,11 +15,13 @@ async fn a_payment_method_is_stored_with_the_order_and_the_original_body_stores_
     let paid = place(&app, &paid).await;
     let invoiced = place(&app, &order_body("Ada", "Laptop", 1)).await;
 
-    let stored: Vec<(uuid::Uuid, Option<String>)> =
-        sqlx::query_as("SELECT id, payment_method FROM orders ORDER BY id")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let stored: Vec<_> = sqlx::query!("SELECT id, payment_method FROM orders ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.id, row.payment_method))
+        .collect();
     assert_eq!(
         stored,
         [(paid, Some("pm_card_visa".to_owned())), (invoiced, None)]

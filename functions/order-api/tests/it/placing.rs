@@ -43,15 +43,20 @@ async fn the_seed_request_places_an_order_and_publishes_one_cloudevent(pool: PgP
     let id: Uuid = body["orderId"].as_str().unwrap().parse().unwrap();
     assert_eq!(location, format!("/api/orders/{id}"));
 
-    let (name, product, quantity, status): (String, String, i32, String) = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT customer_name, product_name, quantity, status FROM orders WHERE id = $1",
+        id
     )
-    .bind(id)
     .fetch_one(&pool)
     .await
     .unwrap();
     assert_eq!(
-        (name.as_str(), product.as_str(), quantity, status.as_str()),
+        (
+            row.customer_name.as_str(),
+            row.product_name.as_str(),
+            row.quantity,
+            row.status.as_str()
+        ),
         ("Jane Doe", "Laptop", 1, "PLACED")
     );
     // The guest reads it back with the token the answer gave, and only with it.
@@ -84,12 +89,13 @@ async fn the_seed_request_places_an_order_and_publishes_one_cloudevent(pool: PgP
     assert_eq!(event.data.product_name, "Laptop");
     assert_eq!(event.data.quantity.get(), 1);
     state.outbox().flush().await;
-    let left: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE payload->>'subject' = $1")
-            .bind(id.to_string())
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let left = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM outbox WHERE payload->>'subject' = $1"#,
+        id.to_string()
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(left, 0, "the published outbox row is deleted");
 }
 
@@ -109,14 +115,15 @@ async fn sql_metacharacters_and_unicode_are_stored_and_returned_unchanged(pool: 
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     let id = reply.json()["orderId"].as_str().unwrap().to_owned();
 
-    let (stored_customer, stored_product): (String, String) =
-        sqlx::query_as("SELECT customer_name, product_name FROM orders WHERE id = $1::uuid")
-            .bind(&id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(stored_customer, customer);
-    assert_eq!(stored_product, product);
+    let stored = sqlx::query!(
+        "SELECT customer_name, product_name FROM orders WHERE id = $1",
+        id.parse::<Uuid>().unwrap()
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stored.customer_name, customer);
+    assert_eq!(stored.product_name, product);
     let order = call(&app, get(&format!("/api/admin/orders/{id}")))
         .await
         .json();
@@ -169,13 +176,13 @@ async fn a_hundred_concurrent_posts_create_a_hundred_orders_and_as_many_distinct
         ids.insert(body["orderId"].as_str().unwrap().parse::<Uuid>().unwrap());
     }
     assert_eq!(ids.len(), 100);
-    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+    let orders = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM orders"#)
         .fetch_one(&pool)
         .await
         .unwrap();
     assert_eq!(orders, 100);
     state.outbox().flush().await;
-    let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+    let unpublished = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM outbox"#)
         .fetch_one(&pool)
         .await
         .unwrap();

@@ -37,7 +37,7 @@ async fn orders_are_listed_newest_first_page_by_page_without_gaps_or_repeats(poo
         placed.push(place(&app, &order_body(&format!("C{n}"), "Laptop", 1)).await);
     }
     // Equal created_at everywhere: the id alone must then order the pages.
-    sqlx::query("UPDATE orders SET created_at = (SELECT min(created_at) FROM orders)")
+    sqlx::query!("UPDATE orders SET created_at = (SELECT min(created_at) FROM orders)")
         .execute(&pool)
         .await
         .unwrap();
@@ -75,8 +75,7 @@ async fn orders_can_be_filtered_by_email_and_status(pool: PgPool) {
         ada.insert(place(&app, &body).await);
     }
     let bob = place(&app, &order_body("Bob", "Laptop", 1)).await;
-    sqlx::query("UPDATE orders SET status = 'CONFIRMED' WHERE id = $1")
-        .bind(bob)
+    sqlx::query!("UPDATE orders SET status = 'CONFIRMED' WHERE id = $1", bob)
         .execute(&pool)
         .await
         .unwrap();
@@ -111,7 +110,7 @@ async fn orders_can_be_filtered_by_email_and_status(pool: PgPool) {
 #[sqlx::test(migrator = "testkit::MIGRATOR")]
 async fn the_default_page_holds_twenty_orders(pool: PgPool) {
     let app = test_app(&pool).await;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO orders (id, customer_name, product_name, quantity, status)
          SELECT gen_random_uuid(), 'C' || n, 'Laptop', 1, 'PLACED' FROM generate_series(1, 25) n",
     )

@@ -39,7 +39,7 @@ async fn stock_levels_can_be_set_read_and_listed(pool: PgPool) {
              "updatedAt": all["items"][1]["updatedAt"]},
         ])
     );
-    let level: i32 = sqlx::query_scalar("SELECT quantity FROM stock WHERE product_name = 'Laptop'")
+    let level = sqlx::query_scalar!("SELECT quantity FROM stock WHERE product_name = 'Laptop'")
         .fetch_one(&pool)
         .await
         .unwrap();
@@ -64,7 +64,7 @@ async fn stock_levels_outside_zero_to_a_million_are_422_and_change_nothing(pool:
     call(&app, put_stock("Laptop", "[1]"))
         .await
         .problem(StatusCode::BAD_REQUEST);
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM stock")
+    let rows = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM stock"#)
         .fetch_one(&pool)
         .await
         .unwrap();
@@ -188,11 +188,14 @@ async fn bad_prices_are_422_problems_that_name_the_field_and_change_nothing(pool
         problem.errors[0].message.contains("ISO 4217"),
         "{problem:?}"
     );
-    let row: (i32, Option<i64>, Option<String>) = sqlx::query_as(
-        "SELECT quantity, unit_amount, currency FROM stock WHERE product_name = 'Laptop'",
+    let row = sqlx::query!(
+        "SELECT quantity, unit_amount, currency FROM stock WHERE product_name = 'Laptop'"
     )
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(row, (5, Some(500), Some("usd".to_owned())));
+    assert_eq!(
+        (row.quantity, row.unit_amount, row.currency),
+        (5, Some(500), Some("usd".to_owned()))
+    );
 }

@@ -168,7 +168,7 @@ pub async fn place(app: &Router, body: &Value) -> Uuid {
 
 /// Orders, and `order.placed` events emitted for them ([`testkit::orders::emitted_events`]).
 pub async fn counts(pool: &PgPool) -> (i64, i64) {
-    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+    let orders = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM orders"#)
         .fetch_one(pool)
         .await
         .unwrap();
