@@ -104,3 +104,14 @@ pub async fn count(pool: &PgPool, table: &str) -> i64 {
 pub async fn unpublished(pool: &PgPool) -> i64 {
     count(pool, "outbox").await
 }
+
+/// The stock of `product`, or `None` when it has no stock row.
+pub async fn stock_level(pool: &PgPool, product: &str) -> Option<i32> {
+    sqlx::query_scalar!(
+        "SELECT quantity FROM stock WHERE product_name = $1",
+        product
+    )
+    .fetch_optional(pool)
+    .await
+    .expect("stock can be read")
+}

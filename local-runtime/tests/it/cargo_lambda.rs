@@ -143,13 +143,7 @@ async fn order_status(pool: &PgPool, id: &str) -> String {
 }
 
 async fn stock(pool: &PgPool, product: &str) -> i32 {
-    sqlx::query_scalar!(
-        "SELECT quantity FROM stock WHERE product_name = $1",
-        product
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
+    testkit::orders::stock_level(pool, product).await.unwrap()
 }
 
 async fn apply(pool: &PgPool, file: &str) {

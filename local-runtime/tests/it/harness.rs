@@ -240,10 +240,7 @@ impl System {
     }
 
     pub async fn stock(&self, product: &str) -> i64 {
-        sqlx::query_scalar("SELECT quantity::bigint FROM stock WHERE product_name = $1")
-            .bind(product)
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
+        let level = testkit::orders::stock_level(&self.pool, product).await;
+        i64::from(level.expect("the product has stock"))
     }
 }

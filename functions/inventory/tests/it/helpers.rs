@@ -70,15 +70,7 @@ pub fn records(events: &[OrderEvent], partition: i32, first_offset: i64) -> Vec<
         .collect()
 }
 
-pub async fn stock(pool: &PgPool, product: &str) -> Option<i32> {
-    sqlx::query_scalar!(
-        "SELECT quantity FROM stock WHERE product_name = $1",
-        product
-    )
-    .fetch_optional(pool)
-    .await
-    .expect("stock can be read")
-}
+pub use testkit::orders::stock_level as stock;
 
 /// `(status, rejection_reason)` of an order.
 pub async fn order_state(pool: &PgPool, id: Uuid) -> (String, Option<String>) {

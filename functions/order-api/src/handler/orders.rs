@@ -423,15 +423,7 @@ impl OrderRequest {
         };
         let placement = match repo::place_order(state.pool(), &placing).await {
             Ok(placement) => placement,
-            Err(PlaceOrderError::Store(err)) => return Err(state.fail(err).await),
-            Err(PlaceOrderError::Limited(counter)) => {
-                tracing::info!(counter, "abuse limit reached: order refused");
-                return Err(ApiError::RateLimited {
-                    counter,
-                    retry_after_secs: window.retry_after_secs,
-                });
-            }
-            Err(err) => return Err(err.into()),
+            Err(err) => return Err(refused(&state, err, window.retry_after_secs).await),
         };
         let replayed = matches!(placement, Placement::Replayed(_));
         let placed = match placement {
@@ -451,6 +443,23 @@ impl OrderRequest {
             }
         };
         Ok(placed_response(&placed, replayed, token, location))
+    }
+}
+
+/// What a placement the store refused answers: a store failure as the state maps it (a
+/// database that is down is a 503 with `Retry-After`), an abuse limit reached as a 429 that
+/// says when the window turns, anything else as its own error.
+async fn refused(state: &AppState, err: PlaceOrderError, retry_after_secs: u64) -> ApiError {
+    match err {
+        PlaceOrderError::Store(err) => state.fail(err).await,
+        PlaceOrderError::Limited(counter) => {
+            tracing::info!(counter, "abuse limit reached: order refused");
+            ApiError::RateLimited {
+                counter,
+                retry_after_secs,
+            }
+        }
+        err => err.into(),
     }
 }
 

@@ -19,10 +19,7 @@ fn cancel(id: impl std::fmt::Display) -> Request<Body> {
 }
 
 async fn stock(pool: &PgPool) -> i32 {
-    sqlx::query_scalar!("SELECT quantity FROM stock WHERE product_name = 'Laptop'")
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    testkit::orders::stock_level(pool, "Laptop").await.unwrap()
 }
 
 /// Places an order for 2 laptops (10 in stock, so 8 once reserved) and puts it in `status`,

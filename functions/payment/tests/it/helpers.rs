@@ -147,11 +147,7 @@ pub async fn payment_state(pool: &PgPool, id: Uuid) -> Option<(String, Option<St
 }
 
 pub async fn stock(pool: &PgPool, product: &str) -> i32 {
-    sqlx::query_scalar!(
-        "SELECT quantity FROM stock WHERE product_name = $1",
-        product
-    )
-    .fetch_one(pool)
-    .await
-    .expect("the product exists")
+    testkit::orders::stock_level(pool, product)
+        .await
+        .expect("the product exists")
 }
