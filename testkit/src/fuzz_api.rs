@@ -125,7 +125,7 @@ async fn fuzz(system: &TestSystem, schemathesis: &Path, options: &Options) -> an
     ));
     if !passed {
         log("the runtime's last log lines:");
-        eprint!("{}", last_lines(system.runtime.log_path(), 20));
+        eprintln!("{}", crate::last_lines(system.runtime.log_path(), 20));
     }
     Ok(passed)
 }
@@ -156,13 +156,8 @@ async fn customer_token(binary: &Path, customer: &str) -> anyhow::Result<String>
 /// replaying dead letters meet real ones (a replayed record is refused again and becomes a
 /// new dead letter).
 async fn seed(pool: &PgPool) -> anyhow::Result<()> {
-    let stock = workspace_root().join("seed/stock.sql");
-    let sql = std::fs::read_to_string(&stock)
-        .with_context(|| format!("cannot read {}", stock.display()))?;
-    sqlx::raw_sql(&sql)
-        .execute(pool)
-        .await
-        .context("could not load seed/stock.sql")?;
+    let mut db = pool.acquire().await.context("no connection for the seed")?;
+    crate::orders::load_demo_stock(&mut db).await?;
     sqlx::query!(
         r#"INSERT INTO dead_letters (consumer, topic, "partition", "offset", key, value, error)
            SELECT consumer, 'order-placed', 0, n, convert_to('Laptop', 'UTF8'),
@@ -227,21 +222,6 @@ async fn schemathesis_version(schemathesis: &Path) -> String {
     match printed.split_whitespace().last() {
         Some(version) => format!("schemathesis {version}"),
         None => "schemathesis".to_owned(),
-    }
-}
-
-/// The last `count` lines of the file at `path` (or why there are none), each ending in `\n`.
-fn last_lines(path: &Path, count: usize) -> String {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let lines: Vec<&str> = text.lines().collect();
-            let start = lines.len().saturating_sub(count);
-            lines[start..]
-                .iter()
-                .map(|line| format!("{line}\n"))
-                .collect()
-        }
-        Err(err) => format!("cannot read {}: {err}\n", path.display()),
     }
 }
 

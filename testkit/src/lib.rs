@@ -82,6 +82,14 @@ pub fn init_tracing() {
     });
 }
 
+/// The last `count` lines of the file at `path`, for a failure message; empty when the file
+/// is empty or cannot be read.
+pub fn last_lines(path: &std::path::Path, count: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
 /// A port that was free a moment ago, for a private service.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -115,3 +115,15 @@ pub async fn stock_level(pool: &PgPool, product: &str) -> Option<i32> {
     .await
     .expect("stock can be read")
 }
+
+/// Loads the demo stock (seed/stock.sql, an upsert, so loading it again resets the levels).
+pub async fn load_demo_stock(db: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    let path = crate::runtime::workspace_root().join("seed/stock.sql");
+    let sql = std::fs::read_to_string(&path)
+        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
+    sqlx::raw_sql(&sql)
+        .execute(db)
+        .await
+        .map_err(|err| anyhow::anyhow!("loading {} failed: {err}", path.display()))?;
+    Ok(())
+}

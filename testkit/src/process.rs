@@ -209,9 +209,7 @@ impl Service {
 
     /// The path and last lines of its log, for a failure message.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(LOG_LINES)..].join("\n");
+        let tail = crate::last_lines(&self.log, LOG_LINES);
         format!("its log {}, last lines:\n{tail}", self.log.display())
     }
 

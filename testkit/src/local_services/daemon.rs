@@ -182,12 +182,10 @@ pub fn failure(name: &str, message: &str, log: &Path) -> anyhow::Error {
 
 /// The last lines of `log` between markers, or nothing when it is empty or unreadable.
 pub fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    if text.is_empty() {
+    let tail = crate::last_lines(log, LOG_LINES);
+    if tail.is_empty() {
         return String::new();
     }
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(LOG_LINES)..].join("\n");
     format!(
         "\n----- last lines of {} -----\n{tail}\n-----",
         log.display()

@@ -143,16 +143,12 @@ async fn seed_when_ready(settings: &Settings) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let path = settings.repo_root.join("seed/stock.sql");
-    let sql = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
     let mut db = PgConnection::connect(settings.database_url.as_str())
         .await
         .context("seed: cannot connect with DATABASE_URL")?;
-    sqlx::raw_sql(&sql)
-        .execute(&mut db)
+    crate::orders::load_demo_stock(&mut db)
         .await
-        .with_context(|| format!("seed: {} failed", path.display()))?;
+        .context("seed")?;
     log("seed: demo stock loaded from seed/stock.sql");
     Ok(())
 }
